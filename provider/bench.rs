@@ -1,0 +1,108 @@
+//! `pulumi-resource-proxmox-talos bench`: measures what users feel of the plugin
+//! itself, by launching this binary as the engine does: start-up to the port
+//! line, GetSchema latency, and resident memory when idle. Numbers are printed,
+//! never asserted (timing belongs in benchmarks, not tests).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::rpc::proto::pulumirpc::{resource_provider_client::ResourceProviderClient, GetSchemaRequest};
+
+/// Runs the benchmark; `args` may be `--runs N`.
+pub fn run(args: &[String]) -> Result<(), String> {
+    let runs: usize = match args {
+        [flag, n] if flag == "--runs" => n.parse().map_err(|_| format!("--runs takes a number, not {n:?}"))?,
+        [] => 20,
+        _ => return Err("usage: bench [--runs N]".into()),
+    };
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut starts = Vec::new();
+    for _ in 0..runs {
+        let (mut child, _port, took) = launch(&exe)?;
+        starts.push(took);
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let (mut child, port, _) = launch(&exe)?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    let result = rt.block_on(async {
+        let mut client = ResourceProviderClient::connect(format!("http://127.0.0.1:{port}"))
+            .await
+            .map_err(|e| e.to_string())?
+            .max_decoding_message_size(crate::rpc::launch::MAX_MESSAGE_SIZE);
+        let mut first = None;
+        let mut calls = Vec::new();
+        let mut size = 0;
+        for i in 0..runs.max(5) * 5 {
+            let t = Instant::now();
+            let resp = client.get_schema(GetSchemaRequest::default()).await.map_err(|e| e.to_string())?;
+            size = resp.into_inner().schema.len();
+            if i == 0 {
+                first = Some(t.elapsed());
+            } else {
+                calls.push(t.elapsed());
+            }
+        }
+        Ok::<_, String>((first.unwrap_or_default(), calls, size))
+    });
+    let rss = rss_kib(child.id());
+    let _ = child.kill();
+    let _ = child.wait();
+    let (first, calls, size) = result?;
+    println!(
+        "plugin start -> port line: median {:.2} ms, max {:.2} ms ({} runs)",
+        ms(median(&starts)),
+        ms(max(&starts)),
+        starts.len()
+    );
+    println!(
+        "GetSchema ({size} bytes): first {:.2} ms, then median {:.3} ms, max {:.3} ms ({} calls)",
+        ms(first),
+        ms(median(&calls)),
+        ms(max(&calls)),
+        calls.len()
+    );
+    match rss {
+        Some(kib) => println!("idle RSS after GetSchema: {:.1} MiB", kib as f64 / 1024.0),
+        None => println!("idle RSS: not available on this platform"),
+    }
+    Ok(())
+}
+
+fn launch(exe: &std::path::Path) -> Result<(Child, u16, Duration), String> {
+    let t = Instant::now();
+    let mut child = Command::new(exe)
+        .arg("127.0.0.1:1") // an engine address, as the engine passes; nothing is sent until a log is made
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("piped stdout")).read_line(&mut line).map_err(|e| e.to_string())?;
+    let took = t.elapsed();
+    let port = line.trim().parse().map_err(|_| format!("the plugin printed {line:?} instead of a port"))?;
+    Ok((child, port, took))
+}
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+fn median(v: &[Duration]) -> Duration {
+    let mut s = v.to_vec();
+    s.sort();
+    s.get(s.len() / 2).copied().unwrap_or_default()
+}
+
+fn max(v: &[Duration]) -> Duration {
+    v.iter().max().copied().unwrap_or_default()
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}

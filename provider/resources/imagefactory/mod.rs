@@ -1,0 +1,3 @@
+//! `proxmox-talos:imagefactory:*`: Talos Image Factory schematics and image URLs.
+
+pub mod get_urls;

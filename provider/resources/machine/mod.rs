@@ -1,0 +1,3 @@
+//! `proxmox-talos:machine:*`: Talos machine secrets, configuration and bootstrap.
+
+pub mod secrets;

@@ -1,0 +1,107 @@
+//! Test support: launch the plugin binary as the engine does, a fake engine that
+//! records Log calls, and property-map builders.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use proxmox_talos::rpc::proto::pulumirpc::{
+    engine_server::{Engine, EngineServer},
+    resource_provider_client::ResourceProviderClient,
+    LogRequest,
+};
+use proxmox_talos::value::{wire, PropertyMap, PropertyValue};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Channel;
+
+/// Log messages the fake engine received.
+#[derive(Clone, Default)]
+pub struct Logs(pub Arc<Mutex<Vec<LogRequest>>>);
+
+impl Logs {
+    pub fn messages(&self) -> Vec<LogRequest> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+#[tonic::async_trait]
+impl Engine for Logs {
+    async fn log(&self, req: tonic::Request<LogRequest>) -> Result<tonic::Response<()>, tonic::Status> {
+        self.0.lock().unwrap().push(req.into_inner());
+        Ok(tonic::Response::new(()))
+    }
+}
+
+/// Starts a fake engine on 127.0.0.1:0 and returns its address.
+pub async fn fake_engine() -> (String, Logs) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let logs = Logs::default();
+    let service = EngineServer::new(logs.clone());
+    tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming(TcpListenerStream::new(listener))
+            .await
+            .unwrap();
+    });
+    (addr, logs)
+}
+
+/// The plugin process; killed when dropped.
+pub struct Plugin {
+    pub child: Child,
+    pub port: u16,
+}
+
+impl Drop for Plugin {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Launches the built plugin with `args` and reads its port line.
+pub fn launch(args: &[&str]) -> Plugin {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pulumi-resource-proxmox-talos"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .env_remove("PROXMOX_VE_ENDPOINT")
+        .env_remove("PROXMOX_VE_API_TOKEN")
+        .spawn()
+        .expect("plugin starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let port = line.trim().parse().unwrap_or_else(|_| panic!("first stdout line is the port, got {line:?}"));
+    Plugin { child, port }
+}
+
+pub async fn client(port: u16) -> ResourceProviderClient<Channel> {
+    ResourceProviderClient::connect(format!("http://127.0.0.1:{port}")).await.unwrap()
+}
+
+/// `{k: v, ...}` as a Struct.
+pub fn obj(pairs: &[(&str, PropertyValue)]) -> prost_types::Struct {
+    wire::to_struct(&map(pairs))
+}
+
+pub fn map(pairs: &[(&str, PropertyValue)]) -> PropertyMap {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+}
+
+pub fn s(v: &str) -> PropertyValue {
+    PropertyValue::String(v.to_string())
+}
+
+pub fn secret(v: PropertyValue) -> PropertyValue {
+    PropertyValue::Secret(Box::new(v))
+}
+
+/// Decodes a Struct the plugin returned.
+pub fn props(s: Option<prost_types::Struct>) -> PropertyMap {
+    wire::from_struct(&s.unwrap_or_default()).unwrap()
+}

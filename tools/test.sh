@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The test command: everything CI runs, on a fresh machine or a warm one.
+#
+#   tools/test.sh
+#
+# 1. installs the pinned Pulumi toolchain (CLI, YAML host, SDK generator) and the
+#    Python venv with the pinned Pulumi SDK (both cached outside the repo);
+# 2. runs the whole Rust test suite (unit, protocol contract, gRPC lifecycle,
+#    real `pulumi` CLI end to end, schema freshness and `pulumi schema check`);
+# 3. generates the nodejs, python and go SDKs from schema.json and compiles each.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+step "Pulumi toolchain"
+PULUMI_BIN="$(tools/install-pulumi.sh | tail -n1)"
+export PATH="$PULUMI_BIN:$PATH"
+pulumi version >&2
+
+step "Python environment"
+PROXMOX_TALOS_PYTHON="$(tools/python-env.sh | tail -n1)"
+export PROXMOX_TALOS_PYTHON
+
+# Tests never reach past loopback and never prompt.
+export PULUMI_SKIP_UPDATE_CHECK=true
+export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
+export PULUMI_CONFIG_PASSPHRASE=proxmox-talos-tests
+
+step "Rust tests"
+cargo build --workspace --all-targets
+cargo test --workspace
+
+step "SDKs: generate and compile"
+tools/check-sdks.sh schema.json
+
+echo "tools/test.sh: all tests passed" >&2

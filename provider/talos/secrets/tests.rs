@@ -173,8 +173,10 @@ fn cas_match_the_talos_templates() {
 fn v1_12_bundle_uses_rsa_4096_and_secretbox() {
     use rsa::pkcs1::DecodeRsaPrivateKey;
     use rsa::traits::PublicKeyParts;
+    // RSA-4096 prime search time depends on the seed (3-10 s in the test
+    // profile for seeds 0-11); seed 1 is among the quickest.
     let started = std::time::Instant::now();
-    let s = generate(VersionContract::V1_12, &clock(), &mut rng(7)).unwrap();
+    let s = generate(VersionContract::V1_12, &clock(), &mut rng(1)).unwrap();
     eprintln!("generate(v1.12) with RSA-4096 took {:?}", started.elapsed());
     let block = pem_block(&s.certs.k8s_serviceaccount.key);
     assert_eq!(block.tag(), "RSA PRIVATE KEY");
@@ -312,14 +314,4 @@ fn renewal_is_due_inside_the_threshold() {
     }
     let broken = ClientConfiguration { client_certificate: "not base64!".into(), ..cfg };
     assert!(client_certificate_needs_renewal(&broken, issued, 30));
-}
-
-#[test]
-#[ignore]
-fn tmp_seed_timing() {
-    for seed in 0..12u64 {
-        let t = std::time::Instant::now();
-        generate(VersionContract::V1_12, &clock(), &mut rng(seed)).unwrap();
-        eprintln!("seed {seed}: {:?}", t.elapsed());
-    }
 }

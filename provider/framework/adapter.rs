@@ -13,7 +13,7 @@ use serde_json::Value as Json;
 use super::diff::{self, DiffOptions, DiffResult};
 use super::resource::*;
 use super::{CheckFailure, Context, CustomResource, Function, ResourceError};
-use crate::schema::{paths, spec, PulumiObject, TypeRegistry};
+use crate::schema::{self, paths, spec, PulumiObject, TypeRegistry};
 use crate::value::{self, json as vjson, PropertyMap, PropertyPath};
 
 /// A boxed future, as the erased interface returns.
@@ -209,10 +209,10 @@ impl<R: CustomResource> DynResource for ResourceAdapter<R> {
         let outputs = R::State::properties(reg);
         spec::ResourceSpec {
             description: R::State::description().to_string(),
-            required: outputs.iter().filter(|p| p.required).map(|p| p.name.to_string()).collect(),
-            properties: outputs.iter().map(|p| (p.name.to_string(), p.to_spec())).collect(),
-            required_inputs: inputs.iter().filter(|p| p.required).map(|p| p.name.to_string()).collect(),
-            input_properties: inputs.iter().map(|p| (p.name.to_string(), p.to_spec())).collect(),
+            required: schema::required_names(&outputs),
+            properties: schema::property_specs(&outputs),
+            required_inputs: schema::required_names(&inputs),
+            input_properties: schema::property_specs(&inputs),
         }
     }
 
@@ -378,8 +378,8 @@ impl<F: Function> DynFunction for FunctionAdapter<F> {
     fn describe(&self, reg: &mut TypeRegistry) -> spec::FunctionSpec {
         let object = |props: Vec<crate::schema::Property>| spec::ObjectSpec {
             kind: "object",
-            required: props.iter().filter(|p| p.required).map(|p| p.name.to_string()).collect(),
-            properties: props.iter().map(|p| (p.name.to_string(), p.to_spec())).collect(),
+            required: schema::required_names(&props),
+            properties: schema::property_specs(&props),
         };
         spec::FunctionSpec {
             description: F::Args::description().to_string(),

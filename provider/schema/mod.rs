@@ -133,12 +133,22 @@ impl TypeRegistry {
     }
 }
 
+/// The schema form of `props`, by name.
+pub fn property_specs(props: &[Property]) -> BTreeMap<String, PropertySpec> {
+    props.iter().map(|p| (p.name.to_string(), p.to_spec())).collect()
+}
+
+/// The names of the required properties among `props`.
+pub fn required_names(props: &[Property]) -> Vec<String> {
+    props.iter().filter(|p| p.required).map(|p| p.name.to_string()).collect()
+}
+
 fn object_definition(description: String, props: Vec<Property>) -> TypeDefinition {
     TypeDefinition {
         kind: "object",
         description,
-        required: props.iter().filter(|p| p.required).map(|p| p.name.to_string()).collect(),
-        properties: props.iter().map(|p| (p.name.to_string(), p.to_spec())).collect(),
+        required: required_names(&props),
+        properties: property_specs(&props),
         enum_values: Vec::new(),
     }
 }

@@ -15,7 +15,7 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub fn package(registry: &Registry) -> PackageSpec {
     let mut reg = TypeRegistry::default();
     let config_props = ProviderConfig::properties(&mut reg);
-    let config_specs: Vec<_> = config_props.iter().map(|p| (p.name.to_string(), p.to_spec())).collect();
+    let config_specs = super::property_specs(&config_props);
     let resources = registry.resources().map(|r| (r.token().to_string(), r.describe(&mut reg))).collect();
     let functions = registry.functions().map(|f| (f.token().to_string(), f.describe(&mut reg))).collect();
     PackageSpec {
@@ -34,10 +34,10 @@ pub fn package(registry: &Registry) -> PackageSpec {
         repository: "https://github.com/proxmox-talos/pulumi-proxmox-talos".to_string(),
         publisher: "proxmox-talos".to_string(),
         meta: Meta { module_format: "(.*)".to_string(), support_pack: true },
-        config: ConfigSpec { variables: config_specs.iter().cloned().collect() },
+        config: ConfigSpec { variables: config_specs.clone() },
         provider: ResourceSpec {
             description: "The provider type for the proxmox-talos package.".to_string(),
-            input_properties: config_specs.into_iter().collect(),
+            input_properties: config_specs,
             ..Default::default()
         },
         resources,

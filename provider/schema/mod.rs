@@ -10,6 +10,8 @@
 pub mod package;
 pub mod paths;
 pub mod spec;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, HashMap};
 

@@ -9,7 +9,8 @@
 //! - [`schema`]: the package schema, derived from the Rust types;
 //! - [`value`]: the codec between `google.protobuf.Struct` and typed values;
 //! - [`config`]: provider configuration;
-//! - [`talos`]: Talos machinery without IO (secrets bundle, …);
+//! - [`talos`]: Talos machinery without IO (secrets bundle, schematics, …) and
+//!   the one Talos-side client, `talos::factory_client` (Image Factory HTTP);
 //! - [`bench`]: the `bench` command.
 
 extern crate self as proxmox_talos;

@@ -148,6 +148,9 @@ async fn secrets_lifecycle_over_the_wire() {
     assert!(state["talosVersion"].is_secret());
     assert!(state["machineSecrets"].is_secret(), "schema-secret outputs are wrapped");
     assert!(state["clientConfiguration"].is_secret());
+    assert!(state["talosctlSecretsYaml"].is_secret());
+    let talosctl_yaml = state["talosctlSecretsYaml"].unwrap_secrets().as_str().unwrap();
+    assert!(talosctl_yaml.starts_with("cluster:\n    id: "), "talosctl layout (4-space indentation)");
     let bundle = state["machineSecrets"].unwrap_secrets().as_object().unwrap();
     let os_cert = bundle["certs"].as_object().unwrap()["os"].as_object().unwrap()["cert"].as_str().unwrap();
     assert!(!os_cert.is_empty());

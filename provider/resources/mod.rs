@@ -2,6 +2,7 @@
 //! token module (`machine`, `imagefactory`, …). [`registry`] is the single list
 //! that both dispatch and schema generation read.
 
+pub mod client;
 pub mod imagefactory;
 pub mod machine;
 
@@ -9,5 +10,12 @@ use crate::framework::Registry;
 
 /// All resources and functions of the provider.
 pub fn registry() -> Registry {
-    Registry::new().resource(machine::secrets::Secrets).function(imagefactory::get_urls::GetUrls)
+    Registry::new()
+        .resource(machine::secrets::Secrets)
+        .resource(imagefactory::schematic::Schematic)
+        .function(imagefactory::get_urls::GetUrls)
+        .function(imagefactory::get_versions::GetVersions)
+        .function(imagefactory::get_extensions_versions::GetExtensionsVersions)
+        .function(client::get_configuration::GetConfiguration)
+        .function(machine::get_configuration::GetConfiguration)
 }

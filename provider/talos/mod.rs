@@ -4,4 +4,9 @@
 //! later machine configuration and API clients).
 //! Must not: hold logic itself; each submodule documents its own contract.
 
+pub mod config;
+pub mod factory_client;
+pub mod goyaml;
+pub mod schematic;
 pub mod secrets;
+pub mod talosconfig;

@@ -29,6 +29,10 @@ import (
 const usage = `usage:
   talos-fixtures gen-secrets --talos-version vX.Y --out FILE [--force]
   talos-fixtures check-secrets --in FILE [--talos-version vX.Y] [--canonical]
+  talos-fixtures check-talosconfig --in FILE [--canonical]
+  talos-fixtures dump-schema [--out FILE]
+  talos-fixtures validate-config --in FILE --mode metal|cloud|container [--strict]
+  talos-fixtures compare-config --ours FILE --secrets FILE --type controlplane|worker --cluster NAME --endpoint URL [--patch FILE]... [options]
 `
 
 func main() {
@@ -44,6 +48,14 @@ func main() {
 		err = genSecrets(os.Args[2:])
 	case "check-secrets":
 		err = checkSecrets(os.Args[2:])
+	case "check-talosconfig": // talosconfig.go
+		err = checkTalosconfig(os.Args[2:])
+	case "dump-schema": // config_schema.go
+		err = dumpSchema(os.Args[2:])
+	case "validate-config": // config_check.go
+		err = validateConfig(os.Args[2:])
+	case "compare-config": // config_check.go
+		err = compareConfig(os.Args[2:])
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 

@@ -2,7 +2,8 @@
 //! and the admin client configuration. Generated once, locally; an update never
 //! regenerates it (changing `talosVersion` only records the new contract), and the
 //! admin client certificate is renewed from the same CA when under 30 days
-//! remain. Import takes the path of a `talosctl gen secrets` YAML file.
+//! remain. Import takes the path of a `talosctl gen secrets` YAML file, and the
+//! same YAML shape is exported as `talosctlSecretsYaml`.
 
 use serde::{Deserialize, Serialize};
 
@@ -41,6 +42,29 @@ pub struct SecretsState {
     #[pulumi(secret)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_configuration: Option<ClientConfiguration>,
+    /// The secrets bundle as a `talosctl gen secrets` YAML file, byte for byte as talosctl
+    /// writes it. Write it to a file (e.g. `secrets.yaml`) to generate machine configurations
+    /// with `talosctl gen config <cluster> <endpoint> --with-secrets secrets.yaml`.
+    #[pulumi(secret)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub talosctl_secrets_yaml: Option<String>,
+}
+
+impl SecretsState {
+    /// The state for a known bundle; the talosctl export is derived from it.
+    fn known(
+        args: SecretsArgs,
+        secrets: MachineSecrets,
+        client: Option<ClientConfiguration>,
+    ) -> Result<Self, ResourceError> {
+        let yaml = talos::to_talosctl_yaml(&secrets).map_err(|e| ResourceError::Failed(e.to_string()))?;
+        Ok(Self {
+            args,
+            machine_secrets: Some(secrets),
+            client_configuration: client,
+            talosctl_secrets_yaml: Some(yaml),
+        })
+    }
 }
 
 /// The `machine:Secrets` resource.
@@ -115,20 +139,18 @@ impl CustomResource for Secrets {
         if req.preview {
             return Ok(CreateResponse {
                 id: String::new(),
-                state: SecretsState { args: req.inputs, machine_secrets: None, client_configuration: None },
+                state: SecretsState {
+                    args: req.inputs,
+                    machine_secrets: None,
+                    client_configuration: None,
+                    talosctl_secrets_yaml: None,
+                },
             });
         }
         ctx.status("generating Talos machine secrets");
         let secrets = blocking(move || talos::generate(contract, &SystemClock, &mut rand_core::OsRng)).await?;
         let client = renewed(ctx, &secrets, None).await?;
-        Ok(CreateResponse {
-            id: resource_id(&secrets),
-            state: SecretsState {
-                args: req.inputs,
-                machine_secrets: Some(secrets),
-                client_configuration: Some(client),
-            },
-        })
+        Ok(CreateResponse { id: resource_id(&secrets), state: SecretsState::known(req.inputs, secrets, Some(client))? })
     }
 
     async fn read(
@@ -156,7 +178,7 @@ impl CustomResource for Secrets {
         Ok(Some(ReadResponse {
             id: resource_id(&secrets),
             inputs: inputs.clone(),
-            state: SecretsState { args: inputs, machine_secrets: Some(secrets), client_configuration: Some(client) },
+            state: SecretsState::known(inputs, secrets, Some(client))?,
         }))
     }
 
@@ -177,6 +199,6 @@ impl CustomResource for Secrets {
         } else {
             Some(renewed(ctx, &secrets, old.client_configuration).await?)
         };
-        Ok(SecretsState { args: req.inputs, machine_secrets: Some(secrets), client_configuration: client })
+        SecretsState::known(req.inputs, secrets, client)
     }
 }

@@ -6,18 +6,20 @@
 //! assumed to have.
 //! Must not: read or write files (callers pass strings), or generate secrets.
 //!
-//! YAML crate: `serde_norway`, the maintained continuation of `serde_yaml`
-//! (same API, same libyaml-derived YAML 1.1 behaviour as Go's yaml packages
-//! for these plain scalars, supports the workspace's Rust 1.85 MSRV).
+//! Reading uses `serde_norway`, the maintained continuation of `serde_yaml`
+//! (libyaml-derived YAML 1.1 parsing, like Go's yaml packages for these plain
+//! scalars). Writing uses [`goyaml`](crate::talos::goyaml), so the export is
+//! byte-identical to `talosctl gen secrets` (4-space indentation, Go's quoting).
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::bundle::{CertAndKey, Certs, Cluster, KeyOnly, MachineSecrets, Secrets, TrustdInfo};
 use super::contract::VersionContract;
 use super::pki;
 use super::SecretsError;
+use crate::talos::goyaml::{self, Value};
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct YamlBundle {
     cluster: YamlCluster,
     secrets: YamlSecrets,
@@ -25,7 +27,7 @@ struct YamlBundle {
     certs: YamlCerts,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct YamlCluster {
     #[serde(default)]
     id: String,
@@ -33,24 +35,25 @@ struct YamlCluster {
     secret: String,
 }
 
-/// Field order follows the Go struct; both encryption secrets are `omitempty`.
-#[derive(Serialize, Deserialize)]
+/// Field order follows the Go struct; both encryption secrets are `omitempty`
+/// (written only when set).
+#[derive(Deserialize)]
 struct YamlSecrets {
     #[serde(default)]
     bootstraptoken: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(default)]
     aescbcencryptionsecret: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(default)]
     secretboxencryptionsecret: String,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct YamlTrustdInfo {
     #[serde(default)]
     token: String,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct YamlCerts {
     etcd: YamlCertAndKey,
     k8s: YamlCertAndKey,
@@ -59,13 +62,13 @@ struct YamlCerts {
     os: YamlCertAndKey,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct YamlCertAndKey {
     crt: String,
     key: String,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct YamlKey {
     key: String,
 }
@@ -108,27 +111,44 @@ pub fn from_talosctl_yaml(yaml: &str) -> Result<MachineSecrets, SecretsError> {
     Ok(secrets)
 }
 
-/// Writes the bundle as a `talosctl gen secrets` YAML document (after validating it).
+/// Writes the bundle as a `talosctl gen secrets` YAML document (after
+/// validating it), byte for byte as talosctl writes it: Go's YAML encoder with
+/// 4-space indentation, Go's field order, `omitempty` encryption secrets.
 pub fn to_talosctl_yaml(secrets: &MachineSecrets) -> Result<String, SecretsError> {
     secrets.validate()?;
-    let pair = |p: &CertAndKey| YamlCertAndKey { crt: p.cert.clone(), key: p.key.clone() };
-    let doc = YamlBundle {
-        cluster: YamlCluster { id: secrets.cluster.id.clone(), secret: secrets.cluster.secret.clone() },
-        secrets: YamlSecrets {
-            bootstraptoken: secrets.secrets.bootstrap_token.clone(),
-            aescbcencryptionsecret: secrets.secrets.aescbc_encryption_secret.clone().unwrap_or_default(),
-            secretboxencryptionsecret: secrets.secrets.secretbox_encryption_secret.clone().unwrap_or_default(),
-        },
-        trustdinfo: YamlTrustdInfo { token: secrets.trustdinfo.token.clone() },
-        certs: YamlCerts {
-            etcd: pair(&secrets.certs.etcd),
-            k8s: pair(&secrets.certs.k8s),
-            k8saggregator: pair(&secrets.certs.k8s_aggregator),
-            k8sserviceaccount: YamlKey { key: secrets.certs.k8s_serviceaccount.key.clone() },
-            os: pair(&secrets.certs.os),
-        },
-    };
-    serde_norway::to_string(&doc).map_err(|e| SecretsError::Yaml(e.to_string()))
+    fn pair(p: &CertAndKey) -> Value<'_> {
+        Value::Map(vec![("crt", Value::Str(&p.cert)), ("key", Value::Str(&p.key))])
+    }
+    fn non_empty(s: &Option<String>) -> Option<&str> {
+        s.as_deref().filter(|s| !s.is_empty())
+    }
+    let mut bundle_secrets = vec![("bootstraptoken", Value::Str(&secrets.secrets.bootstrap_token))];
+    if let Some(s) = non_empty(&secrets.secrets.aescbc_encryption_secret) {
+        bundle_secrets.push(("aescbcencryptionsecret", Value::Str(s)));
+    }
+    if let Some(s) = non_empty(&secrets.secrets.secretbox_encryption_secret) {
+        bundle_secrets.push(("secretboxencryptionsecret", Value::Str(s)));
+    }
+    let certs = &secrets.certs;
+    let doc = [
+        (
+            "cluster",
+            Value::Map(vec![("id", Value::Str(&secrets.cluster.id)), ("secret", Value::Str(&secrets.cluster.secret))]),
+        ),
+        ("secrets", Value::Map(bundle_secrets)),
+        ("trustdinfo", Value::Map(vec![("token", Value::Str(&secrets.trustdinfo.token))])),
+        (
+            "certs",
+            Value::Map(vec![
+                ("etcd", pair(&certs.etcd)),
+                ("k8s", pair(&certs.k8s)),
+                ("k8saggregator", pair(&certs.k8s_aggregator)),
+                ("k8sserviceaccount", Value::Map(vec![("key", Value::Str(&certs.k8s_serviceaccount.key))])),
+                ("os", pair(&certs.os)),
+            ]),
+        ),
+    ];
+    goyaml::to_string(&doc).map_err(|e| SecretsError::Yaml(e.to_string()))
 }
 
 /// The contract terraform-provider-talos records for an imported bundle:
@@ -172,6 +192,28 @@ mod tests {
             assert!(yaml.contains(key), "missing {key} in\n{yaml}");
         }
         assert!(!yaml.contains("aescbcencryptionsecret"), "omitempty");
+        assert_eq!(from_talosctl_yaml(&yaml).unwrap(), s);
+    }
+
+    #[test]
+    fn export_is_byte_identical_to_talosctl_gen_secrets() {
+        // Written by machinery v1.12.4 itself (tools/talos-fixtures gen-secrets).
+        let fixture = include_str!("../../../tests/fixtures/talosctl-secrets.yaml");
+        let imported = from_talosctl_yaml(fixture).unwrap();
+        assert_eq!(to_talosctl_yaml(&imported).unwrap(), fixture);
+        assert!(fixture.contains("\n    etcd:\n        crt: "), "the fixture uses Go's 4-space indentation");
+    }
+
+    #[test]
+    fn export_writes_the_legacy_secret_in_go_field_order() {
+        let s = generate(VersionContract::V1_2, &clock(), &mut rng(14)).unwrap();
+        let yaml = to_talosctl_yaml(&s).unwrap();
+        let expected = format!(
+            "secrets:\n    bootstraptoken: {}\n    aescbcencryptionsecret: {}\ntrustdinfo:\n",
+            s.secrets.bootstrap_token,
+            s.secrets.aescbc_encryption_secret.as_deref().unwrap()
+        );
+        assert!(yaml.contains(&expected), "{yaml}");
         assert_eq!(from_talosctl_yaml(&yaml).unwrap(), s);
     }
 

@@ -1,0 +1,11 @@
+//! The simulated homelab: loopback stand-ins for the services the provider
+//! talks to, for tests and demos that must not touch real infrastructure.
+//!
+//! Layout (each service is a self-contained module with a `router` and a
+//! `serve` function):
+//! - [`factory`]: the Talos Image Factory (schematics, versions, extensions,
+//!   small generated disk images).
+//!
+//! The Proxmox VE API and the Talos nodes land with the lab issue.
+
+pub mod factory;

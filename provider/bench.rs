@@ -1,7 +1,8 @@
 //! `pulumi-resource-proxmox-talos bench`: measures what users feel of the plugin
 //! itself, by launching this binary as the engine does: start-up to the port
-//! line, GetSchema latency, and resident memory when idle. Numbers are printed,
-//! never asserted (timing belongs in benchmarks, not tests).
+//! line, GetSchema latency, and resident memory when idle; and the local Talos
+//! work: secrets generation and machine-config rendering with patches. Numbers
+//! are printed, never asserted (timing belongs in benchmarks, not tests).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -67,6 +68,52 @@ pub fn run(args: &[String]) -> Result<(), String> {
         Some(kib) => println!("idle RSS after GetSchema: {:.1} MiB", kib as f64 / 1024.0),
         None => println!("idle RSS: not available on this platform"),
     }
+    talos_work(runs)
+}
+
+/// Secrets generation (contract v1.12: an RSA-4096 key) and rendering one node's
+/// config with the seed's four patches.
+fn talos_work(runs: usize) -> Result<(), String> {
+    use crate::talos::config::{render, GenerateInput, MachineType};
+    use crate::talos::secrets::{generate, SystemClock, VersionContract};
+
+    let mut gens = Vec::new();
+    let mut secrets = None;
+    for _ in 0..runs.clamp(3, 10) {
+        let t = Instant::now();
+        let s = generate(VersionContract::V1_12, &SystemClock, &mut rand_core::OsRng).map_err(|e| e.to_string())?;
+        gens.push(t.elapsed());
+        secrets = Some(s);
+    }
+    let secrets = secrets.expect("at least one run");
+    println!(
+        "secrets generation (v1.12): median {:.1} ms, max {:.1} ms ({} runs)",
+        ms(median(&gens)),
+        ms(max(&gens)),
+        gens.len()
+    );
+
+    let patches: Vec<String> = [
+        "cluster:\n  network:\n    cni:\n      name: none\n  proxy:\n    disabled: true\n",
+        "machine:\n  nodeLabels:\n    node.longhorn.io/create-default-disk: config\n",
+        "machine:\n  kernel:\n    modules:\n      - name: nbd\n      - name: iscsi_tcp\n      - name: iscsi_generic\n      - name: configfs\n",
+        "apiVersion: v1alpha1\nkind: HostnameConfig\nauto: off\nhostname: k8s-worker1\n",
+    ]
+    .map(String::from)
+    .to_vec();
+    let input = GenerateInput::new("talos-cluster", "https://192.168.1.210:6443", MachineType::Worker, &secrets);
+    let mut renders = Vec::new();
+    for _ in 0..runs.max(5) * 10 {
+        let t = Instant::now();
+        render(&input, &patches).map_err(|e| e.to_string())?;
+        renders.push(t.elapsed());
+    }
+    println!(
+        "machine config render, worker + 4 patches: median {:.3} ms, max {:.3} ms ({} runs)",
+        ms(median(&renders)),
+        ms(max(&renders)),
+        renders.len()
+    );
     Ok(())
 }
 

@@ -12,10 +12,15 @@ use std::process::{Command, Output};
 struct Stack {
     dir: PathBuf,
     home: tempfile::TempDir,
+    factory_url: String,
 }
 
 impl Stack {
     fn new(example: &str) -> Stack {
+        Self::with_factory(example, "https://127.0.0.1:9443")
+    }
+
+    fn with_factory(example: &str, factory_url: &str) -> Stack {
         let home = tempfile::tempdir().unwrap();
         let dir = home.path().join("program");
         std::fs::create_dir_all(&dir).unwrap();
@@ -27,7 +32,7 @@ impl Stack {
         assert!(program.contains(&plugin_dir.display().to_string()), "the example names its plugin path");
         std::fs::write(dir.join("Pulumi.yaml"), program).unwrap();
         std::fs::create_dir_all(home.path().join("state")).unwrap();
-        let s = Stack { dir, home };
+        let s = Stack { dir, home, factory_url: factory_url.to_string() };
         s.ok(&["login", &format!("file://{}", s.home.path().join("state").display())]);
         s.ok(&["stack", "init", "dev"]);
         s
@@ -45,7 +50,7 @@ impl Stack {
             .env("PULUMI_SKIP_UPDATE_CHECK", "true")
             .env("PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION", "true")
             .env("PULUMI_SKIP_CONFIRMATIONS", "true")
-            .env("TALOS_IMAGE_FACTORY_URL", "https://127.0.0.1:9443")
+            .env("TALOS_IMAGE_FACTORY_URL", &self.factory_url)
             .output()
             .unwrap_or_else(|e| {
                 panic!("cannot run {pulumi:?} ({e}); run the tests with tools/test.sh, which installs it")
@@ -152,4 +157,57 @@ fn schema_passes_pulumi_schema_check() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Starts the lab's Image Factory on a background runtime; returns its URL and state.
+fn lab_factory() -> (String, proxmox_talos_lab::factory::FactoryState) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!("http://{}", listener.local_addr().unwrap());
+            let state = proxmox_talos_lab::factory::FactoryState::new();
+            tx.send((url, state.clone())).unwrap();
+            proxmox_talos_lab::factory::serve(listener, state, std::future::pending()).await.unwrap();
+        });
+    });
+    rx.recv().unwrap()
+}
+
+#[test]
+fn talos_configs_program_for_the_seed_cluster() {
+    let (factory, state) = lab_factory();
+    let stack = Stack::with_factory("yaml-talos-configs", &factory);
+    stack.ok(&["up", "--yes", "--skip-preview"]);
+
+    let base = "88d1f7a5c4f1d3aba7df787c448c1d3d008ed29cfb34af53fa0df4336a56040b";
+    assert!(state.schematic_ids().contains(&base.to_string()), "the schematic was posted to the factory");
+    let out = stack.outputs();
+    assert_eq!(out["schematicId"], base);
+    assert!(out["installerImage"].as_str().unwrap().ends_with(&format!("/nocloud-installer/{base}:v1.12.4")));
+    let nodes = ["controller1", "controller2", "controller3", "worker1", "worker2", "worker3", "worker4"];
+    for node in nodes {
+        let config = out[format!("{node}Config")].as_str().unwrap_or_else(|| panic!("{node}Config output"));
+        assert!(config.contains(&format!("hostname: k8s-{node}")), "{node}: hostname");
+        assert!(config.contains("name: none"), "{node}: cni none");
+        assert!(config.contains("kind: HostnameConfig"), "{node}: multi-document form");
+        let controlplane = node.starts_with("controller");
+        assert_eq!(config.contains("ip: 192.168.1.210"), controlplane, "{node}: VIP only on control planes");
+        assert_eq!(config.contains("name: iscsi_tcp"), !controlplane, "{node}: worker modules");
+        assert_eq!(config.contains("name: nvidia_uvm"), node == "worker4", "{node}: GPU modules");
+    }
+    let talosconfig = out["talosconfig"].as_str().unwrap();
+    assert!(talosconfig.contains("context: talos-cluster") && talosconfig.contains("192.168.1.211"));
+
+    // Configs, keys and tokens are secrets: hidden in output, never plain in state.
+    let plain = stack.ok(&["stack", "output", "--json"]);
+    assert!(!plain.contains("HostnameConfig") && !plain.contains("talos-cluster"), "{plain}");
+    let export = stack.ok(&["stack", "export"]);
+    for needle in ["LS0tLS1CRUdJTi", "-----BEGIN", "HostnameConfig", "bootstrapToken\": \"", "context: talos-cluster"] {
+        assert!(!export.contains(needle), "{needle:?} is in the state in plain text");
+    }
+
+    stack.ok(&["preview", "--expect-no-changes"]);
+    stack.ok(&["destroy", "--yes", "--skip-preview"]);
 }

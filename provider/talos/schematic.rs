@@ -7,7 +7,8 @@
 //! `meta`, `systemExtensions`, `bootloader`, `secureboot`, `diskImage`);
 //! parsing from YAML or JSON with unknown fields rejected at their path; the
 //! canonical YAML (what `gopkg.in/yaml.v3` `Marshal` writes for that type,
-//! see the `emit` submodule); and the ID, the hex SHA-256 of the canonical YAML.
+//! printed by [`goyaml`](super::goyaml) in its yaml.v3 flavour); and the ID,
+//! the hex SHA-256 of the canonical YAML.
 //! Must not: do IO. The factory stays the source of truth: callers compare
 //! the ID it returns with [`Schematic::id`].
 //!
@@ -16,8 +17,6 @@
 //! plain `012` or `1_000` there stays a string where Go reads a number; a
 //! plain `~` inside a string list stays `"~"` where Go reads `""`.
 
-mod emit;
-mod resolve;
 #[cfg(test)]
 mod tests;
 
@@ -26,7 +25,10 @@ use std::fmt;
 use serde::{de::Error as _, Deserialize, Deserializer};
 use sha2::{Digest, Sha256};
 
-use emit::Node;
+/// The tests name the key order by its former home.
+#[cfg(test)]
+use super::goyaml as emit;
+use super::goyaml::{self, format_float as go_float, go_key_order, Flavour, Node};
 
 /// The ID of the empty (vanilla) schematic, `customization: {}`.
 pub const VANILLA_SCHEMATIC_ID: &str = "376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba";
@@ -232,7 +234,7 @@ impl Schematic {
 
     /// The canonical YAML: what the factory stores and hashes.
     pub fn canonical_yaml(&self) -> String {
-        emit::document(&self.nodes())
+        goyaml::emit(&Node::Map(self.nodes()), Flavour::YamlV3)
     }
 
     /// The schematic ID: hex SHA-256 of [`Schematic::canonical_yaml`].
@@ -263,7 +265,10 @@ impl Schematic {
         }
         if !c.meta.is_empty() {
             let items = c.meta.iter().map(|m| {
-                Node::Map(vec![entry("key", Node::Raw(m.key.to_string())), entry("value", Node::Str(m.value.clone()))])
+                Node::Map(vec![
+                    entry("key", Node::Plain(m.key.to_string())),
+                    entry("value", Node::Str(m.value.clone())),
+                ])
             });
             custom.push(entry("meta", Node::Seq(items.collect())));
         }
@@ -280,13 +285,13 @@ impl Schematic {
             secure_boot.push(entry("enrollKeys", Node::Str(sb.enroll_keys.clone())));
         }
         if sb.include_well_known_certificates {
-            secure_boot.push(entry("includeWellKnownCertificates", Node::Raw("true".into())));
+            secure_boot.push(entry("includeWellKnownCertificates", Node::Plain("true".into())));
         }
         if !secure_boot.is_empty() {
             custom.push(entry("secureboot", Node::Map(secure_boot)));
         }
         if c.disk_image.sector_size != 0 {
-            let size = Node::Raw(c.disk_image.sector_size.to_string());
+            let size = Node::Plain(c.disk_image.sector_size.to_string());
             custom.push(entry("diskImage", Node::Map(vec![entry("sectorSize", size)])));
         }
         root.push(entry("customization", Node::Map(custom)));
@@ -309,55 +314,21 @@ fn strings(list: &[String]) -> Node {
 
 fn option_map(entries: &[(String, OptionValue)]) -> Node {
     let mut sorted: Vec<&(String, OptionValue)> = entries.iter().collect();
-    sorted.sort_by(|a, b| emit::go_key_order(&a.0, &b.0));
+    sorted.sort_by(|a, b| go_key_order(&a.0, &b.0));
     Node::Map(sorted.into_iter().map(|(k, v)| (k.clone(), option_node(v))).collect())
 }
 
 fn option_node(v: &OptionValue) -> Node {
     match v {
-        OptionValue::Null => Node::Raw("null".into()),
-        OptionValue::Bool(b) => Node::Raw(b.to_string()),
-        OptionValue::Int(i) => Node::Raw(i.to_string()),
-        OptionValue::Uint(u) => Node::Raw(u.to_string()),
-        OptionValue::Float(f) => Node::Raw(go_float(*f)),
+        OptionValue::Null => Node::Plain("null".into()),
+        OptionValue::Bool(b) => Node::Plain(b.to_string()),
+        OptionValue::Int(i) => Node::Plain(i.to_string()),
+        OptionValue::Uint(u) => Node::Plain(u.to_string()),
+        OptionValue::Float(f) => Node::Plain(go_float(*f)),
         OptionValue::String(s) => Node::Str(s.clone()),
         OptionValue::List(items) => Node::Seq(items.iter().map(option_node).collect()),
         OptionValue::Map(entries) => option_map(entries),
     }
-}
-
-/// A float as Go's `strconv.FormatFloat(f, 'g', -1, 64)` writes it, with
-/// yaml.v3's spellings of infinities and NaN.
-fn go_float(f: f64) -> String {
-    if f.is_nan() {
-        return ".nan".into();
-    }
-    if f.is_infinite() {
-        return if f > 0.0 { ".inf".into() } else { "-.inf".into() };
-    }
-    // Shortest round-trip digits in Go's 'g' layout: exponent form when the
-    // decimal exponent is below -4 or at least 6 (Go's rule for shortest).
-    let sci = format!("{:e}", f.abs());
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
-    let sign = if f.is_sign_negative() { "-" } else { "" };
-    if !(-4..6).contains(&exp) {
-        let (first, rest) = digits.split_at(1);
-        let frac = if rest.is_empty() { String::new() } else { format!(".{rest}") };
-        let esign = if exp < 0 { '-' } else { '+' };
-        return format!("{sign}{first}{frac}e{esign}{:02}", exp.abs());
-    }
-    let point = exp + 1;
-    let body = if point <= 0 {
-        format!("0.{}{digits}", "0".repeat(point.unsigned_abs() as usize))
-    } else if point as usize >= digits.len() {
-        format!("{digits}{}", "0".repeat(point as usize - digits.len()))
-    } else {
-        let (int, frac) = digits.split_at(point as usize);
-        format!("{int}.{frac}")
-    };
-    format!("{sign}{body}")
 }
 
 /// Null reads as the zero value, as in Go.
@@ -393,7 +364,7 @@ fn option_entries(m: serde_norway::Mapping) -> Result<Vec<(String, OptionValue)>
         let value = option_value(v).map_err(|e| format!("{key}: {e}"))?;
         out.push((key, value));
     }
-    out.sort_by(|a, b| emit::go_key_order(&a.0, &b.0));
+    out.sort_by(|a, b| go_key_order(&a.0, &b.0));
     Ok(out)
 }
 

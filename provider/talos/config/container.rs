@@ -13,7 +13,7 @@ use super::encode::encode;
 use super::schema::{DocumentSpec, Schema, TypeExpr};
 use super::value::{field_index, shape, Shape, Value};
 use super::yaml_read::{parse_documents, Raw, RawDocument};
-use super::yaml_write::emit;
+use crate::talos::goyaml::{emit, Flavour};
 
 /// One typed document.
 #[derive(Debug, Clone)]
@@ -77,7 +77,7 @@ impl Document {
 
     /// The document printed alone.
     pub fn to_yaml(&self) -> String {
-        emit(&encode(&self.value, &self.ty()))
+        emit(&encode(&self.value, &self.ty()), Flavour::YamlV4)
     }
 }
 

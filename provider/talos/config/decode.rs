@@ -14,7 +14,7 @@ use super::goscalar;
 use super::schema::TypeExpr;
 use super::value::{find_field, inline_map, shape, zero, Dyn, Shape, Value};
 use super::yaml_read::{resolve, Raw, Resolved, Scalar};
-use super::yaml_write::{emit, Out};
+use crate::talos::goyaml::{self, Flavour, Node};
 
 /// Why a document could not be decoded; the text follows machinery's.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,7 +32,10 @@ pub fn decode(raw: &Raw, ty: &TypeExpr) -> Result<Value, DecodeError> {
         return Err(DecodeError(msg));
     }
     if let Some(unknown) = d.unknown {
-        return Err(DecodeError(format!("unknown keys found during decoding:\n{}", emit(&unknown.to_out()))));
+        return Err(DecodeError(format!(
+            "unknown keys found during decoding:\n{}",
+            goyaml::emit(&unknown.to_out(), Flavour::YamlV4)
+        )));
     }
     Ok(value)
 }
@@ -60,26 +63,26 @@ enum Unknown {
 }
 
 impl Unknown {
-    fn to_out(&self) -> Out {
+    fn to_out(&self) -> Node {
         match self {
             Unknown::Map(entries) => {
                 let mut entries: Vec<_> = entries.iter().map(|(k, v)| (k.clone(), v.to_out())).collect();
-                entries.sort_by(|a, b| goscalar::yaml_key_order(&a.0, &b.0));
-                Out::Map(entries)
+                entries.sort_by(|a, b| goyaml::go_key_order(&a.0, &b.0));
+                Node::Map(entries)
             }
-            Unknown::Seq(items) => Out::Seq(items.iter().map(Unknown::to_out).collect()),
+            Unknown::Seq(items) => Node::Seq(items.iter().map(Unknown::to_out).collect()),
             Unknown::Leaf(raw) => raw_to_out(raw),
         }
     }
 }
 
 /// A raw node as go-yaml would print it back (source key order).
-pub fn raw_to_out(raw: &Raw) -> Out {
+pub fn raw_to_out(raw: &Raw) -> Node {
     match raw {
-        Raw::Map(entries) => Out::Map(entries.iter().map(|(k, v)| (k.clone(), raw_to_out(v))).collect()),
-        Raw::Seq(items) => Out::Seq(items.iter().map(raw_to_out).collect()),
-        Raw::Scalar(s) if effective(s) == Resolved::Str => Out::Str(s.text.clone()),
-        Raw::Scalar(s) => Out::Plain(s.text.clone()),
+        Raw::Map(entries) => Node::Map(entries.iter().map(|(k, v)| (k.clone(), raw_to_out(v))).collect()),
+        Raw::Seq(items) => Node::Seq(items.iter().map(raw_to_out).collect()),
+        Raw::Scalar(s) if effective(s) == Resolved::Str => Node::Str(s.text.clone()),
+        Raw::Scalar(s) => Node::Plain(s.text.clone()),
     }
 }
 

@@ -1,78 +1,17 @@
 //! Go's text forms of the scalar types machine configurations use.
 //!
-//! Owns: go-yaml's map key order, Go's `time.Duration` syntax (parse and
-//! `String`), `strconv.FormatFloat(f, 'g', -1, 64)`, base64 as
+//! Owns: Go's `time.Duration` syntax (parse and `String`), base64 as
 //! `encoding/base64.StdEncoding` decodes it, and the canonical text of
 //! `net/netip` addresses, prefixes and address:port pairs, MAC addresses and
 //! port ranges, with Go's error wording where callers show it.
-//! Must not: know about Talos types beyond their Go type names.
+//! Must not: know about Talos types beyond their Go type names, or hold what
+//! go-yaml's encoder itself decides (map key order, float text, quoting: see
+//! [`goyaml`](crate::talos::goyaml)).
 
-use std::cmp::Ordering;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine;
-
-/// go-yaml's `keyList.Less` for string keys: letters before digits after a
-/// shared digit run, digit runs compared as numbers.
-pub fn yaml_key_order(a: &str, b: &str) -> Ordering {
-    if key_less(a, b) {
-        Ordering::Less
-    } else if key_less(b, a) {
-        Ordering::Greater
-    } else {
-        Ordering::Equal
-    }
-}
-
-fn key_less(a: &str, b: &str) -> bool {
-    let (ar, br): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
-    let mut digits = false;
-    let mut i = 0;
-    while i < ar.len() && i < br.len() {
-        if ar[i] == br[i] {
-            digits = ar[i].is_ascii_digit();
-            i += 1;
-            continue;
-        }
-        let (al, bl) = (ar[i].is_alphabetic(), br[i].is_alphabetic());
-        if al && bl {
-            return ar[i] < br[i];
-        }
-        if al || bl {
-            return if digits { al } else { bl };
-        }
-        let (mut an, mut bn) = (0i64, 0i64);
-        if ar[i] == '0' || br[i] == '0' {
-            let mut j = i;
-            while j > 0 && ar[j - 1].is_ascii_digit() {
-                j -= 1;
-                if ar[j] != '0' {
-                    (an, bn) = (1, 1);
-                    break;
-                }
-            }
-        }
-        let mut ai = i;
-        while ai < ar.len() && ar[ai].is_ascii_digit() {
-            an = an.wrapping_mul(10).wrapping_add(i64::from(ar[ai] as u8 - b'0'));
-            ai += 1;
-        }
-        let mut bi = i;
-        while bi < br.len() && br[bi].is_ascii_digit() {
-            bn = bn.wrapping_mul(10).wrapping_add(i64::from(br[bi] as u8 - b'0'));
-            bi += 1;
-        }
-        if an != bn {
-            return an < bn;
-        }
-        if ai != bi {
-            return ai < bi;
-        }
-        return ar[i] < br[i];
-    }
-    ar.len() < br.len()
-}
 
 const NANOS: [(&str, u64); 9] = [
     ("ns", 1),
@@ -191,40 +130,6 @@ fn frac(v: u64, prec: u32) -> String {
     }
     let digits = format!("{fr:0width$}", width = prec as usize);
     format!("{int}.{}", digits.trim_end_matches('0'))
-}
-
-/// Go's `strconv.FormatFloat(f, 'g', -1, 64)` as go-yaml writes floats.
-pub fn format_float(f: f64) -> String {
-    if f.is_nan() {
-        return ".nan".to_owned();
-    }
-    if f.is_infinite() {
-        return if f > 0.0 { ".inf" } else { "-.inf" }.to_owned();
-    }
-    if f == 0.0 {
-        return if f.is_sign_negative() { "-0" } else { "0" }.to_owned();
-    }
-    // Shortest round-trip digits, then Go's %e / %f choice (exponent < -4 or >= 6 for shortest).
-    let sci = format!("{f:e}");
-    let (mantissa, exp) = sci.split_once('e').expect("{:e} has an exponent");
-    let exp: i32 = exp.parse().expect("exponent");
-    let (sign, mantissa) = mantissa.strip_prefix('-').map_or(("", mantissa), |m| ("-", m));
-    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
-    if !(-4..6).contains(&exp) {
-        let (first, rest) = digits.split_at(1);
-        let dot = if rest.is_empty() { String::new() } else { format!(".{rest}") };
-        let esign = if exp < 0 { '-' } else { '+' };
-        return format!("{sign}{first}{dot}e{esign}{:02}", exp.abs());
-    }
-    let point = exp + 1;
-    if point <= 0 {
-        format!("{sign}0.{}{digits}", "0".repeat((-point) as usize))
-    } else if point as usize >= digits.len() {
-        format!("{sign}{digits}{}", "0".repeat(point as usize - digits.len()))
-    } else {
-        let (a, b) = digits.split_at(point as usize);
-        format!("{sign}{a}.{b}")
-    }
 }
 
 /// Decodes as `base64.StdEncoding.DecodeString` (padding required, line
@@ -347,13 +252,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keys_sort_like_go_yaml() {
-        let mut keys = vec!["warn", "audit-version", "a10", "a2", "audit", "enforce-version", "enforce", "a1b"];
-        keys.sort_by(|a, b| yaml_key_order(a, b));
-        assert_eq!(keys, ["a1b", "a2", "a10", "audit", "audit-version", "enforce", "enforce-version", "warn"]);
-    }
-
-    #[test]
     fn durations_round_trip_like_go() {
         for (input, ns, shown) in [
             ("10s", 10_000_000_000, "10s"),
@@ -370,21 +268,6 @@ mod tests {
         }
         assert_eq!(parse_duration("10").unwrap_err(), "time: missing unit in duration \"10\"");
         assert_eq!(parse_duration("1d").unwrap_err(), "time: unknown unit \"d\" in duration \"1d\"");
-    }
-
-    #[test]
-    fn floats_format_like_strconv_g() {
-        for (f, s) in [
-            (1.0, "1"),
-            (1.5, "1.5"),
-            (1e6, "1e+06"),
-            (123456.0, "123456"),
-            (1e21, "1e+21"),
-            (0.0001, "0.0001"),
-            (0.00001, "1e-05"),
-        ] {
-            assert_eq!(format_float(f), s, "{f}");
-        }
     }
 
     #[test]

@@ -12,8 +12,8 @@
 //! - `container`, `decode`, `encode`, `value`, `schema`: typed documents
 //!   driven by a structural dump of machinery's Go types
 //!   (`schema_v1_12.json`, from `tools/talos-fixtures dump-schema`);
-//! - `yaml_read`, `yaml_write`, `goscalar`: YAML and scalar text exactly as
-//!   go-yaml reads and writes them.
+//! - `yaml_read`, `goscalar`: YAML and scalar text exactly as go-yaml reads
+//!   them (writing is [`goyaml`](crate::talos::goyaml)'s yaml/v4 flavour).
 //!
 //! Must not: do IO, read the clock or randomness (output is a pure function of
 //! the input: identical inputs give identical bytes), or emit comments:
@@ -41,7 +41,6 @@ mod schema;
 mod value;
 mod worker;
 mod yaml_read;
-mod yaml_write;
 
 #[cfg(test)]
 mod tests;

@@ -236,16 +236,16 @@ fn json6902(config: &Config, ops: &[JsonPatchOp]) -> Result<Config, String> {
 
 /// JSON as YAML text (strings stay strings).
 fn json_to_yaml(json: &Json) -> String {
-    use super::yaml_write::{emit, Out};
-    fn conv(j: &Json) -> Out {
+    use crate::talos::goyaml::{emit, Flavour, Node};
+    fn conv(j: &Json) -> Node {
         match j {
-            Json::Null => Out::Plain("null".into()),
-            Json::Bool(b) => Out::Plain(b.to_string()),
-            Json::Number(n) => Out::Plain(n.to_string()),
-            Json::String(s) => Out::Str(s.clone()),
-            Json::Array(items) => Out::Seq(items.iter().map(conv).collect()),
-            Json::Object(map) => Out::Map(map.iter().map(|(k, v)| (k.clone(), conv(v))).collect()),
+            Json::Null => Node::Plain("null".into()),
+            Json::Bool(b) => Node::Plain(b.to_string()),
+            Json::Number(n) => Node::Plain(n.to_string()),
+            Json::String(s) => Node::Str(s.clone()),
+            Json::Array(items) => Node::Seq(items.iter().map(conv).collect()),
+            Json::Object(map) => Node::Map(map.iter().map(|(k, v)| (k.clone(), conv(v))).collect()),
         }
     }
-    emit(&conv(json))
+    emit(&conv(json), Flavour::YamlV4)
 }

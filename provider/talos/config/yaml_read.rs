@@ -4,7 +4,8 @@
 //! Owns: parsing text into [`Raw`] trees that keep every scalar's source text
 //! (Go decodes string fields and text types from the source text, not from a
 //! resolved number), and Go's plain-scalar resolution ([`resolve`]: null, bool,
-//! int with base prefixes and `_`, float, string).
+//! int with base prefixes and `_`, float, string; the float syntax is shared
+//! with the writer's, [`goyaml`]).
 //! Must not: know Talos types (that is `decode`).
 //!
 //! How: `serde_norway` parses each document twice. The first pass records the
@@ -16,6 +17,8 @@
 use std::fmt;
 
 use serde::de::{DeserializeSeed, Deserializer, EnumAccess, MapAccess, SeqAccess, Visitor};
+
+use crate::talos::goyaml;
 
 /// A YAML node with source-text scalars.
 #[derive(Debug, Clone, PartialEq)]
@@ -351,7 +354,7 @@ pub fn resolve(s: &str) -> Resolved {
             if let Some(v) = go_parse_int(&plain) {
                 return v;
             }
-            if is_yaml_style_float(&plain) {
+            if goyaml::is_yaml_float(&plain) {
                 if let Ok(f) = plain.parse::<f64>() {
                     return Resolved::Float(f);
                 }
@@ -399,43 +402,6 @@ fn go_parse_int(s: &str) -> Option<Resolved> {
     } else {
         Some(Resolved::Uint(magnitude))
     }
-}
-
-/// `^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$`
-fn is_yaml_style_float(s: &str) -> bool {
-    let b = s.as_bytes();
-    let mut i = usize::from(matches!(b.first(), Some(b'+' | b'-')));
-    let digits = |i: &mut usize| {
-        let start = *i;
-        while *i < b.len() && b[*i].is_ascii_digit() {
-            *i += 1;
-        }
-        *i - start
-    };
-    if b.get(i) == Some(&b'.') {
-        i += 1;
-        if digits(&mut i) == 0 {
-            return false;
-        }
-    } else {
-        if digits(&mut i) == 0 {
-            return false;
-        }
-        if b.get(i) == Some(&b'.') {
-            i += 1;
-            digits(&mut i);
-        }
-    }
-    if matches!(b.get(i), Some(b'e' | b'E')) {
-        i += 1;
-        if matches!(b.get(i), Some(b'+' | b'-')) {
-            i += 1;
-        }
-        if digits(&mut i) == 0 {
-            return false;
-        }
-    }
-    i == b.len()
 }
 
 /// Go yaml's timestamp shapes: four digits, `-`, then a date (and time).

@@ -1,12 +1,16 @@
 //! Which plain scalars Go's YAML would read back as something other than a
-//! string, so its encoder quotes them: `go.yaml.in/yaml/v4`'s implicit typing
-//! (null, booleans, Go `strconv` integers and floats, the timestamps Go's
-//! `time.Parse` accepts in four layouts) plus the YAML 1.1 forms it still quotes
-//! for older readers (`yes`/`no`/`on`/`off`, base-60 floats, `<<`).
+//! string, so its encoder quotes them: the implicit typing of
+//! `go.yaml.in/yaml/v4` and `gopkg.in/yaml.v3` (null, booleans, Go `strconv`
+//! integers and floats, the timestamps Go's `time.Parse` accepts in four
+//! layouts) plus the YAML 1.1 forms the encoders still quote for older readers
+//! (`yes`/`no`/`on`/`off`, base-60 floats, and in yaml/v4 the merge key `<<`).
 //!
-//! Owns: [`needs_quotes`], a re-implementation of those rules (not of any Go
-//! code), checked against the real encoder by `tests/talos_roundtrip.rs`.
+//! Owns: [`plain_allowed`], a re-implementation of those rules (not of any Go
+//! code), checked against the real encoders by `tests/talos_roundtrip.rs`
+//! (yaml/v4, through machinery) and the schematic golden vectors (yaml.v3).
 //! Must not: decide between quote styles (that is the emitter's analysis).
+
+use super::Flavour;
 
 /// Words Go resolves to null, booleans, special floats or the merge key.
 const RESERVED: &[&str] = &[
@@ -18,9 +22,15 @@ const RESERVED: &[&str] = &[
 const OLD_BOOLS: &[&str] =
     &["y", "Y", "yes", "Yes", "YES", "on", "On", "ON", "n", "N", "no", "No", "NO", "off", "Off", "OFF"];
 
-/// True when Go's encoder would not write `s` as a plain scalar because a
-/// reader would take it for another type (so it is double-quoted).
-pub(super) fn needs_quotes(s: &str) -> bool {
+/// True when Go's encoder asks for the plain style for `s` (otherwise it asks
+/// for double quotes). yaml.v3 resolves `<<` as a string and writes it plain.
+pub(super) fn plain_allowed(s: &str, flavour: Flavour) -> bool {
+    !needs_quotes(s) || (flavour == Flavour::YamlV3 && s == "<<")
+}
+
+/// True when go-yaml v4's encoder would not write `s` as a plain scalar
+/// because a reader would take it for another type (so it is double-quoted).
+fn needs_quotes(s: &str) -> bool {
     !resolves_to_string(s) || OLD_BOOLS.contains(&s) || s == "<<" || is_base60_float(s)
 }
 
@@ -84,8 +94,9 @@ fn parse_int(s: &str) -> bool {
     parse_uint_base0(rest).is_some_and(|n| if negative { n <= limit } else { n < limit })
 }
 
-/// `^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$`.
-fn is_yaml_float(s: &str) -> bool {
+/// `^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$` (Go's
+/// `yamlStyleFloat`; also used by `config::yaml_read` when reading).
+pub(crate) fn is_yaml_float(s: &str) -> bool {
     let b = s.as_bytes();
     let mut i = usize::from(matches!(b.first(), Some(b'+' | b'-')));
     let digits = |i: &mut usize| {

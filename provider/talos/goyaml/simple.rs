@@ -1,25 +1,16 @@
-//! A YAML writer whose output is byte-identical to `go.yaml.in/yaml/v4`'s
-//! `Marshal`, the encoder talosctl and Talos's machinery use for
-//! `talosctl gen secrets` files and talosconfig files.
+//! The checked front end for simple documents (talosconfig, the
+//! `talosctl gen secrets` file): nested mappings with string keys whose values
+//! are strings, lists of strings or mappings, in the order given (Go writes
+//! struct fields in declaration order), printed by the yaml/v4 emitter.
 //!
-//! Owns: Go's block layout (4-space indentation, sequence items indented
-//! under their key, `[]`/`{}` for empty collections) and its choice of scalar
-//! style: plain when the text reads back as the same string, double-quoted
-//! when it would read back as another type (see [`resolve`]), single-quoted
-//! when it clashes with YAML syntax (indicators, edge spaces), double-quoted
-//! with escapes when it holds characters YAML cannot write as they are.
-//! Must not: parse YAML (reading uses `serde_norway`), wrap lines (Go's
-//! encoder has no line width limit), or print values in errors (they may be
-//! secret: errors name the key path only).
-//!
-//! Supported documents: nested mappings with string keys whose values are
-//! strings, lists of strings or mappings, in the order given (Go writes struct
-//! fields in declaration order). Strings must fit on one line, and keys must be
-//! at most 128 bytes (Go writes longer keys in the explicit `? key` form).
+//! Owns: [`Value`] (borrowed, so callers need not copy secrets), [`to_string`],
+//! [`scalar`], and the refusals: strings must fit on one line and keys must be
+//! at most 128 bytes (Go writes longer keys in the explicit `? key` form,
+//! which the emitter does not model). Errors name the key path only, never a
+//! value (values may be secret).
+//! Must not: choose styles or layout itself (see `emit`).
 
-mod resolve;
-
-use std::fmt::Write as _;
+use super::{emit, Flavour, Node};
 
 /// A value in a document written by [`to_string`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,166 +36,58 @@ pub struct GoYamlError {
 /// Longest key Go writes in the simple `key: value` form.
 pub const MAX_SIMPLE_KEY_BYTES: usize = 128;
 
-/// Go's indentation step.
-const INDENT: usize = 4;
-
 /// Writes `doc` (the top-level mapping) exactly as Go's `yaml.Marshal` would.
 pub fn to_string(doc: &[(&str, Value<'_>)]) -> Result<String, GoYamlError> {
-    let mut out = String::new();
-    if doc.is_empty() {
-        out.push_str("{}\n");
-        return Ok(out);
-    }
-    write_map(&mut out, doc, 0, "")?;
-    Ok(out)
+    Ok(emit(&map(doc, "")?, Flavour::YamlV4))
 }
 
 /// `s` as Go writes a scalar in block context (a value, a list item or a key).
 pub fn scalar(s: &str) -> Result<String, &'static str> {
+    one_line(s)?;
+    let mut out = emit(&Node::Str(s.to_owned()), Flavour::YamlV4);
+    out.pop();
+    Ok(out)
+}
+
+fn one_line(s: &str) -> Result<(), &'static str> {
     if s.chars().any(is_line_break) {
         return Err("the text contains a line break");
     }
-    Ok(match style(s) {
-        Style::Plain => s.to_owned(),
-        Style::Single => format!("'{}'", s.replace('\'', "''")),
-        Style::Double => double_quoted(s),
-    })
-}
-
-fn write_map(out: &mut String, entries: &[(&str, Value<'_>)], indent: usize, parent: &str) -> Result<(), GoYamlError> {
-    for (key, value) in entries {
-        let path = if parent.is_empty() { (*key).to_owned() } else { format!("{parent}.{key}") };
-        let err = |reason| GoYamlError { path: path.clone(), reason };
-        if key.len() > MAX_SIMPLE_KEY_BYTES {
-            return Err(err("keys longer than 128 bytes are not supported"));
-        }
-        let key = scalar(key).map_err(err)?;
-        let _ = write!(out, "{:indent$}{key}:", "");
-        match value {
-            Value::Str(s) => {
-                let _ = writeln!(out, " {}", scalar(s).map_err(err)?);
-            }
-            Value::List(items) if items.is_empty() => out.push_str(" []\n"),
-            Value::List(items) => {
-                out.push('\n');
-                for (i, item) in items.iter().enumerate() {
-                    let item = scalar(item).map_err(|reason| GoYamlError { path: format!("{path}[{i}]"), reason })?;
-                    let _ = writeln!(out, "{:width$}- {item}", "", width = indent + INDENT);
-                }
-            }
-            Value::Map(m) if m.is_empty() => out.push_str(" {}\n"),
-            Value::Map(m) => {
-                out.push('\n');
-                write_map(out, m, indent + INDENT, &path)?;
-            }
-        }
-    }
     Ok(())
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Style {
-    Plain,
-    Single,
-    Double,
-}
-
-/// Go asks for plain style unless the text would read back as another type
-/// (then double quotes); the emitter then downgrades plain to single quotes
-/// when the text clashes with YAML syntax, and single to double quotes when it
-/// holds tabs or unprintable characters.
-fn style(s: &str) -> Style {
-    if resolve::needs_quotes(s) {
-        return Style::Double;
-    }
-    let needs_escapes = s.chars().any(|c| c == '\t' || !printable(c));
-    if needs_escapes {
-        Style::Double
-    } else if clashes_with_syntax(s) {
-        Style::Single
-    } else {
-        Style::Plain
-    }
-}
-
-/// True when a plain scalar would be misread in block context: a leading
-/// indicator, `: ` or ` #` inside, a document marker, or edge spaces.
-fn clashes_with_syntax(s: &str) -> bool {
-    let b = s.as_bytes();
-    let blank_at = |i: usize| i >= b.len() || matches!(b[i], b' ' | b'\t');
-    if b.starts_with(b"---") || b.starts_with(b"...") || b.first() == Some(&b' ') || b.last() == Some(&b' ') {
-        return true;
-    }
-    let leading = match b.first() {
-        Some(b'#' | b',' | b'[' | b']' | b'{' | b'}' | b'&' | b'*' | b'!' | b'|' | b'>' | b'\'' | b'"' | b'%')
-        | Some(b'@' | b'`') => true,
-        Some(b'?' | b':' | b'-') => blank_at(1),
-        _ => false,
-    };
-    leading
-        || b.iter().enumerate().skip(1).any(|(i, &c)| match c {
-            b':' => blank_at(i + 1),
-            b'#' => matches!(b[i - 1], b' ' | b'\t' | 0),
-            _ => false,
-        })
-}
-
-/// Characters Go's emitter writes as they are (YAML's printable set, except
-/// that it treats everything beyond the Basic Multilingual Plane as unprintable).
-fn printable(c: char) -> bool {
-    matches!(u32::from(c), 0x0A | 0x20..=0x7E | 0xA0..=0xD7FF | 0xE000..=0xFFFD) && c != '\u{FEFF}'
 }
 
 fn is_line_break(c: char) -> bool {
     matches!(c, '\n' | '\r' | '\u{85}' | '\u{2028}' | '\u{2029}')
 }
 
-/// Double-quoted with Go's escapes. Go checks for a byte-order mark at the
-/// start of the text rather than at each character, so text that starts with
-/// one has every character escaped.
-fn double_quoted(s: &str) -> String {
-    let escape_all = s.starts_with('\u{FEFF}');
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        if !(escape_all || !printable(c) || c == '"' || c == '\\') {
-            out.push(c);
-            continue;
+/// The checked [`Node`] for a mapping at `parent` (a dotted key path).
+fn map(entries: &[(&str, Value<'_>)], parent: &str) -> Result<Node, GoYamlError> {
+    let mut out = Vec::with_capacity(entries.len());
+    for (key, value) in entries {
+        let path = if parent.is_empty() { (*key).to_owned() } else { format!("{parent}.{key}") };
+        let err = |reason| GoYamlError { path: path.clone(), reason };
+        if key.len() > MAX_SIMPLE_KEY_BYTES {
+            return Err(err("keys longer than 128 bytes are not supported"));
         }
-        let short = match c {
-            '\0' => Some('0'),
-            '\u{7}' => Some('a'),
-            '\u{8}' => Some('b'),
-            '\t' => Some('t'),
-            '\n' => Some('n'),
-            '\u{B}' => Some('v'),
-            '\u{C}' => Some('f'),
-            '\r' => Some('r'),
-            '\u{1B}' => Some('e'),
-            '"' => Some('"'),
-            '\\' => Some('\\'),
-            '\u{85}' => Some('N'),
-            '\u{A0}' => Some('_'),
-            '\u{2028}' => Some('L'),
-            '\u{2029}' => Some('P'),
-            _ => None,
+        one_line(key).map_err(err)?;
+        let node = match value {
+            Value::Str(s) => {
+                one_line(s).map_err(err)?;
+                Node::Str((*s).to_owned())
+            }
+            Value::List(items) => {
+                let mut list = Vec::with_capacity(items.len());
+                for (i, item) in items.iter().enumerate() {
+                    one_line(item).map_err(|reason| GoYamlError { path: format!("{path}[{i}]"), reason })?;
+                    list.push(Node::Str((*item).to_owned()));
+                }
+                Node::Seq(list)
+            }
+            Value::Map(m) => map(m, &path)?,
         };
-        out.push('\\');
-        match (short, u32::from(c)) {
-            (Some(e), _) => out.push(e),
-            (None, v @ 0..=0xFF) => {
-                let _ = write!(out, "x{v:02X}");
-            }
-            (None, v @ 0..=0xFFFF) => {
-                let _ = write!(out, "u{v:04X}");
-            }
-            (None, v) => {
-                let _ = write!(out, "U{v:08X}");
-            }
-        }
+        out.push(((*key).to_owned(), node));
     }
-    out.push('"');
-    out
+    Ok(Node::Map(out))
 }
 
 #[cfg(test)]

@@ -1,12 +1,14 @@
 //! Key and certificate primitives for the Talos secrets bundle.
 //!
-//! Owns: key generation from an injected RNG (Ed25519, ECDSA P-256, RSA-4096),
+//! Owns: key generation from an injected RNG (Ed25519, ECDSA P-256) and, via
+//! AWS-LC's own OS-seeded DRBG, RSA-4096 (see [`rsa_4096_private_key_pem_b64`]),
 //! the PEM blocks Talos writes (`ED25519 PRIVATE KEY` holding PKCS#8 v1,
 //! `EC PRIVATE KEY` holding SEC1, `RSA PRIVATE KEY` holding PKCS#1,
 //! `CERTIFICATE`), the base64-of-PEM field encoding, and X.509 building with
 //! rcgen using our own deterministic signers (Ed25519, RFC 6979 ECDSA).
 //! Must not: decide which key or subject a bundle entry gets (that is
-//! `generate`), read clocks or OS randomness, or do any IO.
+//! `generate`), read clocks or OS randomness (RSA-4096 generation inside
+//! AWS-LC excepted), or do any IO.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -225,11 +227,35 @@ impl SigningKey for P256Key {
 }
 
 /// base64 of an `RSA PRIVATE KEY` PEM (PKCS#1) holding a fresh RSA-4096 key, e = 65537.
-pub(crate) fn rsa_4096_private_key_pem_b64(rng: &mut dyn CryptoRngCore) -> Result<String, SecretsError> {
-    use rsa::pkcs1::EncodeRsaPrivateKey;
-    let key = rsa::RsaPrivateKey::new(rng, 4096).map_err(|e| SecretsError::key("RSA-4096 key", e))?;
-    let der = key.to_pkcs1_der().map_err(|e| SecretsError::key("RSA-4096 key", e))?;
-    Ok(pem_b64(PEM_RSA_PRIVATE_KEY, der.as_bytes()))
+///
+/// The key comes from AWS-LC (`aws-lc-rs`), seeded from the OS by AWS-LC's own
+/// DRBG: it does NOT use the injected RNG, so a v1.12 bundle's service-account
+/// key is never reproducible from a seed (everything else in the bundle still
+/// is). This is deliberate: the `rsa` crate, which could take our RNG, needs
+/// 3-12 s per key in release builds versus well under 1 s here, and no slower
+/// fallback exists. AWS-LC emits PKCS#8, whose `privateKey` field is exactly the
+/// PKCS#1 `RSAPrivateKey` Talos writes; it is parsed back and checked (4096
+/// bits, e = 65537) before being returned.
+pub(crate) fn rsa_4096_private_key_pem_b64() -> Result<String, SecretsError> {
+    use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
+    use rsa::pkcs1::DecodeRsaPrivateKey;
+    use rsa::pkcs8::der::Decode;
+    use rsa::traits::PublicKeyParts;
+    const WHAT: &str = "RSA-4096 key";
+
+    let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa4096)
+        .map_err(|e| SecretsError::key(WHAT, e))?;
+    let pkcs8: Pkcs8V1Der<'static> = pair.as_der().map_err(|e| SecretsError::key(WHAT, e))?;
+    let info = rsa::pkcs8::PrivateKeyInfo::from_der(pkcs8.as_ref()).map_err(|e| SecretsError::key(WHAT, e))?;
+    if info.algorithm.oid != rsa::pkcs1::ALGORITHM_OID {
+        return Err(SecretsError::key(WHAT, format!("AWS-LC returned algorithm {}", info.algorithm.oid)));
+    }
+    let pkcs1 = info.private_key;
+    let key = rsa::RsaPrivateKey::from_pkcs1_der(pkcs1).map_err(|e| SecretsError::key(WHAT, e))?;
+    if key.n().bits() != 4096 || *key.e() != rsa::BigUint::from(65_537u32) {
+        return Err(SecretsError::key(WHAT, "AWS-LC returned a key other than 4096 bits with e = 65537"));
+    }
+    Ok(pem_b64(PEM_RSA_PRIVATE_KEY, pkcs1))
 }
 
 fn printable(what: &'static str, value: &str) -> Result<DnValue, SecretsError> {

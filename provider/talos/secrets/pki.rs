@@ -243,8 +243,8 @@ pub(crate) fn rsa_4096_private_key_pem_b64() -> Result<String, SecretsError> {
     use rsa::traits::PublicKeyParts;
     const WHAT: &str = "RSA-4096 key";
 
-    let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa4096)
-        .map_err(|e| SecretsError::key(WHAT, e))?;
+    let pair =
+        aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa4096).map_err(|e| SecretsError::key(WHAT, e))?;
     let pkcs8: Pkcs8V1Der<'static> = pair.as_der().map_err(|e| SecretsError::key(WHAT, e))?;
     let info = rsa::pkcs8::PrivateKeyInfo::from_der(pkcs8.as_ref()).map_err(|e| SecretsError::key(WHAT, e))?;
     if info.algorithm.oid != rsa::pkcs1::ALGORITHM_OID {

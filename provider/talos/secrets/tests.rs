@@ -173,7 +173,7 @@ fn cas_match_the_talos_templates() {
 #[test]
 fn v1_12_bundle_uses_rsa_4096_and_secretbox() {
     use rsa::pkcs1::DecodeRsaPrivateKey;
-    use rsa::traits::PublicKeyParts;
+    use rsa::traits::{PrivateKeyParts, PublicKeyParts};
     let started = std::time::Instant::now();
     let s = generate(VersionContract::V1_12, &clock(), &mut rng(1)).unwrap();
     eprintln!("generate(v1.12) with RSA-4096 took {:?}", started.elapsed());

@@ -21,13 +21,12 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 
 use proxmox_talos::rpc::proto::pulumirpc as rpc;
 use proxmox_talos::talos::config::{render, ConfigError, GenerateInput, MachineType};
 use proxmox_talos::talos::secrets::{from_talosctl_yaml, MachineSecrets};
 use proxmox_talos::value::{json::from_json, PropertyValue};
-use support::{client, launch, obj, props, s, secret};
+use support::{client, launch, obj, props, s, secret, talos_fixtures_tool};
 
 const FIXTURE: &str = "tests/fixtures/talosctl-secrets.yaml";
 const CLUSTER: &str = "talos-cluster";
@@ -37,34 +36,8 @@ fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Builds the Go tool once (to a temporary name, then renamed, so parallel
-/// test binaries never run a half-written file).
-fn fixtures_tool() -> &'static Path {
-    static TOOL: OnceLock<PathBuf> = OnceLock::new();
-    TOOL.get_or_init(|| {
-        let target = root().join("target");
-        std::fs::create_dir_all(&target).unwrap();
-        let tmp = target.join(format!("talos-fixtures.config.{}.tmp", std::process::id()));
-        let out = Command::new("go")
-            .args(["build", "-o"])
-            .arg(&tmp)
-            .arg(".")
-            .current_dir(root().join("tools/talos-fixtures"))
-            .output()
-            .expect("`go` is on PATH (needed to build tools/talos-fixtures)");
-        assert!(
-            out.status.success(),
-            "building tools/talos-fixtures failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let tool = target.join("talos-fixtures");
-        std::fs::rename(&tmp, &tool).unwrap();
-        tool
-    })
-}
-
 fn tool(args: &[&str]) -> Output {
-    Command::new(fixtures_tool()).args(args).output().expect("talos-fixtures runs")
+    Command::new(talos_fixtures_tool()).args(args).output().expect("talos-fixtures runs")
 }
 
 fn text(out: &Output) -> String {

@@ -19,7 +19,6 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 
 use proxmox_talos::rpc::proto::pulumirpc as rpc;
 use proxmox_talos::talos::goyaml::{self, Value};
@@ -30,36 +29,9 @@ use support::*;
 
 const FIXTURE: &str = "tests/fixtures/talosctl-secrets.yaml";
 
-/// Builds the Go tool once (into a temporary name, then renamed, so parallel
-/// test runs never execute a half-written binary) and returns its path.
-fn fixtures_tool() -> &'static Path {
-    static TOOL: OnceLock<PathBuf> = OnceLock::new();
-    TOOL.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let target = root.join("target");
-        std::fs::create_dir_all(&target).unwrap();
-        let tmp = target.join(format!("talos-fixtures.{}.tmp", std::process::id()));
-        let out = Command::new("go")
-            .args(["build", "-o"])
-            .arg(&tmp)
-            .arg(".")
-            .current_dir(root.join("tools/talos-fixtures"))
-            .output()
-            .expect("`go` is on PATH (needed to build tools/talos-fixtures)");
-        assert!(
-            out.status.success(),
-            "building tools/talos-fixtures failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let tool = target.join("talos-fixtures");
-        std::fs::rename(&tmp, &tool).unwrap();
-        tool
-    })
-}
-
 /// Runs the tool; returns its output whatever the exit status.
 fn run_tool(args: &[&str], file: &Path) -> Output {
-    Command::new(fixtures_tool()).args(args).arg("--in").arg(file).output().expect("talos-fixtures runs")
+    Command::new(talos_fixtures_tool()).args(args).arg("--in").arg(file).output().expect("talos-fixtures runs")
 }
 
 fn assert_ok(out: &Output, what: &str) {

@@ -105,3 +105,31 @@ pub fn secret(v: PropertyValue) -> PropertyValue {
 pub fn props(s: Option<prost_types::Struct>) -> PropertyMap {
     wire::from_struct(&s.unwrap_or_default()).unwrap()
 }
+
+/// Builds the Talos machinery Go tool (`tools/talos-fixtures`) once per test
+/// binary, to a temporary name then renamed, so parallel test binaries never
+/// run a half-written file; returns its path.
+pub fn talos_fixtures_tool() -> &'static std::path::Path {
+    static TOOL: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    TOOL.get_or_init(|| {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let target = root.join("target");
+        std::fs::create_dir_all(&target).unwrap();
+        let tmp = target.join(format!("talos-fixtures.{}.tmp", std::process::id()));
+        let out = Command::new("go")
+            .args(["build", "-o"])
+            .arg(&tmp)
+            .arg(".")
+            .current_dir(root.join("tools/talos-fixtures"))
+            .output()
+            .expect("`go` is on PATH (needed to build tools/talos-fixtures)");
+        assert!(
+            out.status.success(),
+            "building tools/talos-fixtures failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let tool = target.join("talos-fixtures");
+        std::fs::rename(&tmp, &tool).unwrap();
+        tool
+    })
+}

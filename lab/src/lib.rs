@@ -5,7 +5,10 @@
 //! `serve` function):
 //! - [`factory`]: the Talos Image Factory (schematics, versions, extensions,
 //!   small generated disk images).
+//! - [`pve`]: the Proxmox VE API foundation (schema-driven validation, auth,
+//!   TLS with a lab CA); VMs, storage and tasks build on it.
 //!
-//! The Proxmox VE API and the Talos nodes land with the lab issue.
+//! The Talos nodes land with the lab issue.
 
 pub mod factory;
+pub mod pve;

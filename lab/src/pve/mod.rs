@@ -1,0 +1,25 @@
+//! The simulated Proxmox VE API (`https://127.0.0.1:PORT/api2/json`), driven
+//! by PVE's own API schema so that every request is checked as a real PVE
+//! checks it before any handler runs.
+//!
+//! Layout:
+//! - [`apidoc`]: loads `pve-apidoc.json` (`--api-schema FILE`), indexes it by
+//!   (method, path template), matches concrete paths.
+//! - [`validate`]: parameter verification with PVE's error texts.
+//! - [`auth`]: API tokens, tickets and CSRF tokens.
+//! - [`tls`]: the lab CA (kept in the state directory) and server certificates.
+//! - [`server`]: the pipeline (auth → schema lookup → validation → handler),
+//!   PVE's response and error shapes, the TLS listener, the handler table.
+//!
+//! Adding an endpoint: write a [`server::Handler`] in a new module (e.g.
+//! `pve/qemu.rs`) and register it in `server::handlers` under the schema's
+//! template; its parameters arrive already validated and typed.
+
+pub mod apidoc;
+pub mod auth;
+pub mod server;
+pub mod tls;
+pub mod validate;
+
+#[cfg(test)]
+mod tests;

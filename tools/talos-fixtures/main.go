@@ -200,7 +200,7 @@ func checkSecrets(args []string) error {
 
 	// 2. LoadBundle ignores unknown keys; a misspelt key would silently
 	// produce an empty field, so decode again strictly.
-	if err = strictDecode(raw); err != nil {
+	if err = strictDecode(raw, &secrets.Bundle{}); err != nil {
 		return fmt.Errorf("strict decode: %w", err)
 	}
 
@@ -262,13 +262,13 @@ func checkSecrets(args []string) error {
 	return nil
 }
 
-func strictDecode(raw []byte) error {
-	var b secrets.Bundle
-
+// strictDecode decodes exactly one YAML document into out, refusing unknown keys
+// (machinery's own loaders silently ignore them).
+func strictDecode(raw []byte, out any) error {
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true)
 
-	if err := dec.Decode(&b); err != nil {
+	if err := dec.Decode(out); err != nil {
 		return err
 	}
 

@@ -15,12 +15,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"time"
 
 	clientconfig "github.com/siderolabs/talos/pkg/machinery/client/config"
-	"go.yaml.in/yaml/v4"
 )
 
 // talosconfigSummary is what check-talosconfig prints on stdout (JSON).
@@ -70,7 +68,7 @@ func checkTalosconfig(args []string) error {
 		return fmt.Errorf("clientconfig.Open: %w", err)
 	}
 
-	if err = strictTalosconfig(raw); err != nil {
+	if err = strictDecode(raw, &clientconfig.Config{}); err != nil {
 		return fmt.Errorf("strict decode: %w", err)
 	}
 
@@ -123,24 +121,6 @@ func checkTalosconfig(args []string) error {
 	}
 
 	fmt.Fprintf(os.Stderr, "ok: %s\n", *in)
-
-	return nil
-}
-
-func strictTalosconfig(raw []byte) error {
-	var c clientconfig.Config
-
-	dec := yaml.NewDecoder(bytes.NewReader(raw))
-	dec.KnownFields(true)
-
-	if err := dec.Decode(&c); err != nil {
-		return err
-	}
-
-	var extra any
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return errors.New("more than one YAML document")
-	}
 
 	return nil
 }

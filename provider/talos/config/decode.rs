@@ -179,7 +179,7 @@ impl Decoder {
                         let v = self.value_at(item, &field.ty, &item_path, steps);
                         *value.field_mut(&field_path) = v;
                     } else if let Some(i) = inline_map(spec) {
-                        let dynamic = self.dynamic(item);
+                        let dynamic = to_dyn(item);
                         match value.field_mut(&[i]) {
                             Value::Map(m) => m.push((key.clone(), Value::Dyn(dynamic))),
                             slot => *slot = Value::Map(vec![(key.clone(), Value::Dyn(dynamic))]),
@@ -220,7 +220,7 @@ impl Decoder {
                 }
                 Value::Map(out)
             }
-            Shape::Any => Value::Dyn(self.dynamic(raw)),
+            Shape::Any => Value::Dyn(to_dyn(raw)),
             Shape::Pem { fields } => {
                 let Raw::Map(entries) = raw else {
                     self.type_error(raw, "x509 certificate and key", path);
@@ -340,22 +340,6 @@ impl Decoder {
             }
         }
     }
-
-    /// A value for an `any` field.
-    fn dynamic(&mut self, raw: &Raw) -> Dyn {
-        match raw {
-            Raw::Map(entries) => Dyn::Map(entries.iter().map(|(k, v)| (k.clone(), self.dynamic(v))).collect()),
-            Raw::Seq(items) => Dyn::Seq(items.iter().map(|v| self.dynamic(v)).collect()),
-            Raw::Scalar(s) => match effective(s) {
-                Resolved::Null => Dyn::Null,
-                Resolved::Bool(b) => Dyn::Bool(b),
-                Resolved::Int(i) => Dyn::Int(i),
-                Resolved::Uint(u) => Dyn::Uint(u),
-                Resolved::Float(f) => Dyn::Float(f),
-                Resolved::Str => Dyn::Str(s.text.clone()),
-            },
-        }
-    }
 }
 
 trait OkOrDefault<T> {
@@ -412,5 +396,21 @@ fn go_type_name(ty: &TypeExpr) -> String {
         TypeExpr::Scalar { n } if n == "bytes" => "[]uint8".to_owned(),
         TypeExpr::Scalar { n } => n.clone(),
         TypeExpr::Any => "interface {}".to_owned(),
+    }
+}
+
+/// A YAML node as an untyped value, scalars resolved as Go reads them.
+pub(super) fn to_dyn(raw: &Raw) -> Dyn {
+    match raw {
+        Raw::Map(entries) => Dyn::Map(entries.iter().map(|(k, v)| (k.clone(), to_dyn(v))).collect()),
+        Raw::Seq(items) => Dyn::Seq(items.iter().map(to_dyn).collect()),
+        Raw::Scalar(s) => match effective(s) {
+            Resolved::Null => Dyn::Null,
+            Resolved::Bool(b) => Dyn::Bool(b),
+            Resolved::Int(i) => Dyn::Int(i),
+            Resolved::Uint(u) => Dyn::Uint(u),
+            Resolved::Float(f) => Dyn::Float(f),
+            Resolved::Str => Dyn::Str(s.text.clone()),
+        },
     }
 }

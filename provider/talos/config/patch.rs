@@ -119,25 +119,7 @@ fn raw_to_json(raw: &Raw) -> Option<Json> {
             }
         })
     }
-    conv(&to_dyn(raw))
-}
-
-fn to_dyn(raw: &Raw) -> super::value::Dyn {
-    use super::decode::effective;
-    use super::value::Dyn;
-    use super::yaml_read::Resolved;
-    match raw {
-        Raw::Map(entries) => Dyn::Map(entries.iter().map(|(k, v)| (k.clone(), to_dyn(v))).collect()),
-        Raw::Seq(items) => Dyn::Seq(items.iter().map(to_dyn).collect()),
-        Raw::Scalar(s) => match effective(s) {
-            Resolved::Null => Dyn::Null,
-            Resolved::Bool(b) => Dyn::Bool(b),
-            Resolved::Int(i) => Dyn::Int(i),
-            Resolved::Uint(u) => Dyn::Uint(u),
-            Resolved::Float(f) => Dyn::Float(f),
-            Resolved::Str => Dyn::Str(s.text.clone()),
-        },
-    }
+    conv(&super::decode::to_dyn(raw))
 }
 
 /// Reads every patch, grouping consecutive JSON patches as `LoadPatches` does.

@@ -95,7 +95,8 @@ fn run_pve(options: PveOptions) -> Result<(), String> {
     let ca = pve::tls::LabCa::load_or_create(&options.state_dir)?;
     let credentials = pve::auth::LabCredentials::load_or_create(&options.state_dir)?;
     let tls = ca.server_config()?;
-    let state = pve::server::PveState::new(apidoc, credentials.auth());
+    let config = pve::lab_config::LabConfig::single_node();
+    let state = pve::server::PveState::new(apidoc, credentials.auth(), config, &options.state_dir)?;
     let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("starting the runtime: {e}"))?;
     runtime.block_on(async {
         let addr = options.listen;

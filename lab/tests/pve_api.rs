@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use proxmox_talos_lab::pve::apidoc::ApiDoc;
 use proxmox_talos_lab::pve::auth::Auth;
+use proxmox_talos_lab::pve::lab_config::LabConfig;
 use proxmox_talos_lab::pve::server::{self, PveState};
 use proxmox_talos_lab::pve::tls::LabCa;
 use serde_json::Value;
@@ -31,7 +32,8 @@ async fn start() -> Lab {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let tls = ca.server_config().unwrap();
-    tokio::spawn(server::serve(listener, tls, PveState::new(apidoc, auth), std::future::pending()));
+    let state = PveState::new(apidoc, auth, LabConfig::single_node(), state_dir.path()).unwrap();
+    tokio::spawn(server::serve(listener, tls, state, std::future::pending()));
     Lab { url: server::base_url(addr), addr, ca_pem: ca.cert_pem().to_string(), _state: state_dir }
 }
 

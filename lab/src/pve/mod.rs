@@ -15,9 +15,15 @@
 //! `pve/qemu.rs`) and register it in `server::handlers` under the schema's
 //! template; its parameters arrive already validated and typed.
 
+pub mod admin;
 pub mod apidoc;
 pub mod auth;
+pub mod cluster;
+pub mod lab_config;
+pub mod model;
 pub mod server;
+pub mod state;
+pub mod tasks;
 pub mod tls;
 pub mod validate;
 

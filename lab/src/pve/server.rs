@@ -18,6 +18,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,51 +32,15 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::server::TlsStream;
 
-use super::apidoc::{ApiDoc, Lookup};
-use super::auth::{Auth, Principal};
+use super::apidoc::Lookup;
+use super::auth::Principal;
 use super::validate::{self, ParamErrors, Raw};
+pub use super::state::PveState;
 
 /// The PVE release the lab claims to be (the schema is PVE 9.1's).
 pub const PVE_VERSION: &str = "9.1.1";
-/// The lab's single node.
+/// The node of the single-node lab.
 pub const DEFAULT_NODE: &str = "pve";
-
-/// The API's shared state.
-#[derive(Clone)]
-pub struct PveState {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    apidoc: ApiDoc,
-    auth: Auth,
-    nodes: Vec<String>,
-    handlers: HashMap<(&'static str, &'static str), Handler>,
-}
-
-impl PveState {
-    /// A lab with one node, [`DEFAULT_NODE`].
-    pub fn new(apidoc: ApiDoc, auth: Auth) -> PveState {
-        PveState::with_nodes(apidoc, auth, vec![DEFAULT_NODE.to_string()])
-    }
-
-    /// A lab with the given node names.
-    pub fn with_nodes(apidoc: ApiDoc, auth: Auth, nodes: Vec<String>) -> PveState {
-        PveState { inner: Arc::new(Inner { apidoc, auth, nodes, handlers: handlers() }) }
-    }
-
-    pub fn apidoc(&self) -> &ApiDoc {
-        &self.inner.apidoc
-    }
-
-    pub fn auth(&self) -> &Auth {
-        &self.inner.auth
-    }
-
-    pub fn nodes(&self) -> &[String] {
-        &self.inner.nodes
-    }
-}
 
 /// One validated call, as a handler sees it.
 #[derive(Debug)]
@@ -89,6 +54,49 @@ pub struct Call {
     pub path: String,
     /// Every parameter (path, query, body), typed by the schema.
     pub params: Map<String, Value>,
+    /// The file part of a multipart upload, spooled to disk.
+    pub file: Option<UploadedFile>,
+}
+
+/// An uploaded file, spooled to a temporary file in the state directory.
+#[derive(Debug, Clone)]
+pub struct UploadedFile {
+    /// The name the client gave the file part.
+    pub filename: String,
+    pub path: std::path::PathBuf,
+    pub size: u64,
+}
+
+impl Call {
+    /// A string parameter (path parameters are always there), or "".
+    pub fn str(&self, name: &str) -> &str {
+        self.params.get(name).and_then(Value::as_str).unwrap_or("")
+    }
+
+    /// An optional string parameter.
+    pub fn opt_str(&self, name: &str) -> Option<&str> {
+        self.params.get(name).and_then(Value::as_str)
+    }
+
+    /// An integer parameter.
+    pub fn int(&self, name: &str) -> Option<i64> {
+        self.params.get(name).and_then(Value::as_i64)
+    }
+
+    /// A boolean parameter (PVE booleans arrive as 0/1).
+    pub fn flag(&self, name: &str) -> bool {
+        self.params.get(name).is_some_and(|v| v.as_i64().map(|n| n != 0).or(v.as_bool()).unwrap_or(false))
+    }
+
+    /// The `{vmid}` path parameter.
+    pub fn vmid(&self) -> u32 {
+        self.int("vmid").unwrap_or(0) as u32
+    }
+
+    /// Whether the caller is `root@pam` with a ticket (PVE's root-only checks).
+    pub fn is_root_ticket(&self) -> bool {
+        matches!(&self.principal, Some(Principal::User(u)) if u == "root@pam")
+    }
 }
 
 /// An API error: status, message (also the reason phrase) and parameter errors.
@@ -135,27 +143,69 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// A handler: gets a validated call, returns the `data` value.
-pub type Handler = fn(&PveState, &Call) -> Result<Value, ApiError>;
+/// A future a handler returns.
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Value, ApiError>> + Send>>;
 
-/// The handler table, by (method, template). Unlisted schema endpoints answer 501.
-fn handlers() -> HashMap<(&'static str, &'static str), Handler> {
-    let mut h: HashMap<(&'static str, &'static str), Handler> = HashMap::new();
-    h.insert(("GET", "/version"), version);
-    h.insert(("GET", "/nodes"), nodes);
-    h.insert(("GET", "/cluster/status"), cluster_status);
-    h.insert(("POST", "/access/ticket"), create_ticket);
-    h.insert(("GET", "/access/ticket"), |_, _| Ok(Value::Null));
+/// A handler: gets a validated call, returns the `data` value. Synchronous
+/// handlers answer at once; asynchronous ones may wait (for a config lock, a task).
+#[derive(Clone, Copy)]
+pub enum Handler {
+    Sync(fn(&PveState, &Call) -> Result<Value, ApiError>),
+    Async(fn(PveState, Call) -> HandlerFuture),
+}
+
+/// The handler table, by (method, schema template). Unlisted schema endpoints answer 501.
+#[derive(Default)]
+pub struct Handlers(HashMap<(&'static str, &'static str), Handler>);
+
+impl Handlers {
+    pub fn sync(&mut self, method: &'static str, template: &'static str, f: fn(&PveState, &Call) -> Result<Value, ApiError>) {
+        self.0.insert((method, template), Handler::Sync(f));
+    }
+
+    pub fn r#async(&mut self, method: &'static str, template: &'static str, f: fn(PveState, Call) -> HandlerFuture) {
+        self.0.insert((method, template), Handler::Async(f));
+    }
+
+    pub fn get(&self, method: &str, template: &str) -> Option<Handler> {
+        self.0.iter().find(|((m, t), _)| *m == method && *t == template).map(|(_, h)| *h)
+    }
+
+    /// Every (method, template) with a handler.
+    pub fn endpoints(&self) -> Vec<(&'static str, &'static str)> {
+        let mut all: Vec<_> = self.0.keys().copied().collect();
+        all.sort();
+        all
+    }
+}
+
+/// Every endpoint the lab implements, by (method, schema template).
+pub fn implemented_endpoints() -> Vec<(&'static str, &'static str)> {
+    handlers().endpoints()
+}
+
+/// The handler table: each module registers its endpoints.
+pub fn handlers() -> Handlers {
+    let mut h = Handlers::default();
+    h.sync("GET", "/version", version);
+    h.sync("POST", "/access/ticket", create_ticket);
+    h.sync("GET", "/access/ticket", |_, _| Ok(Value::Null));
+    super::tasks::register(&mut h);
+    super::cluster::register(&mut h);
     h
 }
 
-/// The router: everything under `/api2/json`, anything else 404.
+/// The router: everything under `/api2/json`, the lab's admin API under
+/// `/lab` ([`super::admin`]), anything else 404. Bodies are not size-limited
+/// (uploads).
 pub fn router(state: PveState) -> Router {
     Router::new()
         .route("/api2/json", axum::routing::any(api))
         .route("/api2/json/", axum::routing::any(api))
         .route("/api2/json/{*rest}", axum::routing::any(api))
+        .merge(super::admin::router())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "Not found") })
+        .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state)
 }
 
@@ -175,17 +225,65 @@ fn is_upload(method: &str, path: &str) -> bool {
     method == "POST" && matches!(parts.as_slice(), ["", "nodes", _, "storage", _, "upload"])
 }
 
+/// A dropped connection (fault injection): unwinding the connection's task
+/// closes the socket without an answer. `resume_unwind` skips the panic hook.
+struct DroppedConnection;
+
 async fn api(State(state): State<PveState>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
-    match handle(&state, method.as_str(), &uri, &headers, &body) {
+    let path = uri.path().strip_prefix("/api2/json").unwrap_or("/").trim_end_matches('/').to_string();
+    let path = if path.is_empty() { "/".to_string() } else { path };
+    let injectable = !is_open(method.as_str(), &path);
+    if injectable && state.roll(|f| f.dropped_connection / 2.0) {
+        state.log_request(method.as_str(), &path, 0);
+        std::panic::resume_unwind(Box::new(DroppedConnection));
+    }
+    let result = match prepare(&state, method.as_str(), &path, &uri, &headers, &body) {
+        Ok((call, handler)) => match injected_fault(&state, &call) {
+            Some(e) => Err(e),
+            None => match handler {
+                Handler::Sync(f) => f(&state, &call),
+                Handler::Async(f) => f(state.clone(), call).await,
+            },
+        },
+        Err(e) => Err(e),
+    };
+    let status = result.as_ref().map(|_| 200).unwrap_or_else(|e| e.status.as_u16());
+    if injectable && state.roll(|f| f.dropped_connection / 2.0) {
+        // After the call took effect: the client cannot tell whether it did.
+        state.log_request(method.as_str(), &path, 0);
+        std::panic::resume_unwind(Box::new(DroppedConnection));
+    }
+    state.log_request(method.as_str(), &path, status);
+    match result {
         Ok(data) => axum::Json(json!({ "data": data })).into_response(),
         Err(e) => e.into_response(),
     }
 }
 
-fn handle(state: &PveState, method: &str, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
-    let rel = uri.path().strip_prefix("/api2/json").unwrap_or("/");
-    let path = if rel.is_empty() { "/".to_string() } else { rel.trim_end_matches('/').to_string() };
-    let path = if path.is_empty() { "/".to_string() } else { path };
+/// Injected lock timeouts (VM-changing calls) and server errors.
+fn injected_fault(state: &PveState, call: &Call) -> Option<ApiError> {
+    if call.method == "GET" {
+        return None;
+    }
+    if call.template.starts_with("/nodes/{node}/qemu/{vmid}") && state.roll(|f| f.lock_timeout) {
+        return Some(super::state::lock_timeout(call.vmid()));
+    }
+    if state.roll(|f| f.server_error) {
+        return Some(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "got no worker upid - start worker failed"));
+    }
+    None
+}
+
+/// Authentication, schema lookup and parameter verification: the call and its handler.
+fn prepare(
+    state: &PveState,
+    method: &str,
+    path: &str,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(Call, Handler), ApiError> {
+    let path = path.to_string();
     let principal = if is_open(method, &path) {
         None
     } else {
@@ -201,8 +299,11 @@ fn handle(state: &PveState, method: &str, uri: &Uri, headers: &HeaderMap, body: 
         input
             .extend(form_urlencoded::parse(query.as_bytes()).map(|(k, v)| (k.into_owned(), Raw::Text(v.into_owned()))));
     }
+    let mut file = None;
     if !body.is_empty() {
-        input.extend(body_params(headers, body)?);
+        let (params, uploaded) = body_params(state, headers, body)?;
+        input.extend(params);
+        file = uploaded;
     }
     // PVE's rest_handler: a parameter may repeat a path parameter only with the same value.
     let mut conflicts = ParamErrors::new();
@@ -225,9 +326,9 @@ fn handle(state: &PveState, method: &str, uri: &Uri, headers: &HeaderMap, body: 
     }
     let params = validate::validate(matched.endpoint.parameters(), input).map_err(ApiError::params)?;
     let template = matched.endpoint.template.clone();
-    let call = Call { principal, method: method.to_string(), template, path, params };
-    match state.inner.handlers.get(&(method, call.template.as_str())) {
-        Some(handler) => handler(state, &call),
+    let call = Call { principal, method: method.to_string(), template, path, params, file };
+    match state.handlers().get(method, &call.template) {
+        Some(handler) => Ok((call, handler)),
         None => Err(ApiError::not_implemented(method, &call.path)),
     }
 }
@@ -246,7 +347,12 @@ fn truthy_flag(v: &Value) -> bool {
 }
 
 /// A form (`application/x-www-form-urlencoded`, the default) or JSON object body.
-fn body_params(headers: &HeaderMap, body: &[u8]) -> Result<Vec<(String, Raw)>, ApiError> {
+#[allow(clippy::type_complexity)]
+fn body_params(
+    _state: &PveState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(Vec<(String, Raw)>, Option<UploadedFile>), ApiError> {
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if content_type.starts_with("application/json") {
         let value: Value = serde_json::from_slice(body)
@@ -254,46 +360,16 @@ fn body_params(headers: &HeaderMap, body: &[u8]) -> Result<Vec<(String, Raw)>, A
         let Value::Object(map) = value else {
             return Err(ApiError::new(StatusCode::BAD_REQUEST, "JSON body is not an object"));
         };
-        return Ok(map.into_iter().map(|(k, v)| (k, Raw::Json(v))).collect());
+        return Ok((map.into_iter().map(|(k, v)| (k, Raw::Json(v))).collect(), None));
     }
     if content_type.starts_with("multipart/") {
         return Err(ApiError::new(StatusCode::NOT_IMPLEMENTED, "multipart uploads are not implemented in the lab yet"));
     }
-    Ok(form_urlencoded::parse(body).map(|(k, v)| (k.into_owned(), Raw::Text(v.into_owned()))).collect())
+    Ok((form_urlencoded::parse(body).map(|(k, v)| (k.into_owned(), Raw::Text(v.into_owned()))).collect(), None))
 }
 
 fn version(_: &PveState, _: &Call) -> Result<Value, ApiError> {
     Ok(json!({ "version": PVE_VERSION, "release": "9.1", "repoid": "lab00000" }))
-}
-
-fn nodes(state: &PveState, _: &Call) -> Result<Value, ApiError> {
-    let nodes: Vec<Value> = state
-        .nodes()
-        .iter()
-        .map(|n| {
-            json!({
-                "node": n, "id": format!("node/{n}"), "type": "node", "status": "online", "level": "",
-                "cpu": 0.01, "maxcpu": 8, "mem": 2_147_483_648u64, "maxmem": 34_359_738_368u64,
-                "disk": 4_294_967_296u64, "maxdisk": 107_374_182_400u64, "uptime": 3600,
-            })
-        })
-        .collect();
-    Ok(Value::Array(nodes))
-}
-
-fn cluster_status(state: &PveState, _: &Call) -> Result<Value, ApiError> {
-    let nodes: Vec<Value> = state
-        .nodes()
-        .iter()
-        .enumerate()
-        .map(|(i, n)| {
-            json!({
-                "type": "node", "name": n, "id": format!("node/{n}"), "nodeid": i + 1,
-                "ip": "127.0.0.1", "online": 1, "local": u8::from(i == 0), "level": "",
-            })
-        })
-        .collect();
-    Ok(Value::Array(nodes))
 }
 
 fn create_ticket(state: &PveState, call: &Call) -> Result<Value, ApiError> {

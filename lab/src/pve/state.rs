@@ -1,0 +1,307 @@
+//! The running lab's shared state: the model behind a lock, its persistence,
+//! VM config locks, the realism knobs, fault injection and the request log.
+//!
+//! Owns: [`PveState`], which every handler receives. Reads and writes of the
+//! [`Model`] go through [`PveState::read`] / [`PveState::write`] (a write
+//! saves the state file); a VM's config lock (PVE's
+//! `/var/lock/qemu-server/lock-N.conf`) is taken with [`PveState::lock_vm`],
+//! which waits up to `timing.lockWaitMs` and then fails with PVE's
+//! "got timeout" text; files of `dir` storages live under
+//! [`PveState::dir_storage_path`].
+//! Must not: parse HTTP or know endpoints (that is [`super::server`] and the
+//! handler modules).
+
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::http::StatusCode;
+use serde::Serialize;
+
+use super::apidoc::ApiDoc;
+use super::auth::Auth;
+use super::lab_config::{Faults, LabConfig, Timing};
+use super::model::Model;
+use super::server::{ApiError, Handlers};
+
+/// The API's shared state; cheap to clone.
+#[derive(Clone)]
+pub struct PveState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    apidoc: ApiDoc,
+    auth: Auth,
+    handlers: Handlers,
+    state_dir: PathBuf,
+    bridges: Vec<super::lab_config::BridgeConfig>,
+    model: Mutex<Model>,
+    knobs: Mutex<Knobs>,
+    requests: Mutex<RequestLog>,
+}
+
+struct Knobs {
+    timing: Timing,
+    faults: Faults,
+    rng: u64,
+}
+
+/// One request as the lab saw it.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoggedRequest {
+    pub method: String,
+    pub path: String,
+    pub status: u16,
+}
+
+#[derive(Default)]
+struct RequestLog {
+    total: u64,
+    recent: VecDeque<LoggedRequest>,
+}
+
+/// How many requests the log keeps.
+const REQUEST_LOG: usize = 20_000;
+
+impl PveState {
+    /// The lab in `state_dir`: the saved state if there is one, else a fresh
+    /// cluster from `config` (whose timing and faults apply either way).
+    pub fn new(apidoc: ApiDoc, auth: Auth, config: LabConfig, state_dir: &Path) -> Result<PveState, String> {
+        config.check()?;
+        std::fs::create_dir_all(state_dir).map_err(|e| format!("creating {}: {e}", state_dir.display()))?;
+        let model = match Model::load(state_dir)? {
+            Some(model) => model,
+            None => {
+                let model = Model::from_config(&config);
+                model.save(state_dir)?;
+                model
+            }
+        };
+        let state = PveState {
+            inner: Arc::new(Inner {
+                apidoc,
+                auth,
+                handlers: super::server::handlers(),
+                state_dir: state_dir.to_path_buf(),
+                bridges: config.bridges.clone(),
+                model: Mutex::new(model),
+                knobs: Mutex::new(Knobs { rng: config.faults.seed, timing: config.timing, faults: config.faults }),
+                requests: Mutex::new(RequestLog::default()),
+            }),
+        };
+        state.make_storage_dirs()?;
+        Ok(state)
+    }
+
+    pub fn apidoc(&self) -> &ApiDoc {
+        &self.inner.apidoc
+    }
+
+    pub fn auth(&self) -> &Auth {
+        &self.inner.auth
+    }
+
+    pub fn handlers(&self) -> &Handlers {
+        &self.inner.handlers
+    }
+
+    pub fn state_dir(&self) -> &Path {
+        &self.inner.state_dir
+    }
+
+    pub fn bridges(&self) -> &[super::lab_config::BridgeConfig] {
+        &self.inner.bridges
+    }
+
+    /// The node names, in config order.
+    pub fn nodes(&self) -> Vec<String> {
+        self.read(|m| m.nodes.keys().cloned().collect())
+    }
+
+    fn model(&self) -> MutexGuard<'_, Model> {
+        self.inner.model.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Reads the model.
+    pub fn read<R>(&self, f: impl FnOnce(&Model) -> R) -> R {
+        f(&self.model())
+    }
+
+    /// Changes the model and saves it.
+    pub fn write<R>(&self, f: impl FnOnce(&mut Model) -> R) -> R {
+        let mut model = self.model();
+        let result = f(&mut model);
+        if let Err(e) = model.save(&self.inner.state_dir) {
+            eprintln!("proxmox-talos-lab: saving the state: {e}");
+        }
+        result
+    }
+
+    pub fn timing(&self) -> Timing {
+        self.knobs().timing.clone()
+    }
+
+    pub fn set_timing(&self, timing: Timing) {
+        self.knobs().timing = timing;
+    }
+
+    pub fn faults(&self) -> Faults {
+        self.knobs().faults.clone()
+    }
+
+    pub fn set_faults(&self, faults: Faults) {
+        let mut knobs = self.knobs();
+        knobs.rng = faults.seed;
+        knobs.faults = faults;
+    }
+
+    fn knobs(&self) -> MutexGuard<'_, Knobs> {
+        self.inner.knobs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Draws from the seeded generator: true with probability `rate(faults)`.
+    pub fn roll(&self, rate: impl FnOnce(&Faults) -> f64) -> bool {
+        let mut knobs = self.knobs();
+        let p = rate(&knobs.faults);
+        if p <= 0.0 {
+            return false;
+        }
+        // splitmix64
+        knobs.rng = knobs.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = knobs.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        ((z >> 11) as f64 / (1u64 << 53) as f64) < p
+    }
+
+    /// The root of `node`'s file system in the lab: `STATE/nodes/NODE/root`
+    /// (what the node's SSH server is chrooted to).
+    pub fn node_root(&self, node: &str) -> PathBuf {
+        self.inner.state_dir.join("nodes").join(node).join("root")
+    }
+
+    /// Where a `dir` storage's files live for `node`: its [`storage_path`]
+    /// under [`Self::node_root`] (with `template/iso`, `snippets`, ...).
+    pub fn dir_storage_path(&self, node: &str, storage: &str) -> PathBuf {
+        self.node_root(node).join(storage_path(storage).trim_start_matches('/'))
+    }
+
+    fn make_storage_dirs(&self) -> Result<(), String> {
+        let (nodes, dirs): (Vec<String>, Vec<String>) = self.read(|m| {
+            (m.nodes.keys().cloned().collect(), m.storages.values().filter(|s| s.kind == "dir").map(|s| s.id.clone()).collect())
+        });
+        for node in &nodes {
+            for storage in &dirs {
+                let root = self.dir_storage_path(node, storage);
+                for sub in ["template/iso", "template/cache", "snippets", "import", "images", "dump"] {
+                    let dir = root.join(sub);
+                    std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes VM `vmid`'s config lock for `holder`, waiting up to
+    /// `timing.lockWaitMs` as PVE's `lock_config` does.
+    pub async fn lock_vm(&self, vmid: u32, holder: &str) -> Result<(), ApiError> {
+        let deadline = Instant::now() + Duration::from_millis(self.timing().lock_wait_ms);
+        loop {
+            let taken = self.write(|m| match m.vms.get_mut(&vmid) {
+                None => Err(no_such_vm(vmid, None)),
+                Some(vm) if vm.busy.is_none() => {
+                    vm.busy = Some(holder.to_string());
+                    Ok(true)
+                }
+                Some(_) => Ok(false),
+            })?;
+            if taken {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(lock_timeout(vmid));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Releases the config lock if `holder` has it.
+    pub fn unlock_vm(&self, vmid: u32, holder: &str) {
+        self.write(|m| {
+            if let Some(vm) = m.vms.get_mut(&vmid) {
+                if vm.busy.as_deref() == Some(holder) {
+                    vm.busy = None;
+                }
+            }
+        });
+    }
+
+    pub fn log_request(&self, method: &str, path: &str, status: u16) {
+        let mut log = self.inner.requests.lock().unwrap_or_else(|e| e.into_inner());
+        log.total += 1;
+        if log.recent.len() == REQUEST_LOG {
+            log.recent.pop_front();
+        }
+        log.recent.push_back(LoggedRequest { method: method.into(), path: path.into(), status });
+    }
+
+    /// The total and the most recent requests (oldest first).
+    pub fn requests(&self) -> (u64, Vec<LoggedRequest>) {
+        let log = self.inner.requests.lock().unwrap_or_else(|e| e.into_inner());
+        (log.total, log.recent.iter().cloned().collect())
+    }
+
+    pub fn clear_requests(&self) {
+        let mut log = self.inner.requests.lock().unwrap_or_else(|e| e.into_inner());
+        *log = RequestLog::default();
+    }
+
+    /// Counts by "METHOD path" of the logged requests.
+    pub fn request_counts(&self) -> HashMap<String, u64> {
+        let mut counts = HashMap::new();
+        for r in self.requests().1 {
+            *counts.entry(format!("{} {}", r.method, r.path)).or_insert(0) += 1;
+        }
+        counts
+    }
+}
+
+/// A `dir` storage's path as `/storage` reports it: `/var/lib/vz` for
+/// `local`, `/mnt/pve/ID` for others (as the PVE installer and GUI make them).
+pub fn storage_path(storage: &str) -> String {
+    if storage == "local" {
+        "/var/lib/vz".to_string()
+    } else {
+        format!("/mnt/pve/{storage}")
+    }
+}
+
+/// PVE's text when a config lock cannot be had in time.
+pub fn lock_timeout(vmid: u32) -> ApiError {
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!("can't lock file '/var/lock/qemu-server/lock-{vmid}.conf' - got timeout"),
+    )
+}
+
+/// PVE's 500 for a VM that is not on `node` (or nowhere).
+pub fn no_such_vm(vmid: u32, node: Option<&str>) -> ApiError {
+    let node = node.unwrap_or("pve");
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!("Configuration file 'nodes/{node}/qemu-server/{vmid}.conf' does not exist"),
+    )
+}
+
+/// Seconds since the epoch.
+pub fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// Milliseconds since the epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}

@@ -11,4 +11,5 @@
 //! The Talos nodes land with the lab issue.
 
 pub mod factory;
+pub mod homelab;
 pub mod pve;

@@ -1,32 +1,52 @@
 //! `proxmox-talos-lab`: the simulated homelab on loopback.
 //!
-//! Today it runs one service at a time, each printing its URL as the first
-//! line on stdout and stopping on SIGINT:
-//! - `proxmox-talos-lab factory [--listen 127.0.0.1:0]`: the lab Image Factory;
-//! - `proxmox-talos-lab pve --api-schema FILE --state-dir DIR [--listen 127.0.0.1:0]`:
-//!   the Proxmox VE API over HTTPS (`https://127.0.0.1:PORT/api2/json`); the
-//!   lab CA (`DIR/pve-ca.pem`) and the credentials (`DIR/pve-credentials.json`)
-//!   are made at first start.
-//!
-//! The full homelab (`up`) comes with the lab issue.
+//! - `up [--config FILE | --preset single|cluster] [--state DIR] [--api-schema FILE]
+//!   [--listen ADDR] [--factory-listen ADDR]`: starts the lab in the background
+//!   (the Proxmox VE API on `https://127.0.0.1:8006/api2/json` and the Image
+//!   Factory on `http://127.0.0.1:8080`), waits until it answers, and prints
+//!   the env file to source (`STATE/lab.env`). State persists in the state
+//!   directory (default `~/.cache/proxmox-talos/lab`) across restarts.
+//! - `down [--state DIR]`: stops it.
+//! - `inventory [--state DIR] [--json] [--all]`: every VM and file the lab
+//!   holds (without its seed template unless `--all`); works while it is down.
+//! - `serve ...`: `up` in the foreground (what `up` runs).
+//! - `factory [--listen ADDR]`, `pve --api-schema FILE --state-dir DIR [--listen ADDR]`:
+//!   one service alone, printing its URL first.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
-use std::process::ExitCode;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
 
-use std::path::PathBuf;
+use proxmox_talos_lab::homelab::{self, LabOptions, ENV_FILE};
+use proxmox_talos_lab::pve::admin;
+use proxmox_talos_lab::pve::apidoc::ApiDoc;
+use proxmox_talos_lab::pve::lab_config::LabConfig;
+use proxmox_talos_lab::pve::model::Model;
+use proxmox_talos_lab::{factory, pve};
 
-use proxmox_talos_lab::factory;
-use proxmox_talos_lab::pve;
-
-const USAGE: &str = "usage: proxmox-talos-lab factory [--listen 127.0.0.1:PORT]\n       \
+const USAGE: &str = "usage: proxmox-talos-lab up [--config FILE | --preset single|cluster] [--state DIR] \
+                     [--api-schema FILE] [--listen ADDR] [--factory-listen ADDR]\n       \
+                     proxmox-talos-lab down [--state DIR]\n       \
+                     proxmox-talos-lab inventory [--state DIR] [--json] [--all]\n       \
+                     proxmox-talos-lab serve (same options as up; foreground)\n       \
+                     proxmox-talos-lab factory [--listen 127.0.0.1:PORT]\n       \
                      proxmox-talos-lab pve --api-schema FILE --state-dir DIR [--listen 127.0.0.1:PORT]";
+
+const PID_FILE: &str = "lab.pid";
+const LOG_FILE: &str = "lab.log";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let rest = args.get(1..).unwrap_or(&[]);
     let result = match args.first().map(String::as_str) {
-        Some("factory") => listen_address(&args[1..]).and_then(run_factory),
-        Some("pve") => pve_options(&args[1..]).and_then(run_pve),
+        Some("up") => Flags::parse(rest).and_then(up),
+        Some("serve") => Flags::parse(rest).and_then(serve),
+        Some("down") => Flags::parse(rest).and_then(down),
+        Some("inventory") => Flags::parse(rest).and_then(inventory),
+        Some("factory") => Flags::parse(rest).and_then(run_factory),
+        Some("pve") => Flags::parse(rest).and_then(run_pve),
         _ => Err(USAGE.to_string()),
     };
     match result {
@@ -38,77 +58,258 @@ fn main() -> ExitCode {
     }
 }
 
-/// `--listen ADDR` (default `127.0.0.1:0`); only loopback addresses are accepted.
-fn listen_address(args: &[String]) -> Result<SocketAddr, String> {
-    let addr = match args {
-        [] => "127.0.0.1:0",
-        [flag, value] if flag == "--listen" => value.as_str(),
-        _ => return Err(USAGE.to_string()),
-    };
-    let addr: SocketAddr = addr.parse().map_err(|e| format!("--listen {addr:?}: {e}; expected e.g. 127.0.0.1:0"))?;
+/// The command-line flags every subcommand draws from.
+#[derive(Default)]
+struct Flags {
+    config: Option<PathBuf>,
+    preset: Option<String>,
+    state: Option<PathBuf>,
+    api_schema: Option<PathBuf>,
+    listen: Option<String>,
+    factory_listen: Option<String>,
+    json: bool,
+    all: bool,
+}
+
+impl Flags {
+    fn parse(args: &[String]) -> Result<Flags, String> {
+        let mut flags = Flags::default();
+        let mut it = args.iter();
+        while let Some(flag) = it.next() {
+            let mut value = || it.next().cloned().ok_or_else(|| format!("{flag} needs a value\n{USAGE}"));
+            match flag.as_str() {
+                "--config" => flags.config = Some(PathBuf::from(value()?)),
+                "--preset" => flags.preset = Some(value()?),
+                "--state" | "--state-dir" => flags.state = Some(PathBuf::from(value()?)),
+                "--api-schema" => flags.api_schema = Some(PathBuf::from(value()?)),
+                "--listen" => flags.listen = Some(value()?),
+                "--factory-listen" => flags.factory_listen = Some(value()?),
+                "--json" => flags.json = true,
+                "--all" => flags.all = true,
+                _ => return Err(format!("unknown argument {flag:?}\n{USAGE}")),
+            }
+        }
+        Ok(flags)
+    }
+
+    fn state_dir(&self) -> PathBuf {
+        self.state.clone().unwrap_or_else(homelab::default_state_dir)
+    }
+
+    fn lab_config(&self) -> Result<LabConfig, String> {
+        match (&self.config, self.preset.as_deref()) {
+            (Some(_), Some(_)) => Err("give --config or --preset, not both".into()),
+            (Some(path), None) => LabConfig::load(path),
+            (None, None | Some("single")) => Ok(LabConfig::single_node()),
+            (None, Some("cluster")) => Ok(LabConfig::seed_cluster()),
+            (None, Some(other)) => Err(format!("--preset {other:?}: expected single or cluster")),
+        }
+    }
+
+    fn options(&self) -> Result<LabOptions, String> {
+        let api_schema = match &self.api_schema {
+            Some(p) => p.clone(),
+            None => ApiDoc::locate().map_err(|e| format!("{e}; pass --api-schema FILE (pve-apidoc.json)"))?,
+        };
+        Ok(LabOptions {
+            config: self.lab_config()?,
+            state_dir: self.state_dir(),
+            api_schema,
+            api_listen: address(self.listen.as_deref().unwrap_or(homelab::DEFAULT_API_LISTEN))?,
+            factory_listen: address(self.factory_listen.as_deref().unwrap_or(homelab::DEFAULT_FACTORY_LISTEN))?,
+        })
+    }
+}
+
+/// A loopback socket address.
+fn address(text: &str) -> Result<SocketAddr, String> {
+    let addr: SocketAddr = text.parse().map_err(|e| format!("{text:?}: {e}; expected e.g. 127.0.0.1:0"))?;
     if !addr.ip().is_loopback() {
-        return Err(format!("--listen {addr}: the lab only listens on loopback (127.0.0.1 or ::1)"));
+        return Err(format!("{addr}: the lab only listens on loopback (127.0.0.0/8 or ::1)"));
     }
     Ok(addr)
 }
 
-fn run_factory(addr: SocketAddr) -> Result<(), String> {
-    let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("starting the runtime: {e}"))?;
-    runtime.block_on(async {
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Runtime::new().map_err(|e| format!("starting the runtime: {e}"))
+}
+
+/// SIGINT or SIGTERM.
+async fn stop_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+fn serve(flags: Flags) -> Result<(), String> {
+    let options = flags.options()?;
+    runtime()?.block_on(homelab::run(
+        options,
+        |lab| {
+            let mut out = std::io::stdout();
+            let _ = writeln!(out, "{}", lab.state_dir.join(ENV_FILE).display()).and_then(|()| out.flush());
+        },
+        stop_signal(),
+    ))
+}
+
+/// The pid of a lab running for `state_dir`, if any.
+fn running_pid(state_dir: &Path) -> Option<u32> {
+    let pid: u32 = std::fs::read_to_string(state_dir.join(PID_FILE)).ok()?.trim().parse().ok()?;
+    Path::new(&format!("/proc/{pid}")).exists().then_some(pid)
+}
+
+fn up(flags: Flags) -> Result<(), String> {
+    let options = flags.options()?;
+    let state_dir = options.state_dir.clone();
+    let env_file = state_dir.join(ENV_FILE);
+    if let Some(pid) = running_pid(&state_dir) {
+        if env_file.exists() {
+            println!("{}", env_file.display());
+            eprintln!("the lab is already running (pid {pid}); source {}", env_file.display());
+            return Ok(());
+        }
+    }
+    std::fs::create_dir_all(&state_dir).map_err(|e| format!("creating {}: {e}", state_dir.display()))?;
+    let _ = std::fs::remove_file(&env_file);
+    let log_path = state_dir.join(LOG_FILE);
+    let log = std::fs::File::create(&log_path).map_err(|e| format!("creating {}: {e}", log_path.display()))?;
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut args = vec!["serve".to_string(), "--state".into(), state_dir.display().to_string()];
+    args.extend(["--api-schema".into(), options.api_schema.display().to_string()]);
+    args.extend(["--listen".into(), options.api_listen.to_string()]);
+    args.extend(["--factory-listen".into(), options.factory_listen.to_string()]);
+    if let Some(config) = &flags.config {
+        args.extend(["--config".into(), config.display().to_string()]);
+    }
+    if let Some(preset) = &flags.preset {
+        args.extend(["--preset".into(), preset.clone()]);
+    }
+    use std::os::unix::process::CommandExt as _;
+    let mut child = Command::new(exe)
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().map_err(|e| e.to_string())?)
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .map_err(|e| format!("starting the lab: {e}"))?;
+    std::fs::write(state_dir.join(PID_FILE), child.id().to_string()).map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !env_file.exists() {
+        if let Ok(Some(status)) = child.try_wait() {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            return Err(format!("the lab exited ({status}) while starting:\n{log}"));
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            return Err(format!("the lab did not start within 60 s; see {}", log_path.display()));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let env = homelab::read_env_file(&env_file)?;
+    let get = |k: &str| env.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone()).unwrap_or_default();
+    println!("{}", env_file.display());
+    eprintln!(
+        "lab up (pid {}): Proxmox VE API {}api2/json, Image Factory {}, nodes {}\nsource {} to use it",
+        child.id(),
+        get("PROXMOX_VE_ENDPOINT"),
+        get("TALOS_IMAGE_FACTORY_URL"),
+        get("PROXMOX_TALOS_LAB_NODES"),
+        env_file.display()
+    );
+    Ok(())
+}
+
+fn down(flags: Flags) -> Result<(), String> {
+    let state_dir = flags.state_dir();
+    let Some(pid) = running_pid(&state_dir) else {
+        let _ = std::fs::remove_file(state_dir.join(PID_FILE));
+        eprintln!("the lab in {} is not running", state_dir.display());
+        return Ok(());
+    };
+    let status = Command::new("kill").args(["-TERM", &pid.to_string()]).status().map_err(|e| e.to_string())?;
+    if !status.success() {
+        return Err(format!("kill -TERM {pid} failed"));
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Path::new(&format!("/proc/{pid}")).exists() && !is_zombie(pid) {
+        if Instant::now() > deadline {
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = std::fs::remove_file(state_dir.join(PID_FILE));
+    let _ = std::fs::remove_file(state_dir.join(ENV_FILE));
+    eprintln!("lab down (state kept in {})", state_dir.display());
+    Ok(())
+}
+
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with('Z')))
+        .unwrap_or(false)
+}
+
+fn inventory(flags: Flags) -> Result<(), String> {
+    let state_dir = flags.state_dir();
+    let model = Model::load(&state_dir)?.ok_or_else(|| format!("no lab state in {}", state_dir.display()))?;
+    let mut inventory = admin::inventory(&model, &state_dir);
+    if !flags.all {
+        inventory = inventory.without_seed(&model);
+    }
+    if flags.json {
+        println!("{}", serde_json::to_string_pretty(&inventory.to_json()).map_err(|e| e.to_string())?);
+        return Ok(());
+    }
+    for vm in &inventory.vms {
+        let kind = if vm.template { "template" } else { "vm" };
+        println!("{kind}\t{}\t{}\t{}\t{}", vm.vmid, vm.node, vm.status, vm.name);
+    }
+    for f in &inventory.files {
+        println!("file\t{}\t{}\t{}", f.node.as_deref().unwrap_or("(shared)"), f.volid, f.size);
+    }
+    if inventory.vms.is_empty() && inventory.files.is_empty() {
+        eprintln!("the lab holds no VMs and no files{}", if flags.all { "" } else { " (besides its seed template)" });
+    }
+    Ok(())
+}
+
+fn run_factory(flags: Flags) -> Result<(), String> {
+    let addr = address(flags.listen.as_deref().unwrap_or("127.0.0.1:0"))?;
+    runtime()?.block_on(async {
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("listening on {addr}: {e}"))?;
         let bound = listener.local_addr().map_err(|e| e.to_string())?;
         let mut stdout = std::io::stdout();
         writeln!(stdout, "http://{bound}").and_then(|()| stdout.flush()).map_err(|e| e.to_string())?;
-        let shutdown = async {
-            let _ = tokio::signal::ctrl_c().await;
-        };
-        factory::serve(listener, factory::FactoryState::new(), shutdown).await.map_err(|e| format!("serving: {e}"))
+        factory::serve(listener, factory::FactoryState::new(), stop_signal()).await.map_err(|e| format!("serving: {e}"))
     })
 }
 
-struct PveOptions {
-    schema: PathBuf,
-    state_dir: PathBuf,
-    listen: SocketAddr,
-}
-
-fn pve_options(args: &[String]) -> Result<PveOptions, String> {
-    let (mut schema, mut state_dir, mut listen) = (None, None, Vec::new());
-    let mut rest = args.iter();
-    while let Some(flag) = rest.next() {
-        let value = rest.next().ok_or_else(|| USAGE.to_string())?;
-        match flag.as_str() {
-            "--api-schema" => schema = Some(PathBuf::from(value)),
-            "--state-dir" => state_dir = Some(PathBuf::from(value)),
-            "--listen" => listen = vec![flag.clone(), value.clone()],
-            _ => return Err(USAGE.to_string()),
-        }
-    }
-    match (schema, state_dir) {
-        (Some(schema), Some(state_dir)) => Ok(PveOptions { schema, state_dir, listen: listen_address(&listen)? }),
-        _ => Err(USAGE.to_string()),
-    }
-}
-
-fn run_pve(options: PveOptions) -> Result<(), String> {
-    let apidoc = pve::apidoc::ApiDoc::load(&options.schema).map_err(|e| e.to_string())?;
-    let ca = pve::tls::LabCa::load_or_create(&options.state_dir)?;
-    let credentials = pve::auth::LabCredentials::load_or_create(&options.state_dir)?;
+fn run_pve(flags: Flags) -> Result<(), String> {
+    let (Some(schema), Some(state_dir)) = (&flags.api_schema, &flags.state) else {
+        return Err(USAGE.to_string());
+    };
+    let addr = address(flags.listen.as_deref().unwrap_or("127.0.0.1:0"))?;
+    let apidoc = ApiDoc::load(schema).map_err(|e| e.to_string())?;
+    let ca = pve::tls::LabCa::load_or_create(state_dir)?;
+    let credentials = pve::auth::LabCredentials::load_or_create(state_dir)?;
     let tls = ca.server_config()?;
-    let config = pve::lab_config::LabConfig::single_node();
-    let state = pve::server::PveState::new(apidoc, credentials.auth(), config, &options.state_dir)?;
-    let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("starting the runtime: {e}"))?;
-    runtime.block_on(async {
-        let addr = options.listen;
+    let state = pve::server::PveState::new(apidoc, credentials.auth(), flags.lab_config()?, state_dir)?;
+    runtime()?.block_on(async {
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("listening on {addr}: {e}"))?;
         let bound = listener.local_addr().map_err(|e| e.to_string())?;
         let mut stdout = std::io::stdout();
         writeln!(stdout, "{}", pve::server::base_url(bound))
             .and_then(|()| stdout.flush())
             .map_err(|e| e.to_string())?;
-        let shutdown = async {
-            let _ = tokio::signal::ctrl_c().await;
-        };
-        pve::server::serve(listener, tls, state, shutdown).await.map_err(|e| format!("serving: {e}"))
+        pve::server::serve(listener, tls, state, stop_signal()).await.map_err(|e| format!("serving: {e}"))
     })
 }

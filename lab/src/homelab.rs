@@ -1,0 +1,139 @@
+//! The whole homelab as one service: the Proxmox VE API (HTTPS, lab CA) and
+//! the Image Factory on loopback, plus the env file that tests, examples and
+//! users source to reach them.
+//!
+//! Owns: starting the services from a [`LabConfig`] and a state directory,
+//! the env file (`STATE/lab.env`: endpoint, API token, root@pam password,
+//! CA certificate, factory URL, state dir), and the default locations
+//! (`$PROXMOX_TALOS_LAB_STATE`, else `~/.cache/proxmox-talos/lab`).
+//! Must not: parse command lines or daemonize (that is `main.rs`).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use crate::factory;
+use crate::pve;
+use crate::pve::lab_config::LabConfig;
+
+/// The env file's name in the state directory.
+pub const ENV_FILE: &str = "lab.env";
+/// The default API address (PVE's port).
+pub const DEFAULT_API_LISTEN: &str = "127.0.0.1:8006";
+/// The default Image Factory address.
+pub const DEFAULT_FACTORY_LISTEN: &str = "127.0.0.1:8080";
+
+/// How to run the lab.
+#[derive(Debug, Clone)]
+pub struct LabOptions {
+    pub config: LabConfig,
+    pub state_dir: PathBuf,
+    pub api_schema: PathBuf,
+    pub api_listen: SocketAddr,
+    pub factory_listen: SocketAddr,
+}
+
+/// Where the running lab answers, and its credentials.
+#[derive(Debug, Clone)]
+pub struct LabEndpoints {
+    /// `https://127.0.0.1:8006/` (what `PROXMOX_VE_ENDPOINT` takes).
+    pub endpoint: String,
+    pub factory_url: String,
+    pub ca_cert: PathBuf,
+    pub credentials: pve::auth::LabCredentials,
+    pub state_dir: PathBuf,
+    /// Node name and address, in config order.
+    pub nodes: Vec<(String, String)>,
+}
+
+/// `$PROXMOX_TALOS_LAB_STATE`, else `~/.cache/proxmox-talos/lab`.
+pub fn default_state_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("PROXMOX_TALOS_LAB_STATE").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/root"));
+    home.join(".cache").join("proxmox-talos").join("lab")
+}
+
+/// Runs the lab until `shutdown` completes; calls `ready` once both services
+/// listen and the env file is written.
+pub async fn run(
+    options: LabOptions,
+    ready: impl FnOnce(&LabEndpoints),
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), String> {
+    let apidoc = pve::apidoc::ApiDoc::load(&options.api_schema).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(&options.state_dir)
+        .map_err(|e| format!("creating {}: {e}", options.state_dir.display()))?;
+    let ca = pve::tls::LabCa::load_or_create(&options.state_dir)?;
+    let credentials = pve::auth::LabCredentials::load_or_create(&options.state_dir)?;
+    let tls = ca.server_config()?;
+    let nodes = options.config.nodes.iter().map(|n| (n.name.clone(), n.address.to_string())).collect();
+    let state = pve::server::PveState::new(apidoc, credentials.auth(), options.config.clone(), &options.state_dir)?;
+    let api = bind(options.api_listen).await?;
+    let factory_listener = bind(options.factory_listen).await?;
+    let endpoints = LabEndpoints {
+        endpoint: format!("https://{}/", api.local_addr().map_err(|e| e.to_string())?),
+        factory_url: format!("http://{}", factory_listener.local_addr().map_err(|e| e.to_string())?),
+        ca_cert: ca.cert_path().to_path_buf(),
+        credentials,
+        state_dir: options.state_dir.clone(),
+        nodes,
+    };
+    write_env_file(&endpoints)?;
+    ready(&endpoints);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|v| *v).await;
+    };
+    let api_task = tokio::spawn(pve::server::serve(api, tls, state, stopped(stop_rx.clone())));
+    let factory_task =
+        tokio::spawn(factory::serve(factory_listener, factory::FactoryState::new(), stopped(stop_rx.clone())));
+    shutdown.await;
+    let _ = stop_tx.send(true);
+    let _ = api_task.await;
+    let _ = factory_task.await;
+    let _ = std::fs::remove_file(options.state_dir.join(ENV_FILE));
+    Ok(())
+}
+
+async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, String> {
+    if !addr.ip().is_loopback() {
+        return Err(format!("{addr}: the lab only listens on loopback (127.0.0.0/8 or ::1)"));
+    }
+    tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("listening on {addr}: {e}"))
+}
+
+/// Writes `STATE/lab.env` (mode 0600: it holds the password and token).
+pub fn write_env_file(lab: &LabEndpoints) -> Result<PathBuf, String> {
+    let path = lab.state_dir.join(ENV_FILE);
+    let q = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+    let nodes: Vec<String> = lab.nodes.iter().map(|(n, a)| format!("{n}={a}")).collect();
+    let lines = [
+        "# The proxmox-talos lab. Source this file: . ".to_string() + &path.display().to_string(),
+        format!("export PROXMOX_VE_ENDPOINT={}", q(&lab.endpoint)),
+        format!(
+            "export PROXMOX_VE_API_TOKEN={}",
+            q(&format!("{}={}", lab.credentials.token_id, lab.credentials.token_secret))
+        ),
+        format!("export PROXMOX_VE_USERNAME={}", q(&lab.credentials.user)),
+        format!("export PROXMOX_VE_PASSWORD={}", q(&lab.credentials.password)),
+        format!("export PROXMOX_VE_CA_CERT={}", q(&lab.ca_cert.display().to_string())),
+        format!("export TALOS_IMAGE_FACTORY_URL={}", q(&lab.factory_url)),
+        format!("export PROXMOX_TALOS_LAB_STATE={}", q(&lab.state_dir.display().to_string())),
+        format!("export PROXMOX_TALOS_LAB_NODES={}", q(&nodes.join(","))),
+    ];
+    pve::tls::write_private(&path, &(lines.join("\n") + "\n"))?;
+    Ok(path)
+}
+
+/// Reads `KEY=value` pairs back from an env file (for tests and `inventory`).
+pub fn read_env_file(path: &Path) -> Result<Vec<(String, String)>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    Ok(text
+        .lines()
+        .filter_map(|l| l.strip_prefix("export "))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.trim_matches('\'').replace(r"'\''", "'")))
+        .collect())
+}

@@ -149,7 +149,8 @@ pub fn inventory(model: &Model, state_dir: &Path) -> Inventory {
         .collect();
     for node in model.nodes.keys() {
         for s in model.storages.values().filter(|s| s.kind == "dir") {
-            let root = state_dir.join("nodes").join(node).join("root").join(storage_path(&s.id).trim_start_matches('/'));
+            let root =
+                state_dir.join("nodes").join(node).join("root").join(storage_path(&s.id).trim_start_matches('/'));
             for (content, sub) in DIR_CONTENT {
                 let Ok(entries) = std::fs::read_dir(root.join(sub)) else { continue };
                 let mut names: Vec<(String, u64)> = entries

@@ -40,7 +40,9 @@ pub fn node_of(state: &PveState, call: &Call) -> Result<String, ApiError> {
     } else {
         Err(ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            format!("hostname lookup '{node}' failed - failed to get address info for: {node}: Name or service not known"),
+            format!(
+                "hostname lookup '{node}' failed - failed to get address info for: {node}: Name or service not known"
+            ),
         ))
     }
 }
@@ -330,14 +332,12 @@ fn storage_json(s: &super::lab_config::StorageConfig) -> Value {
 
 fn storages(state: &PveState, call: &Call) -> Result<Value, ApiError> {
     let wanted = call.opt_str("type");
-    Ok(state.read(|m| {
-        m.storages.values().filter(|s| wanted.is_none_or(|t| t == s.kind)).map(storage_json).collect()
-    }))
+    Ok(state.read(|m| m.storages.values().filter(|s| wanted.is_none_or(|t| t == s.kind)).map(storage_json).collect()))
 }
 
 fn storage(state: &PveState, call: &Call) -> Result<Value, ApiError> {
     let id = call.str("storage");
-    state.read(|m| m.storages.get(id).map(storage_json)).ok_or_else(|| {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("storage '{id}' does not exist"))
-    })
+    state
+        .read(|m| m.storages.get(id).map(storage_json))
+        .ok_or_else(|| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("storage '{id}' does not exist")))
 }

@@ -218,7 +218,10 @@ impl LabConfig {
         }
         for (i, n) in self.nodes.iter().enumerate() {
             if !n.address.is_loopback() {
-                return Err(format!("nodes[{i}].address: {} is not in 127.0.0.0/8; the lab is loopback only", n.address));
+                return Err(format!(
+                    "nodes[{i}].address: {} is not in 127.0.0.0/8; the lab is loopback only",
+                    n.address
+                ));
             }
             if self.nodes[..i].iter().any(|m| m.name == n.name) {
                 return Err(format!("nodes[{i}].name: {} appears twice", n.name));

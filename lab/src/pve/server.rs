@@ -34,8 +34,8 @@ use tokio_rustls::server::TlsStream;
 
 use super::apidoc::Lookup;
 use super::auth::Principal;
-use super::validate::{self, ParamErrors, Raw};
 pub use super::state::PveState;
+use super::validate::{self, ParamErrors, Raw};
 
 /// The PVE release the lab claims to be (the schema is PVE 9.1's).
 pub const PVE_VERSION: &str = "9.1.1";
@@ -159,7 +159,12 @@ pub enum Handler {
 pub struct Handlers(HashMap<(&'static str, &'static str), Handler>);
 
 impl Handlers {
-    pub fn sync(&mut self, method: &'static str, template: &'static str, f: fn(&PveState, &Call) -> Result<Value, ApiError>) {
+    pub fn sync(
+        &mut self,
+        method: &'static str,
+        template: &'static str,
+        f: fn(&PveState, &Call) -> Result<Value, ApiError>,
+    ) {
         self.0.insert((method, template), Handler::Sync(f));
     }
 

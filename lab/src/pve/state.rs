@@ -191,7 +191,10 @@ impl PveState {
 
     fn make_storage_dirs(&self) -> Result<(), String> {
         let (nodes, dirs): (Vec<String>, Vec<String>) = self.read(|m| {
-            (m.nodes.keys().cloned().collect(), m.storages.values().filter(|s| s.kind == "dir").map(|s| s.id.clone()).collect())
+            (
+                m.nodes.keys().cloned().collect(),
+                m.storages.values().filter(|s| s.kind == "dir").map(|s| s.id.clone()).collect(),
+            )
         });
         for node in &nodes {
             for storage in &dirs {

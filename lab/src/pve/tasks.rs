@@ -240,14 +240,8 @@ fn task_log(state: &PveState, call: &Call) -> Result<Value, ApiError> {
     let task = find(state, call)?;
     let start = call.params.get("start").and_then(Value::as_u64).unwrap_or(0) as usize;
     let limit = call.params.get("limit").and_then(Value::as_u64).unwrap_or(50) as usize;
-    let lines: Vec<Value> = task
-        .log
-        .iter()
-        .enumerate()
-        .skip(start)
-        .take(limit)
-        .map(|(i, t)| json!({ "n": i + 1, "t": t }))
-        .collect();
+    let lines: Vec<Value> =
+        task.log.iter().enumerate().skip(start).take(limit).map(|(i, t)| json!({ "n": i + 1, "t": t })).collect();
     Ok(Value::Array(lines))
 }
 

@@ -238,7 +238,10 @@ async fn api(State(state): State<PveState>, method: Method, uri: Uri, headers: H
     let path = uri.path().strip_prefix("/api2/json").unwrap_or("/").trim_end_matches('/').to_string();
     let path = if path.is_empty() { "/".to_string() } else { path };
     let injectable = !is_open(method.as_str(), &path);
-    if injectable && state.roll(|f| f.dropped_connection / 2.0) {
+    // A dropped connection happens before or after the call took effect, evenly.
+    let dropped = injectable && state.roll(|f| f.dropped_connection);
+    let dropped_before = dropped && state.roll(|_| 0.5);
+    if dropped_before {
         state.log_request(method.as_str(), &path, 0);
         std::panic::resume_unwind(Box::new(DroppedConnection));
     }
@@ -253,7 +256,7 @@ async fn api(State(state): State<PveState>, method: Method, uri: Uri, headers: H
         Err(e) => Err(e),
     };
     let status = result.as_ref().map(|_| 200).unwrap_or_else(|e| e.status.as_u16());
-    if injectable && state.roll(|f| f.dropped_connection / 2.0) {
+    if dropped {
         // After the call took effect: the client cannot tell whether it did.
         state.log_request(method.as_str(), &path, 0);
         std::panic::resume_unwind(Box::new(DroppedConnection));

@@ -40,6 +40,12 @@ pub struct ProviderConfig {
     /// Minimum TLS version towards the Proxmox API: `1.2` (default) or `1.3`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub min_tls: Option<String>,
+    /// A CA certificate (PEM text, or the path of a PEM file) to trust for the Proxmox VE API
+    /// besides the system roots: for a self-signed or private-CA PVE (and the lab) without
+    /// turning verification off.
+    #[pulumi(env = "PROXMOX_VE_CA_CERT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_certificate: Option<String>,
     /// SSH access to the nodes, used to upload snippets and files.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ssh: Option<SshConfig>,
@@ -111,6 +117,10 @@ pub struct ProxmoxSettings {
     pub auth: ProxmoxAuth,
     /// Skip TLS verification.
     pub insecure: bool,
+    /// Extra CA certificate: PEM text or a file path.
+    pub ca_certificate: Option<String>,
+    /// Minimum TLS version: "1.2" or "1.3" (default "1.2").
+    pub min_tls: Option<String>,
 }
 
 /// A missing or unusable setting, naming the config key and the variable.
@@ -141,6 +151,7 @@ impl ProviderConfig {
         self.username = self.username.or_else(|| get("PROXMOX_VE_USERNAME"));
         self.password = self.password.or_else(|| get("PROXMOX_VE_PASSWORD"));
         self.insecure = self.insecure.or_else(|| get("PROXMOX_VE_INSECURE").map(|v| is_true(&v)));
+        self.ca_certificate = self.ca_certificate.or_else(|| get("PROXMOX_VE_CA_CERT"));
         self.image_factory_url = self.image_factory_url.or_else(|| get("TALOS_IMAGE_FACTORY_URL"));
         let mut ssh = self.ssh.take().unwrap_or_default();
         ssh.username = ssh.username.or_else(|| get("PROXMOX_VE_SSH_USERNAME"));
@@ -178,7 +189,13 @@ impl ProviderConfig {
                 ))
             }
         };
-        Ok(ProxmoxSettings { endpoint, auth, insecure: self.insecure.unwrap_or(false) })
+        Ok(ProxmoxSettings {
+            endpoint,
+            auth,
+            insecure: self.insecure.unwrap_or(false),
+            ca_certificate: self.ca_certificate.clone(),
+            min_tls: self.min_tls.clone(),
+        })
     }
 
     /// The Image Factory base URL, without a trailing slash.

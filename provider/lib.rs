@@ -18,6 +18,7 @@ extern crate self as proxmox_talos;
 pub mod bench;
 pub mod config;
 pub mod framework;
+pub mod proxmox;
 pub mod resources;
 pub mod rpc;
 pub mod schema;

@@ -12,4 +12,5 @@
 
 pub mod factory;
 pub mod homelab;
+pub mod in_process;
 pub mod pve;

@@ -243,7 +243,7 @@ fn transport(method: &Method, path: &str, e: &reqwest::Error) -> ProxmoxError {
 }
 
 /// `{"data": ...}` on success; PVE's error shapes otherwise.
-async fn envelope(method: &str, path: &str, response: reqwest::Response) -> Result<Value, ProxmoxError> {
+pub(crate) async fn envelope(method: &str, path: &str, response: reqwest::Response) -> Result<Value, ProxmoxError> {
     let status = response.status();
     let reason = response
         .extensions()

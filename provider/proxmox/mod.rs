@@ -9,7 +9,9 @@
 
 pub mod client;
 pub mod error;
+pub mod qemu;
 pub mod retry;
+pub mod storage;
 pub mod task;
 
 pub use client::{Params, PveClient};

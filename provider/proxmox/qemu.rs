@@ -1,0 +1,243 @@
+//! `/nodes/{node}/qemu/...`: the VM calls the provider makes, typed.
+//!
+//! Owns: one function per PVE call (create, clone, config get/put/post,
+//! pending, resize, template, status current/start/stop/shutdown/reboot,
+//! migrate, destroy, the guest agent's network interfaces), where each call
+//! lives (`/nodes/{node}/qemu/{vmid}/...`), the UPID it returns, and the
+//! conversion of PVE's answers (numbers or strings) into strings and typed
+//! structs. Also VMID allocation: serialised within the process, probed with
+//! `GET /cluster/nextid?vmid=N` (PVE cannot reserve IDs).
+//! Must not: retry, wait for tasks, or know Pulumi args (resources do that).
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::client::{as_u64, Params, PveClient};
+use super::error::ProxmoxError;
+use super::task::Upid;
+
+/// A VM's config as PVE stores it: every value as a string.
+pub type VmConfig = BTreeMap<String, String>;
+
+fn vm_path(node: &str, vmid: u32) -> String {
+    format!("/nodes/{node}/qemu/{vmid}")
+}
+
+fn task(path: &str, method: &str, data: Value) -> Result<Upid, ProxmoxError> {
+    Upid::from_data(&data, method, path)
+}
+
+/// Where a VM is now (it may have moved: HA, manual migration).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VmLocation {
+    pub node: String,
+    pub running: bool,
+    pub template: bool,
+}
+
+/// Finds VM `vmid` anywhere in the cluster (`GET /cluster/resources?type=vm`).
+pub async fn locate(client: &PveClient, vmid: u32) -> Result<Option<VmLocation>, ProxmoxError> {
+    let all: Vec<Value> = client.get("/cluster/resources", &[("type", "vm")]).await?;
+    Ok(all.iter().find(|v| v.get("vmid").and_then(as_u64) == Some(u64::from(vmid))).map(|v| VmLocation {
+        node: v.get("node").and_then(Value::as_str).unwrap_or_default().to_string(),
+        running: v.get("status").and_then(Value::as_str) == Some("running"),
+        template: v.get("template").and_then(as_u64) == Some(1),
+    }))
+}
+
+/// Whether `vmid` is free (`GET /cluster/nextid?vmid=N`: 400 "VM N already exists" if not).
+pub async fn is_free(client: &PveClient, vmid: u32) -> Result<bool, ProxmoxError> {
+    match client.get::<Value>("/cluster/nextid", &[("vmid", &vmid.to_string())]).await {
+        Ok(_) => Ok(true),
+        Err(e) if e.status() == Some(400) && e.is_already_exists() => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// The lowest free VMID PVE proposes (`GET /cluster/nextid`).
+pub async fn next_id(client: &PveClient) -> Result<u32, ProxmoxError> {
+    let v: Value = client.get("/cluster/nextid", &[]).await?;
+    as_u64(&v).map(|n| n as u32).ok_or_else(|| ProxmoxError::Decode {
+        method: "GET".into(),
+        path: "/cluster/nextid".into(),
+        reason: format!("expected a VMID, got {v}"),
+    })
+}
+
+/// `POST /nodes/{node}/qemu`: creates a VM; returns the task.
+pub async fn create(client: &PveClient, node: &str, params: &Params) -> Result<Upid, ProxmoxError> {
+    let path = format!("/nodes/{node}/qemu");
+    let data = client.post(&path, params).await?;
+    task(&path, "POST", data)
+}
+
+/// `POST .../clone` on the source VM's node.
+pub async fn clone(client: &PveClient, node: &str, vmid: u32, params: &Params) -> Result<Upid, ProxmoxError> {
+    let path = format!("{}/clone", vm_path(node, vmid));
+    let data = client.post(&path, params).await?;
+    task(&path, "POST", data)
+}
+
+/// `GET .../config` (the current values, not pending ones) as strings.
+pub async fn config(client: &PveClient, node: &str, vmid: u32) -> Result<VmConfig, ProxmoxError> {
+    let path = format!("{}/config", vm_path(node, vmid));
+    let raw: BTreeMap<String, Value> = client.get(&path, &[("current", "1")]).await?;
+    Ok(raw.into_iter().map(|(k, v)| (k, stringify(&v))).collect())
+}
+
+/// One `GET .../pending` entry: a key with its current and pending value or deletion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingChange {
+    pub key: String,
+    pub value: Option<String>,
+    pub pending: Option<String>,
+    pub delete: bool,
+}
+
+/// `GET .../pending`: the keys whose change waits for the next start.
+pub async fn pending(client: &PveClient, node: &str, vmid: u32) -> Result<Vec<PendingChange>, ProxmoxError> {
+    let path = format!("{}/pending", vm_path(node, vmid));
+    let raw: Vec<Value> = client.get(&path, &[]).await?;
+    Ok(raw
+        .iter()
+        .filter_map(|e| {
+            let key = e.get("key")?.as_str()?.to_string();
+            let value = e.get("value").map(stringify);
+            let pending = e.get("pending").map(stringify);
+            let delete = e.get("delete").and_then(as_u64).is_some_and(|d| d > 0);
+            (pending.is_some() || delete).then_some(PendingChange { key, value, pending, delete })
+        })
+        .collect())
+}
+
+/// `PUT .../config`: a synchronous change (no task).
+pub async fn set_config(client: &PveClient, node: &str, vmid: u32, params: &Params) -> Result<(), ProxmoxError> {
+    client.put(&format!("{}/config", vm_path(node, vmid)), params).await.map(|_| ())
+}
+
+/// `POST .../config`: an asynchronous change (allocations, imports); returns the task.
+pub async fn update_config(client: &PveClient, node: &str, vmid: u32, params: &Params) -> Result<Upid, ProxmoxError> {
+    let path = format!("{}/config", vm_path(node, vmid));
+    let data = client.post(&path, params).await?;
+    task(&path, "POST", data)
+}
+
+/// `PUT .../resize` to an absolute size such as `32G`; a task on PVE 9 (and `null` on older PVE).
+pub async fn resize(
+    client: &PveClient,
+    node: &str,
+    vmid: u32,
+    disk: &str,
+    size: &str,
+) -> Result<Option<Upid>, ProxmoxError> {
+    let path = format!("{}/resize", vm_path(node, vmid));
+    let params = vec![("disk".to_string(), disk.to_string()), ("size".to_string(), size.to_string())];
+    let data = client.put(&path, &params).await?;
+    Ok(data.as_str().and_then(Upid::parse))
+}
+
+/// `POST .../template`: converts the VM into a template.
+pub async fn convert_to_template(client: &PveClient, node: &str, vmid: u32) -> Result<Option<Upid>, ProxmoxError> {
+    let path = format!("{}/template", vm_path(node, vmid));
+    let data = client.post(&path, &Vec::new()).await?;
+    Ok(data.as_str().and_then(Upid::parse))
+}
+
+/// What `GET .../status/current` tells.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct VmStatus {
+    /// `running` or `stopped`.
+    pub status: String,
+    #[serde(default)]
+    pub lock: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// `GET .../status/current`.
+pub async fn status(client: &PveClient, node: &str, vmid: u32) -> Result<VmStatus, ProxmoxError> {
+    client.get(&format!("{}/status/current", vm_path(node, vmid)), &[]).await
+}
+
+/// A power action: `start`, `stop`, `shutdown`, `reboot`, `reset`, with its parameters.
+pub async fn power(
+    client: &PveClient,
+    node: &str,
+    vmid: u32,
+    action: &str,
+    params: &Params,
+) -> Result<Upid, ProxmoxError> {
+    let path = format!("{}/status/{action}", vm_path(node, vmid));
+    let data = client.post(&path, params).await?;
+    task(&path, "POST", data)
+}
+
+/// `POST .../migrate` to `target` (online if running; local disks move along).
+pub async fn migrate(client: &PveClient, node: &str, vmid: u32, params: &Params) -> Result<Upid, ProxmoxError> {
+    let path = format!("{}/migrate", vm_path(node, vmid));
+    let data = client.post(&path, params).await?;
+    task(&path, "POST", data)
+}
+
+/// `DELETE /nodes/{node}/qemu/{vmid}` with purge and unreferenced disks.
+pub async fn destroy(client: &PveClient, node: &str, vmid: u32) -> Result<Upid, ProxmoxError> {
+    let path = vm_path(node, vmid);
+    let params =
+        vec![("purge".to_string(), "1".to_string()), ("destroy-unreferenced-disks".to_string(), "1".to_string())];
+    let data = client.delete(&path, &params).await?;
+    task(&path, "DELETE", data)
+}
+
+/// One guest interface as the QEMU guest agent reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuestInterface {
+    pub name: String,
+    pub mac: Option<String>,
+    /// `(address, prefix)` pairs.
+    pub ipv4: Vec<(String, u8)>,
+    pub ipv6: Vec<(String, u8)>,
+}
+
+/// `GET .../agent/network-get-interfaces`, in the agent's order (`lo` first).
+pub async fn guest_interfaces(client: &PveClient, node: &str, vmid: u32) -> Result<Vec<GuestInterface>, ProxmoxError> {
+    let path = format!("{}/agent/network-get-interfaces", vm_path(node, vmid));
+    let data: Value = client.get(&path, &[]).await?;
+    let result = data.get("result").and_then(Value::as_array).cloned().unwrap_or_default();
+    Ok(result
+        .iter()
+        .map(|i| {
+            let mut iface = GuestInterface {
+                name: i.get("name").and_then(Value::as_str).unwrap_or_default().to_string(),
+                mac: i.get("hardware-address").and_then(Value::as_str).map(str::to_string),
+                ipv4: Vec::new(),
+                ipv6: Vec::new(),
+            };
+            for a in i.get("ip-addresses").and_then(Value::as_array).into_iter().flatten() {
+                let Some(ip) = a.get("ip-address").and_then(Value::as_str) else { continue };
+                let prefix = a.get("prefix").and_then(as_u64).unwrap_or(0) as u8;
+                match a.get("ip-address-type").and_then(Value::as_str) {
+                    Some("ipv6") => iface.ipv6.push((ip.to_string(), prefix)),
+                    _ => iface.ipv4.push((ip.to_string(), prefix)),
+                }
+            }
+            iface
+        })
+        .collect())
+}
+
+/// Whether an agent error only means "not ready yet" (keep waiting).
+pub fn agent_not_ready(e: &ProxmoxError) -> bool {
+    let ready_texts = ["guest agent is not running", "QEMU guest agent is not running", "not running", "got timeout"];
+    e.status() != Some(403) && ready_texts.iter().any(|t| e.mentions(t))
+}
+
+/// A config value as a string (PVE sends numbers for some keys).
+fn stringify(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}

@@ -31,24 +31,24 @@ pub fn router() -> Router<PveState> {
         .route("/lab/inventory", get(get_inventory))
 }
 
-fn authorized(state: &PveState, headers: &HeaderMap, write: bool) -> Result<(), Response> {
+fn authorized(state: &PveState, headers: &HeaderMap, write: bool) -> Result<(), Box<Response>> {
     state
         .auth()
         .authenticate(headers, write)
         .map(|_| ())
-        .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, e.0).into_response())
+        .map_err(|e| Box::new(ApiError::new(StatusCode::UNAUTHORIZED, e.0).into_response()))
 }
 
 async fn get_faults(State(state): State<PveState>, headers: HeaderMap) -> Response {
     if let Err(r) = authorized(&state, &headers, false) {
-        return r;
+        return *r;
     }
     Json(json!({ "data": state.faults() })).into_response()
 }
 
 async fn put_faults(State(state): State<PveState>, headers: HeaderMap, Json(faults): Json<Faults>) -> Response {
     if let Err(r) = authorized(&state, &headers, true) {
-        return r;
+        return *r;
     }
     if let Err(e) = faults.check() {
         return ApiError::new(StatusCode::BAD_REQUEST, e).into_response();
@@ -59,14 +59,14 @@ async fn put_faults(State(state): State<PveState>, headers: HeaderMap, Json(faul
 
 async fn get_timing(State(state): State<PveState>, headers: HeaderMap) -> Response {
     if let Err(r) = authorized(&state, &headers, false) {
-        return r;
+        return *r;
     }
     Json(json!({ "data": state.timing() })).into_response()
 }
 
 async fn put_timing(State(state): State<PveState>, headers: HeaderMap, Json(timing): Json<Timing>) -> Response {
     if let Err(r) = authorized(&state, &headers, true) {
-        return r;
+        return *r;
     }
     state.set_timing(timing);
     Json(json!({ "data": state.timing() })).into_response()
@@ -74,7 +74,7 @@ async fn put_timing(State(state): State<PveState>, headers: HeaderMap, Json(timi
 
 async fn get_requests(State(state): State<PveState>, headers: HeaderMap) -> Response {
     if let Err(r) = authorized(&state, &headers, false) {
-        return r;
+        return *r;
     }
     let (total, recent) = state.requests();
     Json(json!({ "data": { "total": total, "requests": recent } })).into_response()
@@ -82,7 +82,7 @@ async fn get_requests(State(state): State<PveState>, headers: HeaderMap) -> Resp
 
 async fn delete_requests(State(state): State<PveState>, headers: HeaderMap) -> Response {
     if let Err(r) = authorized(&state, &headers, true) {
-        return r;
+        return *r;
     }
     state.clear_requests();
     Json(json!({ "data": null })).into_response()
@@ -90,7 +90,7 @@ async fn delete_requests(State(state): State<PveState>, headers: HeaderMap) -> R
 
 async fn get_inventory(State(state): State<PveState>, headers: HeaderMap) -> Response {
     if let Err(r) = authorized(&state, &headers, false) {
-        return r;
+        return *r;
     }
     let inventory = state.read(|m| inventory(m, state.state_dir()));
     Json(json!({ "data": inventory })).into_response()

@@ -152,9 +152,13 @@ fn pci_devices(state: &PveState, call: &Call) -> Result<Value, ApiError> {
 
 fn cluster_status(state: &PveState, _: &Call) -> Result<Value, ApiError> {
     Ok(state.read(|m| {
-        let mut entries = vec![json!({
-            "type": "cluster", "name": "lab", "id": "cluster", "nodes": m.nodes.len(), "quorate": 1, "version": 3,
-        })];
+        // A standalone node has no cluster entry; a cluster lists it first.
+        let mut entries = Vec::new();
+        if m.nodes.len() > 1 {
+            entries.push(json!({
+                "type": "cluster", "name": "lab", "id": "cluster", "nodes": m.nodes.len(), "quorate": 1, "version": 3,
+            }));
+        }
         entries.extend(m.nodes.values().enumerate().map(|(i, n)| {
             json!({
                 "type": "node", "name": n.name, "id": format!("node/{}", n.name), "nodeid": i + 1,

@@ -126,7 +126,8 @@ fn types_enums_ranges_and_patterns_use_pve_messages() {
     assert_eq!(e["cores"], "type check ('integer') failed - got 'two'");
     // Top-level booleans must be exactly 0 or 1 (property strings also take yes/no/on/off/true/false).
     assert_eq!(e["onboot"], "type check ('boolean') failed - got 'yes'");
-    assert_eq!(e["bootdisk"], "value does not match the regex pattern");
+    // `bootdisk` has both a format (`pve-qm-bootdisk`) and a pattern; the format comes first.
+    assert_eq!(e["bootdisk"], "invalid format - invalid boot disk 'nvme0'\n");
     let e = errors(
         "PUT",
         "/nodes/{node}/qemu/{vmid}/resize",

@@ -6,14 +6,27 @@
 //! `string`, `array`), and collecting per-parameter errors the way
 //! `PVE::JSONSchema::validate` does: unknown and missing parameters, type,
 //! `enum`, `minimum`/`maximum`, `minLength`/`maxLength`, `pattern` (Perl
-//! regexes, translated by [`perl_regex`]), the common named formats (see
-//! [`check_named_format`]) and property strings (`format` given as an object,
-//! e.g. `net[n]`, `scsi[n]`; see [`parse_property_string`]).
+//! regexes, translated by [`perl_regex`]), `requires`, and property strings
+//! (`format` given as an object, e.g. `net[n]`, `scsi[n]`; see
+//! [`parse_property_string`]).
+//! Submodules: [`formats`] (named formats: `"format": "pve-node"`,
+//! `"address-list"`, and the dispatch to property-string formats registered
+//! by name; [`parse_named`] for handlers), [`property_formats`] (the named
+//! property-string formats of qemu-server: `pve-qm-ipconfig`,
+//! `pve-qm-hostpci`, `pve-vm-cpu-conf`, ...) and [`sshkeys`] (the cloud-init
+//! SSH key check PVE runs in its handlers).
 //! Must not: know handlers or HTTP; the server turns the errors into
 //! `400 Parameter verification failed.`.
 
+pub mod formats;
+pub mod property_formats;
+pub mod sshkeys;
+
+pub use formats::{check_format, check_named_format, is_known_format, parse_named, split_list};
+pub use property_formats::{parse_hostpci, parse_ipconfig};
+pub use sshkeys::{uri_unescape, validate_ssh_public_keys};
+
 use std::collections::{BTreeMap, HashMap};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::{Mutex, OnceLock};
 
 use regex::Regex;
@@ -229,7 +242,7 @@ pub fn check_value(path: &str, schema: &Value, raw: Raw) -> Result<Value, String
         return Err(format!("type check ('{}') failed - got '{s}'", ty.unwrap_or_default()));
     }
     let format_result = match &schema["format"] {
-        Value::String(format) => check_format(format, &s),
+        Value::String(format) => check_format(path, format, &s),
         Value::Object(format) => parse_property_string(path, format, &s).map(|_| ()),
         _ => Ok(()),
     };
@@ -311,108 +324,16 @@ pub fn untranslatable_patterns<'a>(patterns: impl Iterator<Item = &'a str>) -> V
     patterns.filter(|p| perl_regex(p).is_none()).map(str::to_string).collect()
 }
 
-/// A named format, including PVE's generic `<format>-list` (items split on
-/// `,`, `;`, whitespace or NUL) and `<format>-opt` (empty allowed).
-fn check_format(format: &str, s: &str) -> Result<(), String> {
-    if let Some(base) = format.strip_suffix("-list") {
-        for item in s.split(|c: char| c == ',' || c == ';' || c == '\0' || c.is_whitespace()).filter(|i| !i.is_empty())
-        {
-            check_named_format(base, item)?;
-        }
-        return Ok(());
-    }
-    check_named_format(format, s)
-}
-
-fn re(pattern: &str) -> Regex {
+pub(crate) fn re(pattern: &str) -> Regex {
     perl_regex(pattern).expect("built-in format regex")
-}
-
-/// The named formats the lab checks. Texts and rules follow pve-common's
-/// `PVE/JSONSchema.pm`, except `pve-poolid`, `pve-realm` and `pve-userid`
-/// (registered elsewhere in PVE; their texts here are approximations).
-/// Formats not listed here are accepted unchecked.
-pub fn check_named_format(format: &str, s: &str) -> Result<(), String> {
-    let ok = |cond: bool, msg: String| if cond { Ok(()) } else { Err(msg) };
-    match format {
-        "pve-vmid" => ok(re("[1-9][0-9]{2,8}").is_match(s), "value does not look like a valid VM ID".into()),
-        "pve-node" => ok(
-            re("(?i:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)").is_match(s),
-            "value does not look like a valid node name".into(),
-        ),
-        "pve-storage-id" => ok(
-            re(r"(?i:[a-z][a-z0-9\-_.]*[a-z0-9])").is_match(s),
-            format!("storage ID '{s}' contains illegal characters"),
-        ),
-        "pve-configid" => ok(re("(?i:[a-z][a-z0-9_-]+)").is_match(s), format!("invalid configuration ID '{s}'")),
-        "pve-poolid" => ok(re(r"[A-Za-z0-9_\-]+").is_match(s), format!("invalid pool ID '{s}'")),
-        "pve-realm" => {
-            ok(re(r"[A-Za-z][A-Za-z0-9.\-_]+").is_match(s), format!("realm name '{s}' contains illegal characters"))
-        }
-        "pve-userid" => ok(
-            re(r"[^\s:/]+@[A-Za-z][A-Za-z0-9.\-_]+").is_match(s) && s.len() <= 64,
-            format!("value '{s}' does not look like a valid user name"),
-        ),
-        "pve-iface" => ok(
-            re(r"(?i:[a-z][a-z0-9_]{1,20}(?:[:.]\d+)?)").is_match(s),
-            format!("invalid network interface name '{s}'"),
-        ),
-        "pve-bridge-id" => ok(re(r"[-_.\w\d]+").is_match(s), format!("invalid bridge ID '{s}'")),
-        "mac-addr" => ok(
-            re("(?i:[a-f0-9][02468ace](?::[a-f0-9]{2}){5})").is_match(s),
-            "value does not look like a valid unicast MAC address".into(),
-        ),
-        "ipv4" => ok(s.parse::<Ipv4Addr>().is_ok(), "value does not look like a valid IPv4 address".into()),
-        "ipv6" => ok(s.parse::<Ipv6Addr>().is_ok(), "value does not look like a valid IPv6 address".into()),
-        "ip" => ok(s.parse::<IpAddr>().is_ok(), "value does not look like a valid IP address".into()),
-        "CIDR" => ok(cidr(s, None), "value does not look like a valid CIDR network".into()),
-        "CIDRv4" => ok(cidr(s, Some(false)), "value does not look like a valid IPv4 CIDR network".into()),
-        "CIDRv6" => ok(cidr(s, Some(true)), "value does not look like a valid IPv6 CIDR network".into()),
-        "dns-name" => ok(
-            re(r"(?i:(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)").is_match(s),
-            "value does not look like a valid DNS name".into(),
-        ),
-        "disk-size" => {
-            ok(re(r"(\d+(\.\d+)?)([KMGT])?").is_match(s), format!("value does not look like a valid disk size: {s}"))
-        }
-        "address" => ok(
-            s.parse::<IpAddr>().is_ok() || check_named_format("dns-name", s).is_ok(),
-            format!("value does not look like a valid address: {s}"),
-        ),
-        "pve-tag" => ok(re(r"(?i:[a-z0-9_][a-z0-9_\-+.]*)").is_match(s), "invalid characters in tag".into()),
-        "pve-startup-order" => ok(
-            s.split(',').filter(|p| !p.trim().is_empty()).all(|p| re(r"(order=)?\d+|up=\d+|down=\d+").is_match(p))
-                && !s.is_empty(),
-            "unable to parse startup options".into(),
-        ),
-        "urlencoded" => ok(re(r"[-%a-zA-Z0-9_.!~*'()]*").is_match(s), format!("invalid urlencoded string: {s}")),
-        "pve-volume-id" => ok(volume_id(s), format!("unable to parse volume ID '{s}'")),
-        "pve-volume-id-or-qm-path" | "pve-volume-id-or-absolute-path" => ok(
-            volume_id(s) || s.starts_with('/') || s == "none" || s == "cdrom",
-            format!("unable to parse volume ID '{s}'"),
-        ),
-        _ => Ok(()),
-    }
-}
-
-fn volume_id(s: &str) -> bool {
-    re(r"(?i:[a-z][a-z0-9\-_.]*[a-z0-9]):.+").is_match(s)
-}
-
-fn cidr(s: &str, v6: Option<bool>) -> bool {
-    let Some((ip, mask)) = s.split_once('/') else { return false };
-    let Ok(mask) = mask.parse::<u8>() else { return false };
-    match ip.parse::<IpAddr>() {
-        Ok(IpAddr::V4(_)) => v6 != Some(true) && (8..=32).contains(&mask),
-        Ok(IpAddr::V6(_)) => v6 != Some(false) && (8..=128).contains(&mask),
-        Err(_) => false,
-    }
 }
 
 /// A property string (`key=value,...`, with the format's `default_key`,
 /// `alias` and `keyAlias` entries) parsed and checked as PVE's
-/// `parse_property_string` does; returns its keys and raw values, or the
-/// message that follows "invalid format - ".
+/// `parse_property_string` does: booleans given as `key=yes|on|true|...` are
+/// stored as `1`/`0`, every key is checked with [`check_value`] under
+/// `path.key` (just `key` when `path` is empty), and `requires` is enforced.
+/// Returns the keys and values, or the message that follows "invalid format - ".
 pub fn parse_property_string(
     path: &str,
     format: &Map<String, Value>,
@@ -426,50 +347,63 @@ pub fn parse_property_string(
         match part.split_once('=') {
             Some((k, v)) if !k.is_empty() && !v.is_empty() => {
                 if res.contains_key(k) {
-                    return Err(format!("duplicate key in comma-separated list property: {k}"));
+                    return Err(format!("duplicate key in comma-separated list property: {k}\n"));
                 }
                 let mut key = k.to_string();
                 if let Some(alias) = format.get(k).and_then(|f| f["alias"].as_str()) {
                     if let Some(key_alias) = format[k]["keyAlias"].as_str() {
                         if res.contains_key(key_alias) {
-                            return Err(format!("key alias '{key_alias}' is already defined"));
+                            return Err(format!("key alias '{key_alias}' is already defined\n"));
                         }
                         res.insert(key_alias.to_string(), k.to_string());
                     }
                     key = alias.to_string();
                 }
-                if !format.contains_key(&key) {
-                    return Err(format!("invalid key in comma-separated list property: {key}"));
-                }
-                res.insert(key, v.to_string());
+                let Some(schema) = format.get(&key) else {
+                    return Err(format!("invalid key in comma-separated list property: {key}\n"));
+                };
+                let v = match schema["type"].as_str() {
+                    Some("boolean") => {
+                        parse_boolean(v).map(|b| u8::from(b).to_string()).unwrap_or_else(|| v.to_string())
+                    }
+                    _ => v.to_string(),
+                };
+                res.insert(key, v);
             }
             None => {
                 let Some((default_key, _)) = format.iter().find(|(_, f)| truthy(&f["default_key"])) else {
-                    return Err("value without key, but schema does not define a default key".to_string());
+                    return Err("value without key, but schema does not define a default key\n".to_string());
                 };
                 if res.contains_key(default_key) {
-                    return Err(format!("duplicate key in comma-separated list property: {default_key}"));
+                    return Err(format!("duplicate key in comma-separated list property: {default_key}\n"));
                 }
                 res.insert(default_key.clone(), part.to_string());
             }
-            Some(_) => return Err("missing key in comma-separated list property".to_string()),
+            Some(_) => return Err("missing key in comma-separated list property\n".to_string()),
         }
     }
+    let sub = |k: &str| if path.is_empty() { k.to_string() } else { format!("{path}.{k}") };
     let mut errors = ParamErrors::new();
     for (k, f) in format {
-        let sub = format!("{path}.{k}");
         match res.get(k) {
             Some(v) => {
-                let v = match f["type"].as_str() {
-                    Some("boolean") => parse_boolean(v).map(|b| u8::from(b).to_string()).unwrap_or_else(|| v.clone()),
-                    _ => v.clone(),
-                };
-                if let Err(e) = check_value(&sub, f, Raw::Text(v)) {
-                    add_error(&mut errors, &sub, e);
+                if let Err(e) = check_value(&sub(k), f, Raw::Text(v.clone())) {
+                    add_error(&mut errors, &sub(k), e);
                 }
             }
-            None if !is_optional(f) => add_error(&mut errors, &sub, MISSING.to_string()),
+            None if !is_optional(f) => add_error(&mut errors, &sub(k), MISSING.to_string()),
             None => {}
+        }
+    }
+    for k in res.keys() {
+        if let Some(required) = format.get(k).and_then(|f| f["requires"].as_str()) {
+            if !res.contains_key(required) {
+                add_error(
+                    &mut errors,
+                    &sub(required),
+                    format!("missing property - '{}' requires this property", sub(k)),
+                );
+            }
         }
     }
     if errors.is_empty() {
@@ -479,3 +413,6 @@ pub fn parse_property_string(
         Err(errors.iter().fold("format error\n".to_string(), |acc, (k, e)| format!("{acc}{k}: {e}\n")))
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -3,8 +3,10 @@
 //! that both dispatch and schema generation read.
 
 pub mod client;
+pub mod download;
 pub mod imagefactory;
 pub mod machine;
+pub mod pve;
 
 use crate::framework::Registry;
 
@@ -13,6 +15,7 @@ pub fn registry() -> Registry {
     Registry::new()
         .resource(machine::secrets::Secrets)
         .resource(imagefactory::schematic::Schematic)
+        .resource(download::file::File)
         .function(imagefactory::get_urls::GetUrls)
         .function(imagefactory::get_versions::GetVersions)
         .function(imagefactory::get_extensions_versions::GetExtensionsVersions)

@@ -1,0 +1,409 @@
+//! `download:File`: a file Proxmox VE downloads itself into a storage
+//! (`POST /nodes/{node}/storage/{storage}/download-url`): ISOs, `import`
+//! disk images for `disks[].importFrom`, container templates.
+//!
+//! Check refuses what PVE would refuse later (xz, which PVE cannot
+//! decompress; decompression outside `iso`; checksums without an algorithm;
+//! non-http URLs). Create resolves the file name (given, else the URL's
+//! metadata, else its last path segment), refuses to clobber a file it does
+//! not manage unless `overwriteUnmanaged`, starts the download with retries
+//! on transient failures, and shows progress while the task runs. Every
+//! input but `overwrite`, `overwriteUnmanaged` and `uploadTimeout` replaces.
+//! The id is `node/volid` (`pve/local:iso/talos.iso`), which is also what
+//! `pulumi import` takes.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::super::pve;
+use crate::framework::{
+    CheckFailure, CheckRequest, Context, CreateRequest, CreateResponse, CustomResource, DeleteRequest, ReadRequest,
+    ReadResponse, ResourceError, UpdateRequest,
+};
+use crate::proxmox::retry::retry;
+use crate::proxmox::storage;
+use crate::schema::PulumiType;
+
+/// Inputs of `download:File`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, PulumiType)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FileArgs {
+    /// The node that downloads the file (and whose storage receives it, for non-shared storages).
+    #[pulumi(replace_on_changes)]
+    pub node_name: String,
+    /// The storage, e.g. `local`; it must allow `contentType`.
+    #[pulumi(replace_on_changes)]
+    pub datastore_id: String,
+    /// `iso` (also raw `.img` images), `import` (disk images for `disks[].importFrom`; PVE 8.4+) or `vztmpl`.
+    #[pulumi(replace_on_changes)]
+    pub content_type: String,
+    /// The URL PVE downloads from (`http://` or `https://`).
+    #[pulumi(replace_on_changes)]
+    pub url: String,
+    /// The file name in the storage; default: the name the server gives, else the URL's last path segment.
+    /// With `decompressionAlgorithm` this is the decompressed file's name.
+    #[pulumi(replace_on_changes)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file_name: Option<String>,
+    /// The expected checksum of the downloaded file; PVE verifies it.
+    #[pulumi(replace_on_changes)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<String>,
+    /// `md5`, `sha1`, `sha224`, `sha256`, `sha384` or `sha512`; required with `checksum`.
+    #[pulumi(replace_on_changes)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checksum_algorithm: Option<String>,
+    /// `gz`, `lzo`, `zst` or `bz2` (what PVE can decompress; not `xz`). Only for `iso` content.
+    #[pulumi(replace_on_changes)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decompression_algorithm: Option<String>,
+    /// Whether PVE verifies the URL's TLS certificate (default true).
+    #[pulumi(replace_on_changes, default = "true")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify: Option<bool>,
+    /// Replace the file when it changed in the storage (default true).
+    #[pulumi(default = "true")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub overwrite: Option<bool>,
+    /// Delete a file of the same name this program does not manage, then download (default false).
+    #[pulumi(default = "false")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub overwrite_unmanaged: Option<bool>,
+    /// Seconds the whole download may take (default 600).
+    #[pulumi(default = "600")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upload_timeout: Option<u64>,
+}
+
+/// A downloaded file.
+#[derive(Debug, Clone, Serialize, Deserialize, PulumiType)]
+#[serde(rename_all = "camelCase")]
+pub struct FileState {
+    #[serde(flatten)]
+    pub args: FileArgs,
+    /// The volume id, `local:iso/talos.iso`: what `disks[].importFrom`, `cdrom` or `fileId` take.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub volume_id: Option<String>,
+    /// The file's size in bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+}
+
+/// The `download:File` resource.
+pub struct File;
+
+const CONTENT_TYPES: [&str; 3] = ["iso", "import", "vztmpl"];
+const DECOMPRESSION: [&str; 4] = ["gz", "lzo", "zst", "bz2"];
+const CHECKSUMS: [&str; 6] = ["md5", "sha1", "sha224", "sha256", "sha384", "sha512"];
+
+fn check_args(a: &FileArgs) -> Vec<CheckFailure> {
+    let mut f = Vec::new();
+    if a.node_name.trim().is_empty() {
+        f.push(CheckFailure::new("nodeName", "a node name is required, e.g. \"pve\""));
+    }
+    if a.datastore_id.trim().is_empty() {
+        f.push(CheckFailure::new("datastoreId", "a storage id is required, e.g. \"local\""));
+    }
+    if !CONTENT_TYPES.contains(&a.content_type.as_str()) {
+        f.push(CheckFailure::new("contentType", format!("{:?} is not one of iso, import, vztmpl", a.content_type)));
+    }
+    if !(a.url.starts_with("http://") || a.url.starts_with("https://")) {
+        f.push(CheckFailure::new("url", format!("{:?} is not an http:// or https:// URL", a.url)));
+    }
+    if let Some(d) = &a.decompression_algorithm {
+        if d == "xz" {
+            f.push(CheckFailure::new(
+                "decompressionAlgorithm",
+                "Proxmox VE cannot decompress xz (it supports gz, lzo, zst and bz2): download an uncompressed or \
+                 .zst image instead (the Talos Image Factory serves raw.zst and qcow2)",
+            ));
+        } else if !DECOMPRESSION.contains(&d.as_str()) {
+            f.push(CheckFailure::new("decompressionAlgorithm", format!("{d:?} is not one of gz, lzo, zst, bz2")));
+        } else if a.content_type != "iso" {
+            f.push(CheckFailure::new(
+                "decompressionAlgorithm",
+                format!(
+                    "Proxmox VE decompresses only `iso` content, not {:?}; download uncompressed for `import`",
+                    a.content_type
+                ),
+            ));
+        }
+    }
+    match (&a.checksum, &a.checksum_algorithm) {
+        (Some(_), None) => f.push(CheckFailure::new("checksumAlgorithm", "required with `checksum`, e.g. \"sha256\"")),
+        (None, Some(_)) => f.push(CheckFailure::new("checksum", "required with `checksumAlgorithm`")),
+        (Some(sum), Some(alg)) => {
+            if !CHECKSUMS.contains(&alg.as_str()) {
+                f.push(CheckFailure::new(
+                    "checksumAlgorithm",
+                    format!("{alg:?} is not one of {}", CHECKSUMS.join(", ")),
+                ));
+            } else if !sum.chars().all(|c| c.is_ascii_hexdigit()) {
+                f.push(CheckFailure::new("checksum", "a hexadecimal digest is expected"));
+            }
+        }
+        (None, None) => {}
+    }
+    if let Some(name) = &a.file_name {
+        if name.is_empty() || name.contains('/') {
+            f.push(CheckFailure::new("fileName", format!("{name:?} is not a plain file name")));
+        }
+    }
+    f
+}
+
+fn id_of(node: &str, volid: &str) -> String {
+    format!("{node}/{volid}")
+}
+
+/// `node/storage:content/file` → (node, storage, content, file).
+fn parse_id(id: &str) -> Option<(String, String, String, String)> {
+    let (node, volid) = id.split_once('/')?;
+    let (storage, rest) = volid.split_once(':')?;
+    let (content, file) = rest.split_once('/')?;
+    Some((node.into(), storage.into(), content.into(), file.into()))
+}
+
+fn volid(a: &FileArgs, file_name: &str) -> String {
+    format!("{}:{}/{file_name}", a.datastore_id, a.content_type)
+}
+
+/// The URL's last path segment, without a query.
+fn url_file_name(url: &str) -> Option<String> {
+    let path = url.split(['?', '#']).next()?;
+    let name = path.rsplit('/').next()?;
+    (!name.is_empty() && !name.contains(':')).then(|| name.to_string())
+}
+
+impl CustomResource for File {
+    const TOKEN: &'static str = "proxmox-talos:download:File";
+    type Args = FileArgs;
+    type State = FileState;
+
+    fn check(&self, _ctx: &Context, req: CheckRequest<'_, FileArgs>) -> Result<FileArgs, Vec<CheckFailure>> {
+        let failures = check_args(&req.inputs);
+        if failures.is_empty() {
+            Ok(req.inputs)
+        } else {
+            Err(failures)
+        }
+    }
+
+    async fn create(
+        &self,
+        ctx: &Context,
+        req: CreateRequest<FileArgs>,
+    ) -> Result<CreateResponse<FileState>, ResourceError> {
+        let a = req.inputs;
+        if req.preview {
+            let volume_id = a.file_name.as_deref().map(|f| volid(&a, f));
+            return Ok(CreateResponse { id: String::new(), state: FileState { args: a, volume_id, size: None } });
+        }
+        let client = pve::client(ctx)?;
+        let verify = a.verify.unwrap_or(true);
+        let file_name = match &a.file_name {
+            Some(f) => f.clone(),
+            None => {
+                let meta = storage::url_metadata(&client, &a.node_name, &a.url, verify).await.ok();
+                meta.and_then(|m| m.filename).or_else(|| url_file_name(&a.url)).ok_or_else(|| {
+                    ResourceError::Failed(format!("cannot tell a file name from {:?}: set `fileName`", a.url))
+                })?
+            }
+        };
+        let volume = volid(&a, &file_name);
+        let existing = storage::find_volume(&client, &a.node_name, &a.datastore_id, &a.content_type, &volume)
+            .await
+            .map_err(pve::failed)?;
+        if existing.is_some() {
+            if !a.overwrite_unmanaged.unwrap_or(false) {
+                return Err(ResourceError::Failed(format!(
+                    "{volume} already exists on node {} and is not managed by this program: set \
+                     `overwriteUnmanaged: true` to replace it, or `pulumi import` it (id {})",
+                    a.node_name,
+                    id_of(&a.node_name, &volume)
+                )));
+            }
+            ctx.status(&format!("deleting the unmanaged {volume}"));
+            if let Some(upid) =
+                storage::delete_volume(&client, &a.node_name, &a.datastore_id, &volume).await.map_err(pve::failed)?
+            {
+                pve::wait(ctx, &client, &upid, Duration::from_secs(120), &format!("deleting {volume}"))
+                    .await
+                    .map_err(pve::failed)?;
+            }
+        }
+        let mut params = vec![
+            ("content".to_string(), a.content_type.clone()),
+            ("filename".to_string(), file_name.clone()),
+            ("url".to_string(), a.url.clone()),
+            ("verify-certificates".to_string(), if verify { "1" } else { "0" }.to_string()),
+        ];
+        if let (Some(sum), Some(alg)) = (&a.checksum, &a.checksum_algorithm) {
+            params.push(("checksum".into(), sum.clone()));
+            params.push(("checksum-algorithm".into(), alg.clone()));
+        }
+        if let Some(d) = &a.decompression_algorithm {
+            params.push(("compression".into(), d.clone()));
+        }
+        let timeout = Duration::from_secs(a.upload_timeout.unwrap_or(600));
+        let label = format!("downloading {file_name} to {} on {}", a.datastore_id, a.node_name);
+        let started = retry(pve::retry_policy(), pve::on_retry(ctx, &label), |attempt| {
+            let (client, a, params, volume) = (client.clone(), &a, &params, &volume);
+            async move {
+                match storage::download_url(&client, &a.node_name, &a.datastore_id, params).await {
+                    Ok(upid) => Ok(Some(upid)),
+                    // A retry after a lost answer: our first attempt's download is there.
+                    Err(e) if attempt > 1 && e.mentions("refusing to override existing file") => {
+                        let found =
+                            storage::find_volume(&client, &a.node_name, &a.datastore_id, &a.content_type, volume)
+                                .await?;
+                        if found.is_some() {
+                            Ok(None)
+                        } else {
+                            Err(e)
+                        }
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+        })
+        .await
+        .map_err(pve::failed)?;
+        if let Some(upid) = started {
+            pve::wait(ctx, &client, &upid, timeout, &label).await.map_err(pve::failed)?;
+        }
+        let found = storage::find_volume(&client, &a.node_name, &a.datastore_id, &a.content_type, &volume)
+            .await
+            .map_err(pve::failed)?
+            .ok_or_else(|| {
+                ResourceError::Uncertain(format!("the download finished but {volume} is not in the storage's content"))
+            })?;
+        let id = id_of(&a.node_name, &volume);
+        Ok(CreateResponse { id, state: FileState { args: a, volume_id: Some(volume), size: Some(found.size) } })
+    }
+
+    async fn read(
+        &self,
+        ctx: &Context,
+        req: ReadRequest<FileArgs, FileState>,
+    ) -> Result<Option<ReadResponse<FileArgs, FileState>>, ResourceError> {
+        let (node, storage_id, content, file) = parse_id(&req.id).ok_or_else(|| {
+            ResourceError::Failed(format!(
+                "{:?} is not a download:File id; expected node/storage:content/file, e.g. pve/local:iso/talos.iso",
+                req.id
+            ))
+        })?;
+        let client = pve::client(ctx)?;
+        let volume = format!("{storage_id}:{content}/{file}");
+        let found = match storage::find_volume(&client, &node, &storage_id, &content, &volume).await {
+            Ok(found) => found,
+            Err(e) if e.is_not_found() => None,
+            Err(e) => return Err(pve::failed(e)),
+        };
+        let Some(found) = found else { return Ok(None) };
+        let inputs = req.inputs.unwrap_or_else(|| FileArgs {
+            node_name: node.clone(),
+            datastore_id: storage_id.clone(),
+            content_type: content.clone(),
+            // PVE does not record where a file came from: an import keeps a placeholder URL
+            // the program's own `url` replaces without a diff being forced on other inputs.
+            url: req.state.as_ref().map(|s| s.args.url.clone()).unwrap_or_else(|| format!("file:///{file}")),
+            file_name: Some(file.clone()),
+            checksum: None,
+            checksum_algorithm: None,
+            decompression_algorithm: None,
+            verify: None,
+            overwrite: None,
+            overwrite_unmanaged: None,
+            upload_timeout: None,
+        });
+        let state = FileState { args: inputs.clone(), volume_id: Some(volume.clone()), size: Some(found.size) };
+        Ok(Some(ReadResponse { id: id_of(&node, &volume), inputs, state }))
+    }
+
+    async fn update(
+        &self,
+        _ctx: &Context,
+        req: UpdateRequest<FileArgs, FileState>,
+    ) -> Result<FileState, ResourceError> {
+        // Only overwrite, overwriteUnmanaged and uploadTimeout update in place: they change nothing in PVE.
+        Ok(FileState { args: req.inputs, volume_id: req.old_state.volume_id, size: req.old_state.size })
+    }
+
+    async fn delete(&self, ctx: &Context, req: DeleteRequest<FileState>) -> Result<(), ResourceError> {
+        let Some((node, storage_id, content, file)) = parse_id(&req.id) else { return Ok(()) };
+        let client = pve::client(ctx)?;
+        let volume = format!("{storage_id}:{content}/{file}");
+        let label = format!("deleting {volume}");
+        let deleted = retry(pve::retry_policy(), pve::on_retry(ctx, &label), |_| {
+            storage::delete_volume(&client, &node, &storage_id, &volume)
+        })
+        .await;
+        match deleted {
+            Ok(Some(upid)) => match pve::wait(ctx, &client, &upid, Duration::from_secs(300), &label).await {
+                Ok(_) => Ok(()),
+                Err(e) if e.is_not_found() => Ok(()),
+                Err(e) => Err(pve::failed(e)),
+            },
+            Ok(None) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(pve::failed(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args() -> FileArgs {
+        FileArgs {
+            node_name: "pve".into(),
+            datastore_id: "local".into(),
+            content_type: "iso".into(),
+            url: "https://factory.talos.dev/image/x/v1.12.4/metal-amd64.iso".into(),
+            file_name: None,
+            checksum: None,
+            checksum_algorithm: None,
+            decompression_algorithm: None,
+            verify: None,
+            overwrite: None,
+            overwrite_unmanaged: None,
+            upload_timeout: None,
+        }
+    }
+
+    fn paths(a: &FileArgs) -> Vec<String> {
+        check_args(a).into_iter().map(|f| f.property).collect()
+    }
+
+    #[test]
+    fn bad_inputs_name_their_property() {
+        assert!(check_args(&args()).is_empty());
+        let xz = FileArgs { decompression_algorithm: Some("xz".into()), ..args() };
+        let failures = check_args(&xz);
+        assert_eq!(failures[0].property, "decompressionAlgorithm");
+        assert!(failures[0].reason.contains("cannot decompress xz"), "{}", failures[0].reason);
+        let import_zst =
+            FileArgs { content_type: "import".into(), decompression_algorithm: Some("zst".into()), ..args() };
+        assert_eq!(paths(&import_zst), ["decompressionAlgorithm"]);
+        assert_eq!(paths(&FileArgs { content_type: "images".into(), ..args() }), ["contentType"]);
+        assert_eq!(paths(&FileArgs { url: "ftp://x/y.iso".into(), ..args() }), ["url"]);
+        assert_eq!(paths(&FileArgs { checksum: Some("abc".into()), ..args() }), ["checksumAlgorithm"]);
+        let bad_sum = FileArgs { checksum: Some("xyz".into()), checksum_algorithm: Some("sha256".into()), ..args() };
+        assert_eq!(paths(&bad_sum), ["checksum"]);
+        assert_eq!(paths(&FileArgs { file_name: Some("a/b.iso".into()), ..args() }), ["fileName"]);
+    }
+
+    #[test]
+    fn ids_and_file_names() {
+        assert_eq!(
+            parse_id("pve/local:iso/talos.iso"),
+            Some(("pve".into(), "local".into(), "iso".into(), "talos.iso".into()))
+        );
+        assert_eq!(parse_id("nonsense"), None);
+        assert_eq!(url_file_name("http://127.0.0.1:8080/a/b/noble.img?x=1").as_deref(), Some("noble.img"));
+        assert_eq!(url_file_name("http://127.0.0.1:8080/"), None);
+    }
+}

@@ -1,0 +1,3 @@
+//! `proxmox-talos:download:*`: files Proxmox VE fetches itself.
+
+pub mod file;

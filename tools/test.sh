@@ -3,6 +3,7 @@
 #
 #   tools/test.sh
 #
+# 0. makes sure Debian's openssh-server is installed (the lab's nodes run real sshd);
 # 1. installs the pinned Pulumi toolchain (CLI, YAML host, SDK generator) and the
 #    Python venv with the pinned Pulumi SDK (both cached outside the repo);
 # 2. runs the whole Rust test suite (unit, protocol contract, gRPC lifecycle,
@@ -13,6 +14,9 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 step() { printf '\n==> %s\n' "$*" >&2; }
+
+step "OpenSSH server (snippets travel over SFTP, as on real Proxmox VE)"
+tools/ensure-sshd.sh
 
 step "Pulumi toolchain"
 PULUMI_BIN="$(tools/install-pulumi.sh | tail -n1)"

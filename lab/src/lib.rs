@@ -7,6 +7,8 @@
 //!   small generated disk images).
 //! - [`pve`]: the Proxmox VE API foundation (schema-driven validation, auth,
 //!   TLS with a lab CA); VMs, storage and tasks build on it.
+//! - [`ssh`]: a real OpenSSH server per node (SFTP into the node's storage
+//!   directories, as clients upload snippets to a real PVE).
 //!
 //! The Talos nodes land with the lab issue.
 
@@ -14,3 +16,4 @@ pub mod factory;
 pub mod homelab;
 pub mod in_process;
 pub mod pve;
+pub mod ssh;

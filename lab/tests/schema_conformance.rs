@@ -428,7 +428,12 @@ async fn send(lab: &Lab, endpoint: &Endpoint, request: &Request, auth: &[(String
         "GET" | "DELETE" if request.params.is_empty() => lab.client.request(method, url),
         "GET" | "DELETE" => lab.client.request(method, format!("{url}?{}", form(&request.params))),
         _ if endpoint.template.ends_with("/upload") => {
-            let (content_type, body) = multipart(&request.params);
+            // pveproxy reads only these fields from an upload's body (others answer 501
+            // "upload failed"); any other parameter travels in the query string.
+            let in_body = |k: &str| matches!(k, "content" | "checksum-algorithm" | "checksum" | "filename");
+            let (body_params, query): (Vec<_>, Vec<_>) = request.params.iter().cloned().partition(|(k, _)| in_body(k));
+            let (content_type, body) = multipart(&body_params);
+            let url = if query.is_empty() { url } else { format!("{url}?{}", form(&query)) };
             lab.client.request(method, url).header("Content-Type", content_type).body(body)
         }
         _ => lab

@@ -145,9 +145,25 @@ impl ApiDoc {
 
     /// Matches `path` (relative to `/api2/json`, raw, still percent-encoded)
     /// for `method`. Literal segments win over `{param}` segments, left to right,
-    /// as in PVE's own handler lookup.
+    /// as in PVE's own handler lookup. A storage volume (`.../content/{volume}`)
+    /// takes the rest of the path, slashes included (`local:iso/x.iso`): PVE
+    /// registers that handler without a fragment delimiter.
     pub fn lookup(&self, method: &str, path: &str) -> Lookup<'_> {
-        let parts: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+        let mut parts: Vec<String> =
+            path.trim_matches('/').split('/').filter(|s| !s.is_empty()).map(str::to_string).collect();
+        let volume = self.templates.iter().find(|t| {
+            t.template.ends_with("/content/{volume}")
+                && parts.len() > t.segments.len()
+                && t.segments.iter().zip(&parts).all(|(seg, part)| match seg {
+                    Segment::Literal(l) => l == part,
+                    Segment::Param(_) => true,
+                })
+        });
+        if let Some(t) = volume {
+            let rest = parts.split_off(t.segments.len() - 1).join("/");
+            parts.push(rest);
+        }
+        let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
         let mut best: Option<(&Template, Vec<bool>)> = None;
         for t in &self.templates {
             if t.segments.len() != parts.len() {

@@ -10,6 +10,8 @@
 //! - [`tls`]: the lab CA (kept in the state directory) and server certificates.
 //! - [`server`]: the pipeline (auth → schema lookup → validation → handler),
 //!   PVE's response and error shapes, the TLS listener, the handler table.
+//! - [`storage`]: node storage status and content, `download-url`,
+//!   `query-url-metadata` and multipart `upload`.
 //!
 //! Adding an endpoint: write a [`server::Handler`] in a new module (e.g.
 //! `pve/qemu.rs`) and register it in `server::handlers` under the schema's
@@ -23,6 +25,7 @@ pub mod lab_config;
 pub mod model;
 pub mod server;
 pub mod state;
+pub mod storage;
 pub mod tasks;
 pub mod tls;
 pub mod validate;

@@ -197,6 +197,7 @@ pub fn handlers() -> Handlers {
     h.sync("GET", "/access/ticket", |_, _| Ok(Value::Null));
     super::tasks::register(&mut h);
     super::cluster::register(&mut h);
+    super::storage::register(&mut h);
     h
 }
 
@@ -246,13 +247,21 @@ async fn api(State(state): State<PveState>, method: Method, uri: Uri, headers: H
         std::panic::resume_unwind(Box::new(DroppedConnection));
     }
     let result = match prepare(&state, method.as_str(), &path, &uri, &headers, &body) {
-        Ok((call, handler)) => match injected_fault(&state, &call) {
-            Some(e) => Err(e),
-            None => match handler {
-                Handler::Sync(f) => f(&state, &call),
-                Handler::Async(f) => f(state.clone(), call).await,
-            },
-        },
+        Ok((call, handler)) => {
+            // An upload's spooled file is gone after the request (a handler that keeps it moves it).
+            let spooled = call.file.as_ref().map(|f| f.path.clone());
+            let result = match injected_fault(&state, &call) {
+                Some(e) => Err(e),
+                None => match handler {
+                    Handler::Sync(f) => f(&state, &call),
+                    Handler::Async(f) => f(state.clone(), call).await,
+                },
+            };
+            if let Some(path) = spooled {
+                let _ = std::fs::remove_file(path);
+            }
+            result
+        }
         Err(e) => Err(e),
     };
     let status = result.as_ref().map(|_| 200).unwrap_or_else(|e| e.status.as_u16());
@@ -309,10 +318,29 @@ fn prepare(
     }
     let mut file = None;
     if !body.is_empty() {
-        let (params, uploaded) = body_params(state, headers, body)?;
+        let (params, uploaded) = body_params(state, headers, body, is_upload(method, &path))?;
         input.extend(params);
         file = uploaded;
     }
+    let spooled = file.as_ref().map(|f: &UploadedFile| f.path.clone());
+    let prepared = check_call(state, method, path, principal, matched, input, file);
+    if let (Err(_), Some(spooled)) = (&prepared, spooled) {
+        let _ = std::fs::remove_file(spooled);
+    }
+    prepared
+}
+
+/// The rest of [`prepare`] once the parameters are read: path parameters,
+/// API token rules, verification, the handler.
+fn check_call(
+    state: &PveState,
+    method: &str,
+    path: String,
+    principal: Option<Principal>,
+    matched: super::apidoc::Matched<'_>,
+    mut input: Vec<(String, Raw)>,
+    file: Option<UploadedFile>,
+) -> Result<(Call, Handler), ApiError> {
     // PVE's rest_handler: a parameter may repeat a path parameter only with the same value.
     let mut conflicts = ParamErrors::new();
     for (k, v) in &matched.path_params {
@@ -354,14 +382,39 @@ fn truthy_flag(v: &Value) -> bool {
     v.as_i64().map(|n| n != 0).or(v.as_bool()).unwrap_or(false)
 }
 
-/// A form (`application/x-www-form-urlencoded`, the default) or JSON object body.
+/// A form (`application/x-www-form-urlencoded`, the default) or JSON object
+/// body; for uploads a `multipart/form-data` body as pveproxy reads it
+/// ([`super::storage::multipart`]): its text fields become parameters, the
+/// file part is spooled to the state directory (`call.file`), its client
+/// file name becomes `filename` and the spool file `tmpfilename`.
 #[allow(clippy::type_complexity)]
 fn body_params(
-    _state: &PveState,
+    state: &PveState,
     headers: &HeaderMap,
     body: &[u8],
+    upload: bool,
 ) -> Result<(Vec<(String, Raw)>, Option<UploadedFile>), ApiError> {
+    // pveproxy reads bodies by Content-Length only.
+    if let Some(te) = headers.get(header::TRANSFER_ENCODING).and_then(|v| v.to_str().ok()) {
+        let message = if te.eq_ignore_ascii_case("chunked") {
+            "chunked transfer encoding not supported".to_string()
+        } else {
+            format!("Unknown transfer encoding '{te}'")
+        };
+        return Err(ApiError::new(StatusCode::NOT_IMPLEMENTED, message));
+    }
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if upload {
+        use super::storage::multipart;
+        let not_implemented = |msg: String| ApiError::new(StatusCode::NOT_IMPLEMENTED, msg);
+        let parsed = multipart::parse(content_type, body).map_err(not_implemented)?;
+        let (path, shown) = multipart::spool(state.state_dir(), &body[parsed.data.clone()]).map_err(not_implemented)?;
+        let mut params: Vec<(String, Raw)> = parsed.fields.into_iter().map(|(k, v)| (k, Raw::Text(v))).collect();
+        params.push(("filename".into(), Raw::Text(parsed.filename.clone())));
+        params.push(("tmpfilename".into(), Raw::Text(shown)));
+        let size = parsed.data.len() as u64;
+        return Ok((params, Some(UploadedFile { filename: parsed.filename, path, size })));
+    }
     if content_type.starts_with("application/json") {
         let value: Value = serde_json::from_slice(body)
             .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("unable to parse JSON body: {e}")))?;
@@ -370,8 +423,9 @@ fn body_params(
         };
         return Ok((map.into_iter().map(|(k, v)| (k, Raw::Json(v))).collect(), None));
     }
-    if content_type.starts_with("multipart/") {
-        return Err(ApiError::new(StatusCode::NOT_IMPLEMENTED, "multipart uploads are not implemented in the lab yet"));
+    if super::storage::multipart::is_multipart(content_type) {
+        let status = StatusCode::from_u16(506).unwrap_or(StatusCode::NOT_IMPLEMENTED);
+        return Err(ApiError::new(status, format!("upload 'Content-Type '{content_type}' not implemented")));
     }
     Ok((form_urlencoded::parse(body).map(|(k, v)| (k.into_owned(), Raw::Text(v.into_owned()))).collect(), None))
 }

@@ -1,0 +1,253 @@
+//! A real OpenSSH server for a lab node: Debian's `/usr/sbin/sshd` on a
+//! loopback address, SFTP only, chrooted to the node's file system in the
+//! state directory (`STATE/nodes/NODE/root`), so that a file a client puts to
+//! `/var/lib/vz/snippets/x.yaml` lands where the lab's `local` storage lists
+//! it, just as on a real node.
+//!
+//! Owns: the server's files (`STATE/ssh/NODE/`: host key, `sshd_config`,
+//! `authorized_keys`, pid file, `sshd.log`), starting `sshd -D -e -f CONFIG`
+//! and stopping it when the [`NodeSshd`] handle is dropped, and the checks
+//! that make its failures clear (sshd installed, running as root, the
+//! ChrootDirectory ownership rules).
+//! Must not: touch the system's SSH configuration or `/root/.ssh` (the only
+//! system path it creates is sshd's privilege separation directory
+//! `/run/sshd`, when missing), or listen on anything but loopback.
+
+use std::fs;
+use std::io::Write as _;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Debian's OpenSSH server.
+pub const SSHD: &str = "/usr/sbin/sshd";
+const SSH_KEYGEN: &str = "ssh-keygen";
+
+/// Whether the OpenSSH server and `ssh-keygen` are installed.
+pub fn ssh_available() -> bool {
+    Path::new(SSHD).is_file() && Command::new(SSH_KEYGEN).arg("-?").output().is_ok()
+}
+
+/// A running `sshd` for one node; dropping it stops the server.
+#[derive(Debug)]
+pub struct NodeSshd {
+    child: Child,
+    addr: SocketAddr,
+    dir: PathBuf,
+}
+
+impl NodeSshd {
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// The `authorized_keys` file it reads for every user (`root` included).
+    pub fn authorized_keys(&self) -> PathBuf {
+        self.dir.join("authorized_keys")
+    }
+
+    /// Adds an OpenSSH public key line (`ssh-ed25519 AAAA... comment`).
+    pub fn authorize(&self, public_key: &str) -> Result<(), String> {
+        let path = self.authorized_keys();
+        let mut file = fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&path)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        writeln!(file, "{}", public_key.trim()).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// The host's public key (`ssh-ed25519 AAAA...`), for a known_hosts entry.
+    pub fn host_public_key(&self) -> Result<String, String> {
+        let path = self.dir.join("ssh_host_ed25519_key.pub");
+        fs::read_to_string(&path).map(|s| s.trim().to_string()).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// What sshd logged so far (`sshd -e` writes its log to stderr).
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.join("sshd.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for NodeSshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = fs::remove_file(self.dir.join("sshd.pid"));
+    }
+}
+
+/// Checks the rule sshd enforces for `ChrootDirectory`: every directory from
+/// `/` down to `root` owned by root and not writable by group or others.
+pub fn check_chroot_path(root: &Path) -> Result<(), String> {
+    let root = root.canonicalize().map_err(|e| format!("chroot directory {}: {e}", root.display()))?;
+    let mut path = PathBuf::new();
+    for component in root.components() {
+        path.push(component);
+        let meta = fs::metadata(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let problem = if meta.uid() != 0 {
+            Some(format!("is owned by uid {}", meta.uid()))
+        } else if meta.mode() & 0o022 != 0 {
+            Some(format!("has mode {:o} (writable by group or others)", meta.mode() & 0o7777))
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            return Err(format!(
+                "sshd refuses ChrootDirectory {}: every directory on that path must be owned by root and not \
+                 writable by group or others, but {} {problem}. Keep the lab's state directory on such a path \
+                 (for example under /var/lib or a cargo target directory, not under /tmp), or fix it with \
+                 `chown root:root {1} && chmod go-w {1}`",
+                root.display(),
+                path.display(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn effective_uid() -> Option<u32> {
+    fs::metadata("/proc/self").ok().map(|m| m.uid())
+}
+
+fn run(command: &mut Command) -> Result<(), String> {
+    let out = command.output().map_err(|e| format!("running {command:?}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!("{command:?} failed: {}", String::from_utf8_lossy(&out.stderr).trim()))
+    }
+}
+
+/// A path in `sshd_config` syntax (quoted).
+fn quoted(path: &Path) -> String {
+    format!("\"{}\"", path.display())
+}
+
+/// Starts sshd for `node` on `listen` (a loopback address; port 0 picks a
+/// free one), chrooted to `root` (the node's file system, e.g.
+/// `PveState::node_root`), with its files in `STATE/ssh/NODE`.
+pub fn start_sshd(state_dir: &Path, node: &str, root: &Path, listen: SocketAddr) -> Result<NodeSshd, String> {
+    if !Path::new(SSHD).is_file() {
+        return Err(format!(
+            "the lab's node SSH needs the OpenSSH server at {SSHD}; install it with \
+             `apt-get install openssh-server openssh-sftp-server`"
+        ));
+    }
+    if !listen.ip().is_loopback() {
+        return Err(format!("sshd for node {node}: {listen} is not a loopback address"));
+    }
+    let uid = effective_uid();
+    if uid != Some(0) {
+        let uid = uid.map(|u| u.to_string()).unwrap_or_else(|| "unknown".into());
+        return Err(format!(
+            "sshd for node {node}: a chrooting sshd must be started as root; the lab runs as uid {uid}"
+        ));
+    }
+    fs::create_dir_all(root).map_err(|e| format!("{}: {e}", root.display()))?;
+    check_chroot_path(root)?;
+    let root = root.canonicalize().map_err(|e| format!("{}: {e}", root.display()))?;
+    let dir = state_dir.join("ssh").join(node);
+    fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let dir = dir.canonicalize().map_err(|e| format!("{}: {e}", dir.display()))?;
+    let host_key = dir.join("ssh_host_ed25519_key");
+    if !host_key.exists() {
+        run(Command::new(SSH_KEYGEN)
+            .args(["-q", "-t", "ed25519", "-N", "", "-C"])
+            .arg(format!("root@{node}"))
+            .arg("-f")
+            .arg(&host_key))?;
+    }
+    let authorized_keys = dir.join("authorized_keys");
+    if !authorized_keys.exists() {
+        fs::write(&authorized_keys, "").map_err(|e| format!("{}: {e}", authorized_keys.display()))?;
+        let _ = fs::set_permissions(&authorized_keys, fs::Permissions::from_mode(0o600));
+    }
+    let addr = if listen.port() == 0 {
+        let probe = TcpListener::bind(listen).map_err(|e| format!("finding a free port on {listen}: {e}"))?;
+        probe.local_addr().map_err(|e| e.to_string())?
+    } else {
+        listen
+    };
+    let config = dir.join("sshd_config");
+    let text = format!(
+        "# proxmox-talos-lab: the SSH server of node {node} (SFTP only, chrooted to the node's file system)\n\
+         ListenAddress {addr}\n\
+         HostKey {host_key}\n\
+         PidFile {pid}\n\
+         AuthorizedKeysFile {keys}\n\
+         PermitRootLogin prohibit-password\n\
+         PubkeyAuthentication yes\n\
+         AuthenticationMethods publickey\n\
+         PasswordAuthentication no\n\
+         KbdInteractiveAuthentication no\n\
+         UsePAM no\n\
+         StrictModes no\n\
+         ChrootDirectory {root}\n\
+         ForceCommand internal-sftp\n\
+         Subsystem sftp internal-sftp\n\
+         AllowTcpForwarding no\n\
+         AllowAgentForwarding no\n\
+         X11Forwarding no\n\
+         PermitTTY no\n\
+         PrintMotd no\n\
+         LogLevel VERBOSE\n",
+        host_key = quoted(&host_key),
+        pid = quoted(&dir.join("sshd.pid")),
+        keys = quoted(&authorized_keys),
+        root = quoted(&root),
+    );
+    fs::write(&config, text).map_err(|e| format!("{}: {e}", config.display()))?;
+    // sshd's privilege separation directory (Debian makes it at boot; containers may lack it).
+    if !Path::new("/run/sshd").is_dir() {
+        fs::create_dir_all("/run/sshd").map_err(|e| format!("creating /run/sshd: {e}"))?;
+        let _ = fs::set_permissions("/run/sshd", fs::Permissions::from_mode(0o755));
+    }
+    let log_path = dir.join("sshd.log");
+    let log = fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
+    let child = Command::new(SSHD)
+        .arg("-D")
+        .arg("-e")
+        .arg("-f")
+        .arg(&config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .map_err(|e| format!("starting {SSHD}: {e}"))?;
+    let mut sshd = NodeSshd { child, addr, dir };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(Some(status)) = sshd.child.try_wait() {
+            return Err(format!("sshd for node {node} exited ({status}): {}", sshd.log().trim()));
+        }
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return Ok(sshd);
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("sshd for node {node} did not listen on {addr} within 10s: {}", sshd.log().trim()));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn world_writable_paths_are_refused_with_a_clear_message() {
+        // /tmp is 1777 on every Linux: the check must name it.
+        let dir = tempfile::tempdir_in("/tmp").unwrap();
+        let err = check_chroot_path(dir.path()).unwrap_err();
+        assert!(err.contains("/tmp has mode 1777"), "{err}");
+        assert!(err.contains("not under /tmp"), "{err}");
+    }
+}

@@ -33,6 +33,9 @@ pub struct LabOptions {
     pub factory_listen: SocketAddr,
 }
 
+/// The port each node's sshd listens on (at the node's own address).
+pub const NODE_SSH_PORT: u16 = 2222;
+
 /// Where the running lab answers, and its credentials.
 #[derive(Debug, Clone)]
 pub struct LabEndpoints {
@@ -44,6 +47,16 @@ pub struct LabEndpoints {
     pub state_dir: PathBuf,
     /// Node name and address, in config order.
     pub nodes: Vec<(String, String)>,
+    /// SSH to the nodes (root, key auth, port [`NODE_SSH_PORT`]), when sshd could be started.
+    pub ssh: Option<LabSsh>,
+}
+
+/// How to reach the nodes' real sshd.
+#[derive(Debug, Clone)]
+pub struct LabSsh {
+    pub username: String,
+    pub private_key_path: PathBuf,
+    pub port: u16,
 }
 
 /// `$PROXMOX_TALOS_LAB_STATE`, else `~/.cache/proxmox-talos/lab`.
@@ -72,6 +85,13 @@ pub async fn run(
     let state = pve::server::PveState::new(apidoc, credentials.auth(), options.config.clone(), &options.state_dir)?;
     let api = bind(options.api_listen).await?;
     let factory_listener = bind(options.factory_listen).await?;
+    let (sshds, ssh) = match start_node_sshds(&options, &state) {
+        Ok((sshds, ssh)) => (sshds, Some(ssh)),
+        Err(e) => {
+            eprintln!("proxmox-talos-lab: the nodes run without SSH (snippet uploads will fail): {e}");
+            (Vec::new(), None)
+        }
+    };
     let endpoints = LabEndpoints {
         endpoint: format!("https://{}/", api.local_addr().map_err(|e| e.to_string())?),
         factory_url: format!("http://{}", factory_listener.local_addr().map_err(|e| e.to_string())?),
@@ -79,6 +99,7 @@ pub async fn run(
         credentials,
         state_dir: options.state_dir.clone(),
         nodes,
+        ssh,
     };
     write_env_file(&endpoints)?;
     ready(&endpoints);
@@ -93,8 +114,40 @@ pub async fn run(
     let _ = stop_tx.send(true);
     let _ = api_task.await;
     let _ = factory_task.await;
+    drop(sshds);
     let _ = std::fs::remove_file(options.state_dir.join(ENV_FILE));
     Ok(())
+}
+
+/// One real sshd per node, chrooted to the node's file system, on the node's
+/// address; a client key for root made once in `STATE/ssh/client_key`.
+fn start_node_sshds(
+    options: &LabOptions,
+    state: &pve::server::PveState,
+) -> Result<(Vec<crate::ssh::NodeSshd>, LabSsh), String> {
+    crate::ssh::check_chroot_path(&options.state_dir)?;
+    let key_dir = options.state_dir.join("ssh");
+    std::fs::create_dir_all(&key_dir).map_err(|e| format!("creating {}: {e}", key_dir.display()))?;
+    let key = key_dir.join("client_key");
+    if !key.exists() {
+        let out = std::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", "proxmox-talos-lab", "-f"])
+            .arg(&key)
+            .output()
+            .map_err(|e| format!("running ssh-keygen: {e}"))?;
+        if !out.status.success() {
+            return Err(format!("ssh-keygen failed: {}", String::from_utf8_lossy(&out.stderr)));
+        }
+    }
+    let public = std::fs::read_to_string(key.with_extension("pub")).map_err(|e| e.to_string())?;
+    let mut sshds = Vec::new();
+    for node in &options.config.nodes {
+        let listen = SocketAddr::new(std::net::IpAddr::V4(node.address), NODE_SSH_PORT);
+        let sshd = crate::ssh::start_sshd(&options.state_dir, &node.name, &state.node_root(&node.name), listen)?;
+        sshd.authorize(public.trim())?;
+        sshds.push(sshd);
+    }
+    Ok((sshds, LabSsh { username: "root".into(), private_key_path: key, port: NODE_SSH_PORT }))
 }
 
 async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, String> {
@@ -123,6 +176,13 @@ pub fn write_env_file(lab: &LabEndpoints) -> Result<PathBuf, String> {
         format!("export PROXMOX_TALOS_LAB_STATE={}", q(&lab.state_dir.display().to_string())),
         format!("export PROXMOX_TALOS_LAB_NODES={}", q(&nodes.join(","))),
     ];
+    let mut lines = lines.to_vec();
+    if let Some(ssh) = &lab.ssh {
+        let key = std::fs::read_to_string(&ssh.private_key_path).map_err(|e| e.to_string())?;
+        lines.push(format!("export PROXMOX_VE_SSH_USERNAME={}", q(&ssh.username)));
+        lines.push(format!("export PROXMOX_VE_SSH_PRIVATE_KEY={}", q(key.trim_end())));
+        lines.push(format!("export PROXMOX_VE_SSH_PORT={}", q(&ssh.port.to_string())));
+    }
     pve::tls::write_private(&path, &(lines.join("\n") + "\n"))?;
     Ok(path)
 }

@@ -192,6 +192,7 @@ pub fn handlers() -> Handlers {
     h.sync("GET", "/access/ticket", |_, _| Ok(Value::Null));
     super::tasks::register(&mut h);
     super::cluster::register(&mut h);
+    super::qemu::register(&mut h);
     h
 }
 

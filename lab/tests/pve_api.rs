@@ -135,7 +135,7 @@ async fn tickets_need_the_csrf_token_on_writes() {
     let r = c.post(&create).header("Cookie", &cookie).form(&[("vmid", "100")]).send().await.unwrap();
     let (status, body) = json(r).await;
     assert_eq!((status, body["message"].as_str()), (401, Some("Permission denied - invalid csrf token\n")));
-    // With the CSRF token the call passes auth and validation; VMs are not implemented yet.
+    // With the CSRF token the call passes auth and validation and starts the create task.
     let r = c
         .post(&create)
         .header("Cookie", &cookie)
@@ -145,7 +145,8 @@ async fn tickets_need_the_csrf_token_on_writes() {
         .await
         .unwrap();
     let (status, body) = json(r).await;
-    assert_eq!((status, body["message"].as_str()), (501, Some("Method 'POST /nodes/pve/qemu' not implemented\n")));
+    assert_eq!(status, 200, "{body}");
+    assert!(body["data"].as_str().unwrap().starts_with("UPID:pve:"), "{body}");
 
     // The ticket renews itself; a wrong password does not.
     let renew = [("username", "root@pam"), ("password", ticket.as_str())];
@@ -229,13 +230,13 @@ async fn unknown_paths_answer_501_with_the_message_in_the_reason_phrase() {
     let tcp = tokio::net::TcpStream::connect(lab.addr).await.unwrap();
     let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
     let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await.unwrap();
-    let request = format!("GET /api2/json/nodes/pve/qemu HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {TOKEN}\r\nConnection: close\r\n\r\n");
+    let request = format!("GET /api2/json/nodes/pve/lxc HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {TOKEN}\r\nConnection: close\r\n\r\n");
     tls.write_all(request.as_bytes()).await.unwrap();
     let mut response = Vec::new();
     let _ = tls.read_to_end(&mut response).await;
     let response = String::from_utf8_lossy(&response);
     assert!(
-        response.starts_with("HTTP/1.1 501 Method 'GET /nodes/pve/qemu' not implemented\r\n"),
+        response.starts_with("HTTP/1.1 501 Method 'GET /nodes/pve/lxc' not implemented\r\n"),
         "{}",
         response.lines().next().unwrap_or("")
     );

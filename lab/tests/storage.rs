@@ -609,7 +609,10 @@ async fn content_lists_volumes_and_deletes() {
     assert!(lab.content("local-zfs", "?vmid=100").await.is_empty());
     assert!(lab.content("local", "?content=images").await.is_empty());
     let (status, body) = lab.get("/nodes/pve/storage/local/content?content=bogus").await;
-    assert_eq!((status, body["errors"]["content"].as_str()), (400, Some("invalid content type 'bogus'")));
+    assert_eq!(
+        (status, body["errors"]["content"].as_str()),
+        (400, Some("invalid format - invalid content type 'bogus'\n"))
+    );
     // Allocate, list, delete a disk.
     let form = [("filename", "vm-100-disk-0"), ("vmid", "100"), ("size", "1G")];
     let (status, body) = lab.post("/nodes/pve/storage/local-zfs/content", &form).await;

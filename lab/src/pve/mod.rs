@@ -13,8 +13,10 @@
 //! - [`storage`]: node storage status and content, `download-url`,
 //!   `query-url-metadata` and multipart `upload`.
 //!
+//! - [`qemu`]: the VM endpoints (`/nodes/{node}/qemu/...`).
+//!
 //! Adding an endpoint: write a [`server::Handler`] in a new module (e.g.
-//! `pve/qemu.rs`) and register it in `server::handlers` under the schema's
+//! `pve/qemu/`) and register it in `server::handlers` under the schema's
 //! template; its parameters arrive already validated and typed.
 
 pub mod admin;
@@ -23,6 +25,7 @@ pub mod auth;
 pub mod cluster;
 pub mod lab_config;
 pub mod model;
+pub mod qemu;
 pub mod server;
 pub mod state;
 pub mod storage;

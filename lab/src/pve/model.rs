@@ -43,7 +43,7 @@ pub struct Model {
 /// How many finished tasks the lab remembers.
 pub const MAX_TASKS: usize = 2000;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Vm {
     pub vmid: u32,
     pub node: String,
@@ -60,6 +60,13 @@ pub struct Vm {
     pub lock: Option<String>,
     /// The task currently holding the VM's config lock (PVE's flock).
     pub busy: Option<String>,
+    /// Paused (`status/suspend`): still `running`, `qmpstatus` is `paused`.
+    #[serde(default)]
+    pub paused: bool,
+    /// PVE's `[special:cloudinit]` section: the values the current cloud-init
+    /// image was made from, for options changed since (`added` lists new ones).
+    #[serde(default)]
+    pub cloudinit: BTreeMap<String, String>,
 }
 
 impl Vm {
@@ -67,12 +74,25 @@ impl Vm {
         self.config.get("template").is_some_and(|v| v == "1")
     }
 
-    /// `digest`: sha1 of the config as PVE writes it.
+    /// `digest`: sha1 of the config file as PVE writes it (with the lock and
+    /// the `[PENDING]` section).
     pub fn digest(&self) -> String {
         use sha2::Digest as _;
         let mut text = String::new();
+        if let Some(lock) = &self.lock {
+            text.push_str(&format!("lock: {lock}\n"));
+        }
         for (k, v) in &self.config {
             text.push_str(&format!("{k}: {v}\n"));
+        }
+        if !self.pending.is_empty() || !self.pending_delete.is_empty() {
+            text.push_str("\n[PENDING]\n");
+            if !self.pending_delete.is_empty() {
+                text.push_str(&format!("delete: {}\n", self.pending_delete.join(",")));
+            }
+            for (k, v) in &self.pending {
+                text.push_str(&format!("{k}: {v}\n"));
+            }
         }
         let hash = sha2::Sha256::digest(text.as_bytes());
         hash[..20].iter().map(|b| format!("{b:02x}")).collect()
@@ -199,6 +219,8 @@ impl Model {
                     started_at_ms: None,
                     lock: None,
                     busy: None,
+                    paused: false,
+                    cloudinit: BTreeMap::new(),
                 },
             );
         }

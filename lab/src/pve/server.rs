@@ -198,6 +198,7 @@ pub fn handlers() -> Handlers {
     super::tasks::register(&mut h);
     super::cluster::register(&mut h);
     super::storage::register(&mut h);
+    super::qemu::register(&mut h);
     h
 }
 

@@ -14,9 +14,12 @@ use crate::proxmox::retry::RetryPolicy;
 use crate::proxmox::task::{self, TaskOutcome, TaskWait, Upid};
 use crate::proxmox::{ProxmoxError, PveClient};
 
+/// The clients made so far, by the settings they were made from.
+type ClientCache = Mutex<Vec<(ProxmoxSettings, Arc<PveClient>)>>;
+
 /// The client for the configured endpoint, shared by every operation with the same settings.
 pub fn client(ctx: &Context) -> Result<Arc<PveClient>, ResourceError> {
-    static CLIENTS: OnceLock<Mutex<Vec<(ProxmoxSettings, Arc<PveClient>)>>> = OnceLock::new();
+    static CLIENTS: OnceLock<ClientCache> = OnceLock::new();
     let settings = ctx.config().proxmox().map_err(|e| ResourceError::Failed(e.to_string()))?;
     let mut clients = CLIENTS.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
     if let Some((_, c)) = clients.iter().find(|(s, _)| *s == settings) {

@@ -257,9 +257,31 @@ impl<R: CustomResource> DynResource for ResourceAdapter<R> {
                 PropertyPath::parse(s).map_err(|e| ResourceError::Failed(format!("ignoreChanges path {s:?}: {e}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let old = vjson::to_json(old).value;
-        let new = vjson::to_json(req.news).value;
-        Ok(diff::structural(&old, &new, &DiffOptions { replace: &shape.replace, ignore: &ignore }))
+        let old_proj = vjson::to_json(old);
+        let new_proj = vjson::to_json(req.news);
+        let mut result = diff::structural(
+            &old_proj.value,
+            &new_proj.value,
+            &DiffOptions { replace: &shape.replace, ignore: &ignore },
+        );
+        // A resource that decides replacements from values overrides the schema's marks.
+        let known = old_proj.unknowns.is_empty() && new_proj.unknowns.is_empty();
+        let typed = (decode::<R::Args>(&old_proj.value).ok(), decode::<R::Args>(&new_proj.value).ok());
+        if let (true, (Some(o), Some(n))) = (known, typed) {
+            if let Some(paths) = self.0.replacements(&o, &n) {
+                let paths = paths
+                    .iter()
+                    .map(|p| {
+                        PropertyPath::parse(p)
+                            .map_err(|e| ResourceError::Failed(format!("replacement path {p:?}: {e}")))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                for d in &mut result.diffs {
+                    d.replace = paths.iter().any(|p| p.matches_prefix(&d.path) || d.path.matches_prefix(p));
+                }
+            }
+        }
+        Ok(result)
     }
 
     fn create<'a>(

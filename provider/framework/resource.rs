@@ -103,6 +103,14 @@ pub trait CustomResource: Send + Sync + 'static {
         Ok(req.inputs)
     }
 
+    /// The input paths whose change from `old` to `new` replaces the resource, when that
+    /// depends on values (e.g. `nodeName` replaces unless `migrate` is set). `None` (the
+    /// default) uses the schema's `replace_on_changes` marks. Called only when both sides
+    /// are fully known; in preview with unknowns the schema's marks apply.
+    fn replacements(&self, _old: &Self::Args, _new: &Self::Args) -> Option<Vec<String>> {
+        None
+    }
+
     /// Creates the resource (or, in preview, predicts its state).
     fn create(
         &self,

@@ -5,6 +5,7 @@
 pub mod client;
 pub mod imagefactory;
 pub mod machine;
+pub mod vm;
 
 use crate::framework::Registry;
 

@@ -1,0 +1,18 @@
+//! `vm:VirtualMachine`, the pure half: the typed inputs and outputs ([`args`],
+//! their nested blocks in [`blocks`]), validation before any API call
+//! ([`check`]), inputs to Proxmox VE parameters ([`encode`]) and a VM's
+//! configuration back to inputs ([`decode`]). The PVE value formats the three
+//! share (property strings, sizes, URL encoding, bus names) are in [`format`].
+//!
+//! Must not: call the API, sleep or read the clock. The resource itself (create,
+//! read, update, delete) is built on these functions and is not registered yet.
+
+pub mod args;
+pub mod blocks;
+pub mod check;
+pub mod decode;
+pub mod encode;
+pub mod format;
+
+#[cfg(test)]
+mod roundtrip_tests;

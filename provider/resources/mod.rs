@@ -7,6 +7,7 @@ pub mod download;
 pub mod imagefactory;
 pub mod machine;
 pub mod pve;
+pub mod vm;
 
 use crate::framework::Registry;
 
@@ -16,6 +17,7 @@ pub fn registry() -> Registry {
         .resource(machine::secrets::Secrets)
         .resource(imagefactory::schematic::Schematic)
         .resource(download::file::File)
+        .resource(vm::resource::VirtualMachine)
         .function(imagefactory::get_urls::GetUrls)
         .function(imagefactory::get_versions::GetVersions)
         .function(imagefactory::get_extensions_versions::GetExtensionsVersions)

@@ -3,6 +3,9 @@
 
 #![allow(dead_code)]
 
+pub mod lab;
+pub mod pulumi;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};

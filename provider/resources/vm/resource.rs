@@ -1,0 +1,356 @@
+//! `vm:VirtualMachine`: create (from scratch or by clone), read, update in
+//! place and delete, built on [`super::steps`] and the pure halves
+//! ([`super::check`], [`super::encode`], [`super::decode`]).
+//!
+//! Once the VM exists every later failure (config, resize, template, start)
+//! returns the state reached so far ([`ResourceError::InitFailed`]), so the
+//! engine records the VM and the next `up` continues instead of orphaning it.
+//! The id is the VMID; `pulumi import` takes `node/vmid` or `vmid`.
+
+use std::time::Duration;
+
+use super::args::{self as a, VirtualMachineArgs, VirtualMachineState};
+use super::steps::{self, GuestNetwork};
+use super::{check, decode, encode};
+use crate::framework::{
+    CheckFailure, CheckRequest, Context, CreateRequest, CreateResponse, CustomResource, DeleteRequest, ReadRequest,
+    ReadResponse, ResourceError, Severity, UpdateRequest,
+};
+use crate::proxmox::qemu;
+use crate::proxmox::{ProxmoxError, PveClient};
+use crate::resources::pve;
+
+/// The `vm:VirtualMachine` resource.
+pub struct VirtualMachine;
+
+fn id_of(vmid: u32) -> String {
+    vmid.to_string()
+}
+
+/// `vmid` or `node/vmid`.
+fn parse_id(id: &str) -> Option<(Option<String>, u32)> {
+    match id.split_once('/') {
+        Some((node, vmid)) => Some((Some(node.to_string()), vmid.parse().ok()?)),
+        None => Some((None, id.parse().ok()?)),
+    }
+}
+
+/// The state of VM `vmid` as it is now: inputs read back (shaped like `prior`),
+/// status, and the guest agent's addresses (`network`, or the agent asked once).
+async fn observe(
+    client: &PveClient,
+    node: &str,
+    vmid: u32,
+    prior: Option<&VirtualMachineArgs>,
+    network: Option<GuestNetwork>,
+) -> Result<VirtualMachineState, ProxmoxError> {
+    let config = qemu::config(client, node, vmid).await?;
+    let status = qemu::status(client, node, vmid).await?;
+    let mut args = decode::read_args(&config, prior);
+    args.node_name = node.to_string();
+    args.vm_id = Some(i64::from(vmid));
+    let running = status.status == "running";
+    // `started` is the power state; a template is never started.
+    if prior.is_none_or(|p| p.started.is_some()) || !running {
+        let is_template = config.get("template").is_some_and(|t| t == "1");
+        args.started = match prior.and_then(|p| p.started) {
+            Some(_) => Some(running),
+            None if is_template => None,
+            None => Some(running),
+        };
+    }
+    let agent_on = args.agent.as_ref().and_then(|a| a.enabled).unwrap_or(false);
+    let network = match network {
+        Some(n) => Some(n),
+        None if running && agent_on => steps::guest_network_now(client, node, vmid).await,
+        None => None,
+    };
+    let mut state = VirtualMachineState { args, status: Some(status.status), ..Default::default() };
+    let nic_macs: Vec<String> = (0..32)
+        .filter_map(|i| config.get(&format!("net{i}")))
+        .filter_map(|v| {
+            v.split(',').find_map(|kv| kv.split_once('=').filter(|(k, _)| k.len() > 3 || *k == "e1000").map(|(_, m)| m))
+        })
+        .filter(|m| m.len() == 17)
+        .map(str::to_string)
+        .collect();
+    match network {
+        Some(n) => {
+            state.network_interface_names = Some(n.interfaces.iter().map(|i| i.name.clone()).collect());
+            state.ipv4_addresses =
+                Some(n.interfaces.iter().map(|i| i.ipv4.iter().map(|(ip, _)| ip.clone()).collect()).collect());
+            state.ipv6_addresses =
+                Some(n.interfaces.iter().map(|i| i.ipv6.iter().map(|(ip, _)| ip.clone()).collect()).collect());
+            state.mac_addresses =
+                Some(n.interfaces.iter().map(|i| i.mac.clone().unwrap_or_default().to_ascii_uppercase()).collect());
+        }
+        None => {
+            state.mac_addresses = Some(nic_macs);
+            state.network_interface_names = Some(vec![]);
+            state.ipv4_addresses = Some(vec![]);
+            state.ipv6_addresses = Some(vec![]);
+        }
+    }
+    Ok(state)
+}
+
+/// The state to record when the VM exists but a later step failed.
+fn partial(args: &VirtualMachineArgs, vmid: u32, e: ProxmoxError) -> ResourceError {
+    let mut args = args.clone();
+    args.vm_id = Some(i64::from(vmid));
+    let state = VirtualMachineState { args, ..Default::default() };
+    ResourceError::init_failed(id_of(vmid), &state, vec![e.to_string()])
+}
+
+/// Everything after the VM exists: config, disks, template, power, agent.
+async fn converge(
+    ctx: &Context,
+    client: &PveClient,
+    args: &VirtualMachineArgs,
+    vmid: u32,
+    old: Option<&VirtualMachineArgs>,
+) -> Result<Option<GuestNetwork>, ProxmoxError> {
+    let node = args.node_name.as_str();
+    let current = qemu::config(client, node, vmid).await?;
+    let (mut set, delete) = encode::config_diff(&current, args);
+    // PVE never returns the cloud-init password: send it when it is new or changed.
+    let password = |a: &VirtualMachineArgs| {
+        a.initialization.as_ref().and_then(|i| i.user_account.as_ref()).and_then(|u| u.password.clone())
+    };
+    if let Some(p) = password(args) {
+        let changed = old.is_none_or(|o| password(o).as_deref() != Some(p.as_str()));
+        if changed && !set.iter().any(|(k, _)| k == "cipassword") {
+            set.push(("cipassword".into(), p));
+        }
+    }
+    let cloud_init_changed = old.is_some_and(|o| o.initialization != args.initialization)
+        || set.iter().any(|(k, _)| is_cloud_init_key(k))
+        || delete.iter().any(|k| is_cloud_init_key(k));
+    steps::apply_config(ctx, client, node, vmid, set, delete).await?;
+    let current = qemu::config(client, node, vmid).await?;
+    steps::resize_disks(ctx, client, node, vmid, &current, args).await?;
+    let is_template = current.get("template").is_some_and(|t| t == "1");
+    if args.template.unwrap_or(false) && !is_template {
+        let status = qemu::status(client, node, vmid).await?;
+        if status.status == "running" {
+            steps::stop_vm(ctx, client, node, vmid, args).await?;
+        }
+        if let Some(upid) = qemu::convert_to_template(client, node, vmid).await? {
+            pve::wait(ctx, client, &upid, Duration::from_secs(600), &format!("vm {vmid}: converting to a template"))
+                .await?;
+        }
+        return Ok(None);
+    }
+    if is_template || args.template.unwrap_or(false) {
+        return Ok(None);
+    }
+    let status = qemu::status(client, node, vmid).await?;
+    let running = status.status == "running";
+    let start_timeout = steps::seconds(args.timeout_start_vm, a::DEFAULT_TIMEOUT_SECONDS);
+    match (args.started.unwrap_or(true), running) {
+        (true, false) => steps::power(ctx, client, node, vmid, "start", vec![], start_timeout).await?,
+        (false, true) => steps::stop_vm(ctx, client, node, vmid, args).await?,
+        (true, true) => {
+            // Changes PVE keeps pending (cpu, machine, cloud-init) apply at the next boot.
+            let pending = qemu::pending(client, node, vmid).await?;
+            if !pending.is_empty() || (cloud_init_changed && old.is_some()) {
+                let keys: Vec<String> = pending.iter().map(|p| p.key.clone()).collect();
+                ctx.log(
+                    Severity::Info,
+                    &format!("vm {vmid}: rebooting to apply pending changes ({})", keys.join(", ")),
+                );
+                if cloud_init_changed {
+                    client.put(&format!("/nodes/{node}/qemu/{vmid}/cloudinit"), &vec![]).await?;
+                }
+                let reboot = steps::seconds(args.timeout_reboot, a::DEFAULT_TIMEOUT_SECONDS);
+                steps::stop_vm(ctx, client, node, vmid, args).await?;
+                steps::power(ctx, client, node, vmid, "start", vec![], reboot).await?;
+            }
+        }
+        (false, false) => {}
+    }
+    if args.started.unwrap_or(true) {
+        return steps::wait_for_guest_network(ctx, client, node, vmid, args).await;
+    }
+    Ok(None)
+}
+
+fn is_cloud_init_key(k: &str) -> bool {
+    k.starts_with("ipconfig")
+        || matches!(
+            k,
+            "cicustom" | "ciuser" | "cipassword" | "sshkeys" | "nameserver" | "searchdomain" | "citype" | "ciupgrade"
+        )
+}
+
+impl CustomResource for VirtualMachine {
+    const TOKEN: &'static str = a::TOKEN;
+    type Args = VirtualMachineArgs;
+    type State = VirtualMachineState;
+
+    fn check(
+        &self,
+        ctx: &Context,
+        req: CheckRequest<'_, VirtualMachineArgs>,
+    ) -> Result<VirtualMachineArgs, Vec<CheckFailure>> {
+        let root = ctx.config().proxmox().ok().map(
+            |s| matches!(&s.auth, crate::config::ProxmoxAuth::Password { username, .. } if username == "root@pam"),
+        );
+        let args = check::normalise(req.inputs);
+        let failures = check::check(&args, root);
+        if failures.is_empty() {
+            Ok(args)
+        } else {
+            Err(failures)
+        }
+    }
+
+    fn replacements(&self, old: &VirtualMachineArgs, new: &VirtualMachineArgs) -> Option<Vec<String>> {
+        Some(a::replacement_paths(old, new))
+    }
+
+    async fn create(
+        &self,
+        ctx: &Context,
+        req: CreateRequest<VirtualMachineArgs>,
+    ) -> Result<CreateResponse<VirtualMachineState>, ResourceError> {
+        let args = req.inputs;
+        if req.preview {
+            return Ok(CreateResponse { id: String::new(), state: VirtualMachineState { args, ..Default::default() } });
+        }
+        let client = pve::client(ctx)?;
+        let vmid = match args.vm_id {
+            Some(v) => {
+                steps::reserve(v as u32).await;
+                v as u32
+            }
+            None => steps::allocate_vmid(&client).await.map_err(pve::failed)?,
+        };
+        let guard = steps::vm_guard(vmid);
+        let _held = guard.lock().await;
+        let node = args.node_name.clone();
+        let created = if args.clone.is_some() {
+            steps::clone_vm(ctx, &client, &args, vmid).await
+        } else {
+            let params = encode::create_params(&args, i64::from(vmid));
+            let timeout = steps::seconds(args.timeout_create, a::DEFAULT_TIMEOUT_SECONDS);
+            steps::start_creation(ctx, &client, &node, vmid, &format!("creating on {node}"), timeout, || {
+                qemu::create(&client, &node, &params)
+            })
+            .await
+        };
+        if let Err(e) = created {
+            // Did the VM come to exist anyway (a task that failed late)? Then keep it in state.
+            return match qemu::locate(&client, vmid).await {
+                Ok(Some(_)) => Err(partial(&args, vmid, e)),
+                _ => Err(pve::failed(e)),
+            };
+        }
+        let network = converge(ctx, &client, &args, vmid, None).await.map_err(|e| partial(&args, vmid, e))?;
+        let state = observe(&client, &node, vmid, Some(&args), network).await.map_err(|e| partial(&args, vmid, e))?;
+        Ok(CreateResponse { id: id_of(vmid), state: VirtualMachineState { args: with_id(&args, vmid), ..state } })
+    }
+
+    async fn read(
+        &self,
+        ctx: &Context,
+        req: ReadRequest<VirtualMachineArgs, VirtualMachineState>,
+    ) -> Result<Option<ReadResponse<VirtualMachineArgs, VirtualMachineState>>, ResourceError> {
+        let (node_hint, vmid) = parse_id(&req.id).ok_or_else(|| {
+            ResourceError::Failed(format!("{:?} is not a VM id; expected a VMID such as 101, or node/vmid", req.id))
+        })?;
+        let client = pve::client(ctx)?;
+        // The VM may have moved (HA, a manual migration): find it wherever it is.
+        let Some(location) = qemu::locate(&client, vmid).await.map_err(pve::failed)? else { return Ok(None) };
+        if let Some(hint) = node_hint.filter(|h| *h != location.node) {
+            ctx.log(Severity::Info, &format!("vm {vmid} is on node {}, not {hint}", location.node));
+        }
+        let prior = req.inputs.as_ref();
+        let mut state = match observe(&client, &location.node, vmid, prior, None).await {
+            Ok(s) => s,
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(pve::failed(e)),
+        };
+        // Without an answer from the agent now, keep the addresses last seen.
+        if let Some(old) = &req.state {
+            if state.ipv4_addresses.as_ref().is_none_or(Vec::is_empty) && state.status.as_deref() == Some("running") {
+                state.ipv4_addresses = old.ipv4_addresses.clone();
+                state.ipv6_addresses = old.ipv6_addresses.clone();
+                state.network_interface_names = old.network_interface_names.clone();
+                state.mac_addresses = old.mac_addresses.clone().or(state.mac_addresses);
+            }
+        }
+        let inputs = state.args.clone();
+        Ok(Some(ReadResponse { id: id_of(vmid), inputs, state }))
+    }
+
+    async fn update(
+        &self,
+        ctx: &Context,
+        req: UpdateRequest<VirtualMachineArgs, VirtualMachineState>,
+    ) -> Result<VirtualMachineState, ResourceError> {
+        let (_, vmid) = parse_id(&req.id).ok_or_else(|| ResourceError::Failed(format!("bad VM id {:?}", req.id)))?;
+        let args = with_id(&req.inputs, vmid);
+        if req.preview {
+            let mut state = req.old_state.clone();
+            state.args = args;
+            return Ok(state);
+        }
+        let client = pve::client(ctx)?;
+        let guard = steps::vm_guard(vmid);
+        let _held = guard.lock().await;
+        let location = qemu::locate(&client, vmid)
+            .await
+            .map_err(pve::failed)?
+            .ok_or_else(|| ResourceError::Failed(format!("vm {vmid} no longer exists: run `pulumi refresh`")))?;
+        if location.node != args.node_name {
+            let timeout = steps::seconds(args.timeout_migrate, a::DEFAULT_TIMEOUT_SECONDS);
+            steps::migrate_vm(ctx, &client, &location.node, vmid, &args.node_name, location.running, timeout)
+                .await
+                .map_err(pve::failed)?;
+        }
+        let network = converge(ctx, &client, &args, vmid, Some(&req.old_inputs))
+            .await
+            .map_err(|e| ResourceError::Failed(e.to_string()))?;
+        let state = observe(&client, &args.node_name, vmid, Some(&args), network).await.map_err(pve::failed)?;
+        Ok(VirtualMachineState { args, ..state })
+    }
+
+    async fn delete(&self, ctx: &Context, req: DeleteRequest<VirtualMachineState>) -> Result<(), ResourceError> {
+        let Some((_, vmid)) = parse_id(&req.id) else { return Ok(()) };
+        let client = pve::client(ctx)?;
+        let guard = steps::vm_guard(vmid);
+        let _held = guard.lock().await;
+        let Some(location) = qemu::locate(&client, vmid).await.map_err(pve::failed)? else { return Ok(()) };
+        let node = location.node;
+        if location.running {
+            match steps::stop_vm(ctx, &client, &node, vmid, &req.state.args).await {
+                Err(e) if e.is_not_found() => return Ok(()),
+                other => other.map_err(pve::failed)?,
+            }
+        }
+        let label = format!("vm {vmid}: destroying");
+        let upid = crate::proxmox::retry::retry(pve::retry_policy(), pve::on_retry(ctx, &label), |_| {
+            qemu::destroy(&client, &node, vmid)
+        })
+        .await;
+        let upid = match upid {
+            Ok(u) => u,
+            Err(e) if e.is_not_found() => return Ok(()),
+            Err(e) => return Err(pve::failed(e)),
+        };
+        match pve::wait(ctx, &client, &upid, Duration::from_secs(600), &label).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(pve::failed(e)),
+        }
+    }
+}
+
+fn with_id(args: &VirtualMachineArgs, vmid: u32) -> VirtualMachineArgs {
+    let mut args = args.clone();
+    if args.vm_id.is_none() {
+        args.vm_id = Some(i64::from(vmid));
+    }
+    args
+}

@@ -1,0 +1,412 @@
+//! The steps of a VM's life on Proxmox VE, each robust to what real clusters do
+//! (research §3): VMID allocation serialised in the process and probed with
+//! `/cluster/nextid`; create and clone retried on transient failures, with
+//! "already exists" on a retry taken as our own earlier attempt (then waiting
+//! for its `create`/`clone` lock to clear); a cross-node clone from local
+//! storage done as clone + migrate; config changes retried on lock timeouts;
+//! power actions where "already running" is success; a bounded wait for the
+//! guest agent's first usable address, with an ephemeral progress line.
+//! Must not: decide what to change (that is `encode`/`resource`).
+
+use std::collections::BTreeSet;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use super::args::VirtualMachineArgs;
+use super::encode::{self, Config, Params};
+use crate::framework::{Context, Severity};
+use crate::proxmox::qemu::{self, GuestInterface};
+use crate::proxmox::retry::retry;
+use crate::proxmox::task::Upid;
+use crate::proxmox::{ProxmoxError, PveClient};
+use crate::resources::pve;
+
+/// VMIDs this process handed out: PVE cannot reserve ids, so two VMs created at
+/// once by this provider must not both be told "100 is free".
+fn reserved() -> &'static tokio::sync::Mutex<BTreeSet<u32>> {
+    static RESERVED: OnceLock<tokio::sync::Mutex<BTreeSet<u32>>> = OnceLock::new();
+    RESERVED.get_or_init(Default::default)
+}
+
+/// A free VMID: PVE's proposal, moved past ids reserved in this process and
+/// checked with `GET /cluster/nextid?vmid=N`.
+pub async fn allocate_vmid(client: &PveClient) -> Result<u32, ProxmoxError> {
+    let mut taken = reserved().lock().await;
+    let mut candidate = qemu::next_id(client).await?;
+    loop {
+        if !taken.contains(&candidate) && qemu::is_free(client, candidate).await? {
+            taken.insert(candidate);
+            return Ok(candidate);
+        }
+        candidate += 1;
+    }
+}
+
+/// Remembers an explicit VMID as in use by this process.
+pub async fn reserve(vmid: u32) {
+    reserved().lock().await.insert(vmid);
+}
+
+/// Seconds from an `i64` timeout input, with a default.
+pub fn seconds(value: Option<i64>, default: i64) -> Duration {
+    Duration::from_secs(value.unwrap_or(default).max(1) as u64)
+}
+
+/// Starts a VM-creating call (create or clone) with retries; "already exists" on
+/// a retry is our earlier attempt: wait for its lock to clear instead of a task.
+pub async fn start_creation<F, Fut>(
+    ctx: &Context,
+    client: &PveClient,
+    node: &str,
+    vmid: u32,
+    what: &str,
+    timeout: Duration,
+    call: F,
+) -> Result<(), ProxmoxError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<Upid, ProxmoxError>>,
+{
+    let label = format!("vm {vmid}: {what}");
+    let started = retry(pve::retry_policy(), pve::on_retry(ctx, &label), |attempt| {
+        let fut = call();
+        async move {
+            match fut.await {
+                Ok(upid) => Ok(Some(upid)),
+                Err(e) if attempt > 1 && e.is_already_exists() => Ok(None),
+                Err(e) => Err(e),
+            }
+        }
+    })
+    .await?;
+    match started {
+        Some(upid) => pve::wait(ctx, client, &upid, timeout, &label).await.map(|_| ()),
+        None => wait_unlocked(ctx, client, node, vmid, timeout).await,
+    }
+}
+
+/// Polls `status/current` until the VM has no `lock` (create, clone, migrate).
+pub async fn wait_unlocked(
+    ctx: &Context,
+    client: &PveClient,
+    node: &str,
+    vmid: u32,
+    timeout: Duration,
+) -> Result<(), ProxmoxError> {
+    let started = Instant::now();
+    loop {
+        match qemu::status(client, node, vmid).await {
+            Ok(s) if s.lock.as_deref().is_none_or(str::is_empty) => return Ok(()),
+            Ok(s) => ctx.status(&format!(
+                "vm {vmid}: waiting for its '{}' lock, {}s",
+                s.lock.unwrap_or_default(),
+                started.elapsed().as_secs()
+            )),
+            Err(e) if e.is_transient() => {}
+            Err(e) => return Err(e),
+        }
+        if started.elapsed() > timeout {
+            return Err(ProxmoxError::Config(format!(
+                "vm {vmid}: still locked after {}s (timeout)",
+                timeout.as_secs()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Clones on the source node. With `target` set and a source on local storage,
+/// PVE refuses; then clone on the source node and migrate the copy.
+pub async fn clone_vm(
+    ctx: &Context,
+    client: &PveClient,
+    args: &VirtualMachineArgs,
+    vmid: u32,
+) -> Result<(), ProxmoxError> {
+    let Some((source_node, source, params)) = encode::clone_request(args, i64::from(vmid)) else { return Ok(()) };
+    let source = source as u32;
+    let timeout = seconds(args.timeout_clone, super::args::DEFAULT_TIMEOUT_SECONDS);
+    let what = format!("cloning {source} on {source_node}");
+    let attempt = start_creation(ctx, client, &source_node, vmid, &what, timeout, || {
+        qemu::clone(client, &source_node, source, &params)
+    })
+    .await;
+    match attempt {
+        Err(e) if e.mentions("non-shared storage") || e.mentions("uses local storage") => {
+            let local: Params = params.into_iter().filter(|(k, _)| k != "target").collect();
+            let what = format!("cloning {source} on {source_node} (local storage: migrating afterwards)");
+            start_creation(ctx, client, &source_node, vmid, &what, timeout, || {
+                qemu::clone(client, &source_node, source, &local)
+            })
+            .await?;
+            let migrate = seconds(args.timeout_migrate, super::args::DEFAULT_TIMEOUT_SECONDS);
+            migrate_vm(ctx, client, &source_node, vmid, &args.node_name, false, migrate).await
+        }
+        other => other,
+    }
+}
+
+/// Migrates to `target` (online when running; local disks move along).
+pub async fn migrate_vm(
+    ctx: &Context,
+    client: &PveClient,
+    node: &str,
+    vmid: u32,
+    target: &str,
+    online: bool,
+    timeout: Duration,
+) -> Result<(), ProxmoxError> {
+    let mut params = vec![("target".to_string(), target.to_string())];
+    if online {
+        params.push(("online".into(), "1".into()));
+        params.push(("with-local-disks".into(), "1".into()));
+    }
+    let label = format!("vm {vmid}: migrating from {node} to {target}");
+    let upid =
+        retry(pve::retry_policy(), pve::on_retry(ctx, &label), |_| qemu::migrate(client, node, vmid, &params)).await?;
+    pve::wait(ctx, client, &upid, timeout, &label).await.map(|_| ())
+}
+
+/// Applies config changes: `POST` (a task) when they allocate storage, else `PUT`; retried.
+pub async fn apply_config(
+    ctx: &Context,
+    client: &PveClient,
+    node: &str,
+    vmid: u32,
+    set: Params,
+    delete: Vec<String>,
+) -> Result<(), ProxmoxError> {
+    if set.is_empty() && delete.is_empty() {
+        return Ok(());
+    }
+    let allocates = encode::allocates(&set);
+    let mut params = set;
+    if !delete.is_empty() {
+        params.push(("delete".into(), delete.join(",")));
+    }
+    let label = format!("vm {vmid}: updating its configuration");
+    if allocates {
+        let upid = retry(pve::retry_policy(), pve::on_retry(ctx, &label), |_| {
+            qemu::update_config(client, node, vmid, &params)
+        })
+        .await?;
+        pve::wait(ctx, client, &upid, Duration::from_secs(1800), &label).await.map(|_| ())
+    } else {
+        retry(pve::retry_policy(), pve::on_retry(ctx, &label), |_| qemu::set_config(client, node, vmid, &params)).await
+    }
+}
+
+/// Grows disks to their `size` (never shrinks).
+pub async fn resize_disks(
+    ctx: &Context,
+    client: &PveClient,
+    node: &str,
+    vmid: u32,
+    current: &Config,
+    args: &VirtualMachineArgs,
+) -> Result<(), ProxmoxError> {
+    for (disk, size) in encode::resizes(current, args) {
+        let label = format!("vm {vmid}: growing {disk} to {size}");
+        let upid =
+            retry(pve::retry_policy(), pve::on_retry(ctx, &label), |_| qemu::resize(client, node, vmid, &disk, &size))
+                .await?;
+        if let Some(upid) = upid {
+            pve::wait(ctx, client, &upid, Duration::from_secs(600), &label).await?;
+        }
+    }
+    Ok(())
+}
+
+/// A power action awaited; "already running" (start) and "not running" (stop) are success.
+pub async fn power(
+    ctx: &Context,
+    client: &PveClient,
+    node: &str,
+    vmid: u32,
+    action: &str,
+    params: Params,
+    timeout: Duration,
+) -> Result<(), ProxmoxError> {
+    let label = format!("vm {vmid}: {action}");
+    let benign = |e: &ProxmoxError| match action {
+        "start" => e.is_already_running(),
+        "stop" | "shutdown" => e.mentions("not running"),
+        _ => false,
+    };
+    let upid =
+        retry(pve::retry_policy(), pve::on_retry(ctx, &label), |_| qemu::power(client, node, vmid, action, &params))
+            .await;
+    let upid = match upid {
+        Ok(u) => u,
+        Err(e) if benign(&e) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    match pve::wait(ctx, client, &upid, timeout, &label).await {
+        Err(e) if benign(&e) => Ok(()),
+        other => other.map(|_| ()),
+    }
+}
+
+/// Stops a running VM for destroy or a node move: shutdown with a forced stop after the
+/// timeout, or an immediate stop with `stopOnDestroy`.
+pub async fn stop_vm(
+    ctx: &Context,
+    client: &PveClient,
+    node: &str,
+    vmid: u32,
+    args: &VirtualMachineArgs,
+) -> Result<(), ProxmoxError> {
+    let stop_timeout = seconds(args.timeout_stop_vm, super::args::DEFAULT_TIMEOUT_STOP_SECONDS);
+    if args.stop_on_destroy.unwrap_or(false) {
+        return power(ctx, client, node, vmid, "stop", vec![], stop_timeout).await;
+    }
+    let shutdown = seconds(args.timeout_shutdown_vm, super::args::DEFAULT_TIMEOUT_SECONDS);
+    let params =
+        vec![("forceStop".to_string(), "1".to_string()), ("timeout".to_string(), shutdown.as_secs().to_string())];
+    power(ctx, client, node, vmid, "shutdown", params, shutdown + stop_timeout).await
+}
+
+/// The guest agent's view of the network, once it reports a usable address.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GuestNetwork {
+    pub interfaces: Vec<GuestInterface>,
+}
+
+impl GuestNetwork {
+    /// Whether some interface has a global unicast address of the wanted family.
+    pub fn usable(&self, want_v4: bool, want_v6: bool) -> bool {
+        let v4 = self.interfaces.iter().flat_map(|i| &i.ipv4).any(|(ip, _)| usable_v4(ip));
+        let v6 = self.interfaces.iter().flat_map(|i| &i.ipv6).any(|(ip, _)| usable_v6(ip));
+        match (want_v4, want_v6) {
+            (false, false) => v4 || v6,
+            (true, false) => v4,
+            (false, true) => v6,
+            (true, true) => v4 && v6,
+        }
+    }
+}
+
+/// Not loopback (except the lab's 127.x guest addresses on non-`lo` interfaces), not link-local.
+fn usable_v4(ip: &str) -> bool {
+    ip.parse::<std::net::Ipv4Addr>()
+        .is_ok_and(|a| !a.is_link_local() && !a.is_unspecified() && a != std::net::Ipv4Addr::LOCALHOST)
+}
+
+fn usable_v6(ip: &str) -> bool {
+    ip.parse::<std::net::Ipv6Addr>()
+        .is_ok_and(|a| !a.is_loopback() && !a.is_unspecified() && (a.segments()[0] & 0xffc0) != 0xfe80)
+}
+
+/// Parses a duration input such as `15m`, `90s`, `1h30m` (plain numbers are seconds).
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    if let Ok(secs) = text.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let (mut total, mut number) = (0u64, String::new());
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let n: u64 = number.parse().ok()?;
+        number.clear();
+        total += n * match c {
+            'h' => 3600,
+            'm' => 60,
+            's' => 1,
+            _ => return None,
+        };
+    }
+    number.is_empty().then_some(Duration::from_secs(total))
+}
+
+/// Waits (bounded by `agent.timeout`) for the guest agent to report a usable
+/// address, showing "vm 101: waiting for guest agent, 12s". A timeout is a
+/// warning, not an error: the VM exists and runs; its address outputs stay empty.
+pub async fn wait_for_guest_network(
+    ctx: &Context,
+    client: &PveClient,
+    node: &str,
+    vmid: u32,
+    args: &VirtualMachineArgs,
+) -> Result<Option<GuestNetwork>, ProxmoxError> {
+    let agent = args.agent.clone().unwrap_or_default();
+    let wait = agent.wait_for_ip.clone().unwrap_or_default();
+    if !agent.enabled.unwrap_or(false) || wait.disabled.unwrap_or(false) {
+        return Ok(None);
+    }
+    let timeout = agent.timeout.as_deref().and_then(parse_duration).unwrap_or(Duration::from_secs(900));
+    let (want_v4, want_v6) = (wait.ipv4.unwrap_or(false), wait.ipv6.unwrap_or(false));
+    let started = Instant::now();
+    let mut delay = Duration::from_millis(100);
+    let mut last: Option<GuestNetwork> = None;
+    loop {
+        match qemu::guest_interfaces(client, node, vmid).await {
+            Ok(interfaces) => {
+                let net = GuestNetwork { interfaces };
+                if net.usable(want_v4, want_v6) {
+                    return Ok(Some(net));
+                }
+                last = Some(net);
+            }
+            Err(e) if qemu::agent_not_ready(&e) || e.is_transient() => {}
+            Err(e) => return Err(e),
+        }
+        if ctx.is_cancelled() {
+            return Ok(last);
+        }
+        if started.elapsed() >= timeout {
+            ctx.log(
+                Severity::Warning,
+                &format!(
+                    "vm {vmid}: the guest agent reported no usable address within {}s; the address outputs stay \
+                     empty (is the agent installed and running in the guest?)",
+                    timeout.as_secs()
+                ),
+            );
+            return Ok(last);
+        }
+        ctx.status(&format!("vm {vmid}: waiting for guest agent, {}s", started.elapsed().as_secs()));
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(1));
+    }
+}
+
+/// One attempt at the agent's interfaces (refresh must not wait).
+pub async fn guest_network_now(client: &PveClient, node: &str, vmid: u32) -> Option<GuestNetwork> {
+    qemu::guest_interfaces(client, node, vmid).await.ok().map(|interfaces| GuestNetwork { interfaces })
+}
+
+/// Serialises calls per VM within the process (PVE's own lock would otherwise time out).
+pub fn vm_guard(vmid: u32) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+    static GUARDS: OnceLock<Mutex<std::collections::HashMap<u32, std::sync::Arc<tokio::sync::Mutex<()>>>>> =
+        OnceLock::new();
+    let mut guards = GUARDS.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    guards.entry(vmid).or_default().clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_usable_addresses() {
+        assert_eq!(parse_duration("15m"), Some(Duration::from_secs(900)));
+        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("90"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("5x"), None);
+        let iface = |name: &str, v4: &[&str], v6: &[&str]| GuestInterface {
+            name: name.into(),
+            mac: None,
+            ipv4: v4.iter().map(|a| (a.to_string(), 24)).collect(),
+            ipv6: v6.iter().map(|a| (a.to_string(), 64)).collect(),
+        };
+        let only_lo = GuestNetwork { interfaces: vec![iface("lo", &["127.0.0.1"], &["::1"])] };
+        assert!(!only_lo.usable(false, false));
+        let link_local = GuestNetwork { interfaces: vec![iface("eth0", &["169.254.3.4"], &["fe80::1"])] };
+        assert!(!link_local.usable(false, false));
+        let lab = GuestNetwork { interfaces: vec![iface("eth0", &["127.42.0.100"], &["fe80::1"])] };
+        assert!(lab.usable(true, false) && !lab.usable(false, true));
+    }
+}

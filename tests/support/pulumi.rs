@@ -1,0 +1,84 @@
+//! A Pulumi stack driven by the real `pulumi` CLI: a copy of an example program
+//! from `sdk-examples/` pointed at this build's plugin, a local file backend, a
+//! fixed passphrase, no plugin downloads, and extra environment for the plugin
+//! (endpoints and credentials of the lab).
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub struct Stack {
+    pub dir: PathBuf,
+    home: tempfile::TempDir,
+    env: Vec<(String, String)>,
+}
+
+impl Stack {
+    /// `sdk-examples/<example>` as stack `dev`, with `env` for every pulumi run.
+    pub fn new(example: &str, env: Vec<(String, String)>) -> Stack {
+        let home = tempfile::tempdir().unwrap();
+        let dir = home.path().join("program");
+        std::fs::create_dir_all(&dir).unwrap();
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("sdk-examples").join(example);
+        let plugin_dir = Path::new(env!("CARGO_BIN_EXE_pulumi-resource-proxmox-talos")).parent().unwrap();
+        let program = std::fs::read_to_string(src.join("Pulumi.yaml")).unwrap();
+        let program = program.replace("path: ../../target/debug", &format!("path: {}", plugin_dir.display()));
+        assert!(program.contains(&plugin_dir.display().to_string()), "the example names its plugin path");
+        std::fs::write(dir.join("Pulumi.yaml"), program).unwrap();
+        std::fs::create_dir_all(home.path().join("state")).unwrap();
+        let s = Stack { dir, home, env };
+        s.ok(&["login", &format!("file://{}", s.home.path().join("state").display())]);
+        s.ok(&["stack", "init", "dev"]);
+        s
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        let pulumi = std::env::var("PULUMI").unwrap_or_else(|_| "pulumi".into());
+        let mut command = Command::new(&pulumi);
+        command
+            .args(args)
+            .arg("--non-interactive")
+            .current_dir(&self.dir)
+            .env("PULUMI_HOME", self.home.path().join("home"))
+            .env("PULUMI_BACKEND_URL", format!("file://{}", self.home.path().join("state").display()))
+            .env("PULUMI_CONFIG_PASSPHRASE", "proxmox-talos-tests")
+            .env("PULUMI_SKIP_UPDATE_CHECK", "true")
+            .env("PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION", "true")
+            .env("PULUMI_SKIP_CONFIRMATIONS", "true");
+        for (k, v) in &self.env {
+            command.env(k, v);
+        }
+        command.output().unwrap_or_else(|e| {
+            panic!("cannot run {pulumi:?} ({e}); run the tests with tools/test.sh, which installs it")
+        })
+    }
+
+    /// Runs and demands success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "pulumi {args:?} failed\n--- stdout\n{stdout}\n--- stderr\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    }
+
+    /// Runs and demands failure; returns stdout + stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(!out.status.success(), "pulumi {args:?} should have failed\n{text}");
+        text
+    }
+
+    pub fn outputs(&self) -> serde_json::Value {
+        serde_json::from_str(&self.ok(&["stack", "output", "--json", "--show-secrets"])).unwrap()
+    }
+
+    pub fn set(&self, key: &str, value: &str) {
+        self.ok(&["config", "set", key, value]);
+    }
+}

@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# The main job: build what is needed and run the seed workflow with `pulumi up`.
+# The main job: build what is needed, start the lab, and run the seed workflow
+# with `pulumi up` against it.
 #
-#   tools/run-seed.sh
+#   tools/run-seed.sh            # up (again: updates; nothing changes if nothing changed)
+#   tools/run-seed.sh destroy    # tear the stack down and stop the lab
 #
-# Today the seed is sdk-examples/yaml-machine-secrets (Talos machine secrets and
-# Image Factory URLs, which need no Proxmox). When the lab lands, this script starts
-# it and runs the talos-cluster program against it instead.
-# State lives in ${PROXMOX_TALOS_CACHE:-$HOME/.cache/proxmox-talos}/seed (a local
-# file backend); run it again to update, or with `destroy` to tear down.
+# The seed program is sdk-examples/yaml-homelab-seed: an Image Factory schematic,
+# the Talos image downloaded into Proxmox storage, 3 control-plane and 3 worker
+# VMs (one with the GPU passed through), their guest-agent addresses, machine
+# secrets and a talosconfig. It runs against the lab (`proxmox-talos-lab up`,
+# state in ~/.cache/proxmox-talos/lab); point it at real hardware by sourcing
+# your own PROXMOX_VE_* variables instead (set PROXMOX_TALOS_SEED_NO_LAB=1).
+# Pulumi state lives in ${PROXMOX_TALOS_CACHE:-$HOME/.cache/proxmox-talos}/seed.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -17,6 +21,17 @@ ACTION="${1:-up}"
 
 export PATH="$(tools/install-pulumi.sh | tail -n1):$PATH"
 cargo build --bin pulumi-resource-proxmox-talos >&2
+cargo build -p proxmox-talos-lab --bin proxmox-talos-lab >&2
+LAB="$ROOT/target/debug/proxmox-talos-lab"
+
+if [[ -z "${PROXMOX_TALOS_SEED_NO_LAB:-}" ]]; then
+  tools/ensure-sshd.sh >&2 || echo "run-seed: no sshd; the lab runs without SSH" >&2
+  ENV_FILE="$("$LAB" up)"
+  # shellcheck disable=SC1090
+  . "$ENV_FILE"
+  # Raw PCI passthrough (the GPU worker) needs root@pam with a password, not a token.
+  unset PROXMOX_VE_API_TOKEN
+fi
 
 export PULUMI_HOME="$SEED/home"
 export PULUMI_BACKEND_URL="file://$SEED/state"
@@ -25,16 +40,23 @@ export PULUMI_SKIP_UPDATE_CHECK=true
 export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
 mkdir -p "$SEED/state" "$SEED/home"
 
-cd sdk-examples/yaml-machine-secrets
+cd sdk-examples/yaml-homelab-seed
 pulumi stack select --create seed --non-interactive >/dev/null
+if [[ -n "${TALOS_IMAGE_FACTORY_URL:-}" ]]; then
+  pulumi config set factoryUrl "$TALOS_IMAGE_FACTORY_URL" --non-interactive
+fi
 case "$ACTION" in
   up)
     pulumi up --yes --non-interactive
     pulumi stack output
-    echo "state: $SEED/state; see secrets with: PULUMI_BACKEND_URL=$PULUMI_BACKEND_URL pulumi stack output --show-secrets" >&2
+    pulumi stack output talosconfig --show-secrets > "$SEED/talosconfig"
+    chmod 600 "$SEED/talosconfig"
+    echo "talosconfig: $SEED/talosconfig (kubeconfig comes with the Talos bootstrap)" >&2
+    [[ -z "${PROXMOX_TALOS_SEED_NO_LAB:-}" ]] && echo "lab: source $ENV_FILE; inventory: $LAB inventory" >&2
     ;;
   destroy)
     pulumi destroy --yes --non-interactive
+    [[ -z "${PROXMOX_TALOS_SEED_NO_LAB:-}" ]] && "$LAB" down
     ;;
   *)
     echo "usage: tools/run-seed.sh [up|destroy]" >&2

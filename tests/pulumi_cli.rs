@@ -6,76 +6,25 @@
 //! Needs `pulumi` and `pulumi-language-yaml` on PATH (`tools/test.sh` installs
 //! them); without them this test fails and says so.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod support;
 
-struct Stack {
-    dir: PathBuf,
-    home: tempfile::TempDir,
-    factory_url: String,
+use std::path::Path;
+use std::process::Command;
+
+use support::pulumi::Stack;
+
+/// A stack of `example`; the factory URL is one nothing listens on unless given.
+fn stack(example: &str) -> Stack {
+    with_factory(example, "https://127.0.0.1:9443")
 }
 
-impl Stack {
-    fn new(example: &str) -> Stack {
-        Self::with_factory(example, "https://127.0.0.1:9443")
-    }
-
-    fn with_factory(example: &str, factory_url: &str) -> Stack {
-        let home = tempfile::tempdir().unwrap();
-        let dir = home.path().join("program");
-        std::fs::create_dir_all(&dir).unwrap();
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("sdk-examples").join(example);
-        let plugin_dir = Path::new(env!("CARGO_BIN_EXE_pulumi-resource-proxmox-talos")).parent().unwrap();
-        let program = std::fs::read_to_string(src.join("Pulumi.yaml")).unwrap();
-        // Point plugins.providers at this build's binary.
-        let program = program.replace("path: ../../target/debug", &format!("path: {}", plugin_dir.display()));
-        assert!(program.contains(&plugin_dir.display().to_string()), "the example names its plugin path");
-        std::fs::write(dir.join("Pulumi.yaml"), program).unwrap();
-        std::fs::create_dir_all(home.path().join("state")).unwrap();
-        let s = Stack { dir, home, factory_url: factory_url.to_string() };
-        s.ok(&["login", &format!("file://{}", s.home.path().join("state").display())]);
-        s.ok(&["stack", "init", "dev"]);
-        s
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        let pulumi = std::env::var("PULUMI").unwrap_or_else(|_| "pulumi".into());
-        Command::new(&pulumi)
-            .args(args)
-            .arg("--non-interactive")
-            .current_dir(&self.dir)
-            .env("PULUMI_HOME", self.home.path().join("home"))
-            .env("PULUMI_BACKEND_URL", format!("file://{}", self.home.path().join("state").display()))
-            .env("PULUMI_CONFIG_PASSPHRASE", "proxmox-talos-tests")
-            .env("PULUMI_SKIP_UPDATE_CHECK", "true")
-            .env("PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION", "true")
-            .env("PULUMI_SKIP_CONFIRMATIONS", "true")
-            .env("TALOS_IMAGE_FACTORY_URL", &self.factory_url)
-            .output()
-            .unwrap_or_else(|e| {
-                panic!("cannot run {pulumi:?} ({e}); run the tests with tools/test.sh, which installs it")
-            })
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-        assert!(
-            out.status.success(),
-            "pulumi {args:?} failed\n--- stdout\n{stdout}\n--- stderr\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        stdout
-    }
-
-    fn outputs(&self) -> serde_json::Value {
-        serde_json::from_str(&self.ok(&["stack", "output", "--json", "--show-secrets"])).unwrap()
-    }
+fn with_factory(example: &str, factory_url: &str) -> Stack {
+    Stack::new(example, vec![("TALOS_IMAGE_FACTORY_URL".into(), factory_url.into())])
 }
 
 #[test]
 fn yaml_program_lifecycle() {
-    let stack = Stack::new("yaml-machine-secrets");
+    let stack = stack("yaml-machine-secrets");
 
     let preview = stack.ok(&["preview", "--diff"]);
     assert!(preview.contains("proxmox-talos:machine:Secrets"), "{preview}");
@@ -119,7 +68,7 @@ fn yaml_program_lifecycle() {
 
 #[test]
 fn import_from_a_talosctl_secrets_file() {
-    let stack = Stack::new("yaml-machine-secrets");
+    let stack = stack("yaml-machine-secrets");
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/talosctl-secrets.yaml");
     let out = stack.ok(&[
         "import",
@@ -130,7 +79,7 @@ fn import_from_a_talosctl_secrets_file() {
         "--protect=false",
         "--skip-preview",
         "--out",
-        stack.home.path().join("imported.yaml").to_str().unwrap(),
+        stack.dir.join("imported.yaml").to_str().unwrap(),
     ]);
     assert!(out.contains("imported"), "{out}");
     let export = stack.ok(&["stack", "export", "--show-secrets"]);
@@ -178,7 +127,7 @@ fn lab_factory() -> (String, proxmox_talos_lab::factory::FactoryState) {
 #[test]
 fn talos_configs_program_for_the_seed_cluster() {
     let (factory, state) = lab_factory();
-    let stack = Stack::with_factory("yaml-talos-configs", &factory);
+    let stack = with_factory("yaml-talos-configs", &factory);
     stack.ok(&["up", "--yes", "--skip-preview"]);
 
     let base = "88d1f7a5c4f1d3aba7df787c448c1d3d008ed29cfb34af53fa0df4336a56040b";

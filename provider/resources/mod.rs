@@ -6,7 +6,9 @@ pub mod client;
 pub mod download;
 pub mod imagefactory;
 pub mod machine;
+pub mod node_ssh;
 pub mod pve;
+pub mod storage;
 
 use crate::framework::Registry;
 
@@ -16,6 +18,7 @@ pub fn registry() -> Registry {
         .resource(machine::secrets::Secrets)
         .resource(imagefactory::schematic::Schematic)
         .resource(download::file::File)
+        .resource(storage::file::File)
         .function(imagefactory::get_urls::GetUrls)
         .function(imagefactory::get_versions::GetVersions)
         .function(imagefactory::get_extensions_versions::GetExtensionsVersions)

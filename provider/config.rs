@@ -73,9 +73,14 @@ pub struct SshConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub private_key: Option<String>,
     /// Use the SSH agent at `SSH_AUTH_SOCK`.
+    #[pulumi(env = "PROXMOX_VE_SSH_AGENT")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub agent: Option<bool>,
-    /// Addresses of nodes whose SSH address differs from their API address.
+    /// The nodes' SSH port (default 22); a `nodes[]` entry's `port` wins.
+    #[pulumi(env = "PROXMOX_VE_SSH_PORT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// Addresses of nodes whose SSH address differs from the address `/cluster/status` gives.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nodes: Option<Vec<SshNode>>,
 }
@@ -89,7 +94,7 @@ pub struct SshNode {
     pub name: String,
     /// Address to connect to.
     pub address: String,
-    /// Port (default 22).
+    /// Port (default: `ssh.port`, else 22).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
 }
@@ -157,6 +162,9 @@ impl ProviderConfig {
         ssh.username = ssh.username.or_else(|| get("PROXMOX_VE_SSH_USERNAME"));
         ssh.password = ssh.password.or_else(|| get("PROXMOX_VE_SSH_PASSWORD"));
         ssh.private_key = ssh.private_key.or_else(|| get("PROXMOX_VE_SSH_PRIVATE_KEY"));
+        ssh.agent = ssh.agent.or_else(|| get("PROXMOX_VE_SSH_AGENT").map(|v| is_true(&v)));
+        // An unparsable port is left unset: the connection error then names port 22.
+        ssh.port = ssh.port.or_else(|| get("PROXMOX_VE_SSH_PORT").and_then(|v| v.trim().parse().ok()));
         self.ssh = (ssh != SshConfig::default()).then_some(ssh);
         self
     }
@@ -331,13 +339,16 @@ mod tests {
             "PROXMOX_VE_ENDPOINT" => Some("https://127.0.0.1:8006/".to_string()),
             "PROXMOX_VE_API_TOKEN" => Some("root@pam!ci=abc".to_string()),
             "PROXMOX_VE_SSH_USERNAME" => Some("root".to_string()),
+            "PROXMOX_VE_SSH_PORT" => Some("2222".to_string()),
+            "PROXMOX_VE_SSH_AGENT" => Some("true".to_string()),
             _ => None,
         };
         let c =
             ProviderConfig { endpoint: Some("https://pve:8006/".into()), ..Default::default() }.with_environment(env);
         assert_eq!(c.endpoint.as_deref(), Some("https://pve:8006/"));
         assert_eq!(c.proxmox().unwrap().auth, ProxmoxAuth::ApiToken("root@pam!ci=abc".into()));
-        assert_eq!(c.ssh.unwrap().username.as_deref(), Some("root"));
+        let ssh = c.ssh.unwrap();
+        assert_eq!((ssh.username.as_deref(), ssh.port, ssh.agent), (Some("root"), Some(2222), Some(true)));
     }
 
     #[test]

@@ -9,6 +9,8 @@
 //! - [`schema`]: the package schema, derived from the Rust types;
 //! - [`value`]: the codec between `google.protobuf.Struct` and typed values;
 //! - [`config`]: provider configuration;
+//! - [`proxmox`]: the typed Proxmox VE API client;
+//! - [`ssh`]: SSH/SFTP to the nodes (snippets, which PVE's API cannot upload);
 //! - [`talos`]: Talos machinery without IO (secrets bundle, schematics, …) and
 //!   the one Talos-side client, `talos::factory_client` (Image Factory HTTP);
 //! - [`bench`]: the `bench` command.
@@ -22,5 +24,6 @@ pub mod proxmox;
 pub mod resources;
 pub mod rpc;
 pub mod schema;
+pub mod ssh;
 pub mod talos;
 pub mod value;

@@ -8,6 +8,7 @@
 //! Resources use these layers; none of them knows Pulumi types.
 
 pub mod client;
+pub mod cluster;
 pub mod error;
 pub mod qemu;
 pub mod retry;

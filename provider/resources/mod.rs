@@ -6,7 +6,9 @@ pub mod client;
 pub mod download;
 pub mod imagefactory;
 pub mod machine;
+pub mod node_ssh;
 pub mod pve;
+pub mod storage;
 pub mod vm;
 
 use crate::framework::Registry;
@@ -17,6 +19,7 @@ pub fn registry() -> Registry {
         .resource(machine::secrets::Secrets)
         .resource(imagefactory::schematic::Schematic)
         .resource(download::file::File)
+        .resource(storage::file::File)
         .resource(vm::resource::VirtualMachine)
         .function(imagefactory::get_urls::GetUrls)
         .function(imagefactory::get_versions::GetVersions)

@@ -1,0 +1,3 @@
+//! `proxmox-talos:storage:*`: files the program puts into a Proxmox VE storage.
+
+pub mod file;

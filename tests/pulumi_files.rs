@@ -1,0 +1,366 @@
+//! Files in a Proxmox VE storage end to end through the real `pulumi` CLI:
+//! `sdk-examples/yaml-proxmox-files` against the in-process lab and a real
+//! OpenSSH server for node `pve` (chrooted to the lab node's file system).
+//! A cloud-init snippet travels over SFTP, an ISO through PVE's upload API,
+//! and a cloud image is downloaded by the lab from a loopback HTTP server.
+//! The test checks the files in the lab (content API and disk), no changes
+//! on preview and refresh, an in-place update of the snippet, drift found by
+//! refresh and repaired by up, host-key pinning and a changed host key, an
+//! import by `node/volid`, destroy, and that no key or secret reaches the
+//! state in plain text.
+//!
+//! Needs `pulumi` and `pulumi-language-yaml` on PATH (`tools/test.sh`
+//! installs them) and Debian's openssh-server, run as root (the lab's sshd
+//! chroots); without them this test fails and says so.
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use proxmox_talos::config::{ProxmoxAuth, ProxmoxSettings};
+use proxmox_talos::proxmox::{storage, PveClient};
+use proxmox_talos_lab::in_process::{self, InProcessLab};
+use proxmox_talos_lab::pve::lab_config::{LabConfig, Timing};
+use proxmox_talos_lab::ssh;
+use sha2::{Digest, Sha256};
+
+/// A state directory sshd accepts as a chroot's parent (root-owned, not
+/// group/world-writable all the way up; `/tmp` is not).
+fn chroot_capable_dir() -> tempfile::TempDir {
+    let candidates = [PathBuf::from(env!("CARGO_TARGET_TMPDIR")), PathBuf::from("/var/lib/proxmox-talos-lab-tests")];
+    let mut reasons = Vec::new();
+    for base in &candidates {
+        if std::fs::create_dir_all(base).is_err() {
+            continue;
+        }
+        match ssh::check_chroot_path(base) {
+            Ok(()) => return tempfile::Builder::new().prefix("pulumi-files-").tempdir_in(base).unwrap(),
+            Err(e) => reasons.push(e),
+        }
+    }
+    panic!("no directory for the lab state satisfies sshd's ChrootDirectory rules:\n{}", reasons.join("\n"));
+}
+
+/// The lab's API on a runtime of its own (the test drives `pulumi` synchronously).
+fn start_lab(state_dir: &Path) -> InProcessLab {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let dir = state_dir.to_path_buf();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async move {
+            let mut config = LabConfig::single_node();
+            config.timing = Timing::instant();
+            tx.send(in_process::start(config, &dir).await).unwrap();
+            std::future::pending::<()>().await;
+        });
+    });
+    rx.recv().unwrap().unwrap_or_else(|e| panic!("starting the lab: {e}"))
+}
+
+/// A loopback HTTP server answering GET and HEAD for `/NAME` with `body`; returns its base URL.
+fn serve_file(name: &'static str, body: Vec<u8>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request = String::new();
+            if reader.read_line(&mut request).is_err() {
+                continue;
+            }
+            loop {
+                let mut header = String::new();
+                if reader.read_line(&mut header).unwrap_or(0) == 0 || header.trim().is_empty() {
+                    break;
+                }
+            }
+            let mut parts = request.split_whitespace();
+            let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+            let found = path == format!("/{name}");
+            let head = if found {
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\
+                     Connection: close\r\n\r\n",
+                    body.len()
+                )
+            } else {
+                "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string()
+            };
+            let _ = stream.write_all(head.as_bytes());
+            if found && method == "GET" {
+                let _ = stream.write_all(&body);
+            }
+        }
+    });
+    url
+}
+
+fn run_ok(command: &mut Command) -> Output {
+    let out = command.output().unwrap_or_else(|e| panic!("running {command:?}: {e}"));
+    assert!(out.status.success(), "{command:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+/// A new ed25519 key pair in `dir`: (private key text, public key line).
+fn key_pair(dir: &Path, name: &str) -> (String, String) {
+    let path = dir.join(name);
+    run_ok(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"]).arg(&path));
+    (std::fs::read_to_string(&path).unwrap(), std::fs::read_to_string(path.with_extension("pub")).unwrap())
+}
+
+/// Bytes that look like nothing in particular.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+fn sha256(data: &[u8]) -> String {
+    Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+struct Stack {
+    dir: PathBuf,
+    home: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+impl Stack {
+    fn new(root: &Path, env: Vec<(String, String)>) -> Stack {
+        let home = root.join("home");
+        let dir = home.join("program");
+        std::fs::create_dir_all(&dir).unwrap();
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("sdk-examples/yaml-proxmox-files/Pulumi.yaml");
+        let plugin_dir = Path::new(env!("CARGO_BIN_EXE_pulumi-resource-proxmox-talos")).parent().unwrap();
+        let program = std::fs::read_to_string(src).unwrap();
+        let program = program.replace("path: ../../target/debug", &format!("path: {}", plugin_dir.display()));
+        assert!(program.contains(&plugin_dir.display().to_string()), "the example names its plugin path");
+        std::fs::write(dir.join("Pulumi.yaml"), program).unwrap();
+        std::fs::create_dir_all(home.join("state")).unwrap();
+        let s = Stack { dir, home, env };
+        s.ok(&["login", &format!("file://{}", s.home.join("state").display())]);
+        s.ok(&["stack", "init", "dev"]);
+        s
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let pulumi = std::env::var("PULUMI").unwrap_or_else(|_| "pulumi".into());
+        let mut command = Command::new(&pulumi);
+        command
+            .args(args)
+            .arg("--non-interactive")
+            .current_dir(&self.dir)
+            // The provider reads ~/.ssh/known_hosts: this test's own.
+            .env("HOME", &self.home)
+            .env("PULUMI_HOME", self.home.join(".pulumi"))
+            .env("PULUMI_BACKEND_URL", format!("file://{}", self.home.join("state").display()))
+            .env("PULUMI_CONFIG_PASSPHRASE", "proxmox-talos-tests")
+            .env("PULUMI_SKIP_UPDATE_CHECK", "true")
+            .env("PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION", "true")
+            .env("PULUMI_SKIP_CONFIRMATIONS", "true")
+            .env_remove("SSH_AUTH_SOCK");
+        for (k, v) in &self.env {
+            command.env(k, v);
+        }
+        command.output().unwrap_or_else(|e| {
+            panic!("cannot run {pulumi:?} ({e}); run the tests with tools/test.sh, which installs it")
+        })
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "pulumi {args:?} failed\n--- stdout\n{stdout}\n--- stderr\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    }
+
+    /// Runs a command that must fail; its stdout and stderr.
+    fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        let text = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(!out.status.success(), "pulumi {args:?} should have failed:\n{text}");
+        text
+    }
+
+    fn outputs(&self) -> serde_json::Value {
+        serde_json::from_str(&self.ok(&["stack", "output", "--json", "--show-secrets"])).unwrap()
+    }
+
+    fn known_hosts(&self) -> PathBuf {
+        self.home.join(".ssh/known_hosts")
+    }
+}
+
+/// The volume ids the lab's content API lists for `local` on `pve`.
+fn listed(rt: &tokio::runtime::Runtime, client: &PveClient) -> Vec<String> {
+    rt.block_on(storage::content(client, "pve", "local", None)).unwrap().into_iter().map(|i| i.volid).collect()
+}
+
+#[test]
+fn files_program_lifecycle() {
+    assert!(
+        ssh::ssh_available(),
+        "the OpenSSH server is not installed ({} missing): install openssh-server and openssh-sftp-server \
+         (tools/ensure-sshd.sh)",
+        ssh::SSHD
+    );
+    let root = chroot_capable_dir();
+    let state_dir = root.path().join("lab");
+    let lab = start_lab(&state_dir);
+    let sshd = ssh::start_sshd(&state_dir, "pve", &lab.state.node_root("pve"), "127.0.0.1:0".parse().unwrap())
+        .unwrap_or_else(|e| panic!("starting sshd for node pve: {e}"));
+    let keys = root.path().join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    let (private_key, public_key) = key_pair(&keys, "provider");
+    sshd.authorize(&public_key).unwrap();
+
+    let image = noise(1 << 20, 7);
+    let files_url = serve_file("noble.img", image.clone());
+    let iso = noise(3 << 20, 11);
+    let iso_path = root.path().join("talos-test.iso");
+    std::fs::write(&iso_path, &iso).unwrap();
+
+    let env = vec![
+        ("PROXMOX_VE_ENDPOINT".to_string(), lab.endpoint.clone()),
+        ("PROXMOX_VE_API_TOKEN".to_string(), lab.api_token()),
+        ("PROXMOX_VE_CA_CERT".to_string(), lab.ca_path.display().to_string()),
+        ("PROXMOX_VE_SSH_USERNAME".to_string(), "root".to_string()),
+        ("PROXMOX_VE_SSH_PRIVATE_KEY".to_string(), private_key.clone()),
+        ("PROXMOX_VE_SSH_PORT".to_string(), sshd.port().to_string()),
+    ];
+    let stack = Stack::new(root.path(), env);
+    stack.ok(&["config", "set", "isoPath", iso_path.to_str().unwrap()]);
+    stack.ok(&["config", "set", "imageUrl", &format!("{files_url}/noble.img")]);
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let client = PveClient::new(&ProxmoxSettings {
+        endpoint: lab.endpoint.clone(),
+        auth: ProxmoxAuth::ApiToken(lab.api_token()),
+        insecure: false,
+        ca_certificate: Some(lab.ca_path.display().to_string()),
+        min_tls: None,
+    })
+    .unwrap();
+    let storage_dir = lab.state.dir_storage_path("pve", "local");
+    let snippet_path = storage_dir.join("snippets/user-data.yaml");
+    let snippet = |hostname: &str| format!("#cloud-config\nhostname: {hostname}\npackage_upgrade: false\n");
+    let volumes = ["local:snippets/user-data.yaml", "local:iso/talos-test.iso", "local:iso/noble-cloudimg.img"];
+
+    // Up: all three files are in the storage, as listed and on disk.
+    let up = stack.ok(&["up", "--yes", "--skip-preview"]);
+    assert!(up.contains("SSH host key of node pve") && up.contains("ssh-keyscan -p"), "{up}");
+    let listed_now = listed(&rt, &client);
+    for v in volumes {
+        assert!(listed_now.iter().any(|l| l == v), "{v} is not listed: {listed_now:?}");
+    }
+    assert_eq!(std::fs::read_to_string(&snippet_path).unwrap(), snippet("ubuntu-1"));
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&snippet_path).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o644);
+    assert_eq!(std::fs::read(storage_dir.join("template/iso/talos-test.iso")).unwrap(), iso);
+    assert_eq!(std::fs::read(storage_dir.join("template/iso/noble-cloudimg.img")).unwrap(), image);
+    let leftovers: Vec<_> = std::fs::read_dir(storage_dir.join("snippets"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+    let out = stack.outputs();
+    assert_eq!(out["userDataVolume"], volumes[0]);
+    assert_eq!(out["userDataSha256"], sha256(snippet("ubuntu-1").as_bytes()));
+    assert_eq!(out["isoVolume"], volumes[1]);
+    assert_eq!(out["isoSize"], iso.len());
+    assert_eq!(out["isoSha256"], sha256(&iso));
+    assert_eq!(out["imageVolume"], volumes[2]);
+
+    // The snippet is a secret: not in the state in plain text.
+    let export = stack.ok(&["stack", "export"]);
+    assert!(!export.contains("hostname: ubuntu-1"), "the snippet is in the state in plain text");
+
+    // Pin the host key: later SSH connections verify it (and log nothing about it).
+    std::fs::create_dir_all(stack.known_hosts().parent().unwrap()).unwrap();
+    let pinned = format!("[127.0.0.1]:{} {}\n", sshd.port(), sshd.host_public_key().unwrap());
+    std::fs::write(stack.known_hosts(), &pinned).unwrap();
+
+    // Nothing changes on a second preview, nor on refresh (which reads the snippet back over SFTP).
+    stack.ok(&["preview", "--expect-no-changes"]);
+    let refresh = stack.ok(&["refresh", "--yes", "--expect-no-changes", "--skip-preview"]);
+    assert!(!refresh.contains("SSH host key of node pve"), "{refresh}");
+
+    // New text is an in-place update of the same volume.
+    stack.ok(&["config", "set", "hostname", "ubuntu-2"]);
+    let preview = stack.ok(&["preview", "--diff"]);
+    assert!(preview.contains("userData") && preview.contains("update"), "{preview}");
+    assert!(!preview.contains("replace"), "{preview}");
+    let up = stack.ok(&["up", "--yes", "--skip-preview"]);
+    assert!(up.contains("1 updated") && !up.contains("replaced"), "{up}");
+    assert_eq!(std::fs::read_to_string(&snippet_path).unwrap(), snippet("ubuntu-2"));
+    assert_eq!(stack.outputs()["userDataSha256"], sha256(snippet("ubuntu-2").as_bytes()));
+    stack.ok(&["preview", "--expect-no-changes"]);
+
+    // A change made on the node: refresh records it, preview shows it, up repairs it.
+    std::fs::write(&snippet_path, "#cloud-config\nhostname: tampered\n").unwrap();
+    let refresh = stack.ok(&["refresh", "--yes", "--skip-preview"]);
+    assert!(refresh.contains("1 updated") && refresh.contains("differs from what was uploaded"), "{refresh}");
+    let drift = stack.fails(&["preview", "--expect-no-changes", "--diff"]);
+    assert!(drift.contains("userData") && drift.contains("sourceRaw"), "{drift}");
+    assert!(!drift.contains("replace"), "{drift}");
+    stack.ok(&["up", "--yes", "--skip-preview"]);
+    assert_eq!(std::fs::read_to_string(&snippet_path).unwrap(), snippet("ubuntu-2"));
+    stack.ok(&["refresh", "--yes", "--expect-no-changes", "--skip-preview"]);
+
+    // A host key other than the pinned one is refused, naming the host and the key.
+    let (_, stranger) = key_pair(&keys, "stranger");
+    std::fs::write(stack.known_hosts(), format!("[127.0.0.1]:{} {stranger}", sshd.port())).unwrap();
+    let refused = stack.fails(&["refresh", "--yes", "--skip-preview"]);
+    assert!(
+        refused.contains("host key changed") && refused.contains(&format!("127.0.0.1:{}", sshd.port())),
+        "{refused}"
+    );
+    assert!(refused.contains("SHA256:"), "{refused}");
+    std::fs::write(stack.known_hosts(), &pinned).unwrap();
+
+    // Import by node/volid: the snippet comes back with its content.
+    let imported = stack.home.join("imported.yaml");
+    stack.ok(&[
+        "import",
+        "proxmox-talos:storage:File",
+        "imported",
+        "pve/local:snippets/user-data.yaml",
+        "--yes",
+        "--protect=false",
+        "--skip-preview",
+        "--out",
+        imported.to_str().unwrap(),
+    ]);
+    let code = std::fs::read_to_string(&imported).unwrap();
+    assert!(code.contains("hostname: ubuntu-2") && code.contains("user-data.yaml"), "{code}");
+
+    // Destroy: none of the files is left, in the content list or on disk.
+    stack.ok(&["destroy", "--yes", "--skip-preview"]);
+    let listed_now = listed(&rt, &client);
+    for v in volumes {
+        assert!(!listed_now.iter().any(|l| l == v), "{v} is still listed: {listed_now:?}");
+    }
+    assert!(!snippet_path.exists());
+    assert!(!storage_dir.join("template/iso/talos-test.iso").exists());
+    assert!(!storage_dir.join("template/iso/noble-cloudimg.img").exists());
+
+    // The private key never reached the state (nor did the token).
+    let export = stack.ok(&["stack", "export", "--show-secrets"]);
+    let key_body = private_key.lines().nth(1).unwrap();
+    assert!(!export.contains(key_body) && !export.contains("PRIVATE KEY"), "the SSH key is in the state");
+    assert!(!export.contains(&lab.credentials.token_secret), "the API token is in the state");
+    drop(sshd);
+}

@@ -2,9 +2,9 @@
 //! cloud image (import-from, grown to its size, cloud-init with a static
 //! address, guest agent) and a full clone of template 90001. `up`; a second
 //! preview and a refresh change nothing; cpu/memory/tags edits update in
-//! place; a VM made outside the program is imported without a replace;
-//! `destroy` leaves the lab empty. Bad inputs fail at preview with their
-//! property path and no API call.
+//! place; drift made in the lab shows on refresh and is undone by `up`;
+//! `destroy` leaves the lab empty. Import, bad inputs, GPU passthrough and the
+//! three-node cluster are in `pulumi_vms_more.rs`.
 
 mod support;
 

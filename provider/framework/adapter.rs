@@ -280,6 +280,7 @@ impl<R: CustomResource> DynResource for ResourceAdapter<R> {
                     d.replace = paths.iter().any(|p| p.matches_prefix(&d.path) || d.path.matches_prefix(p));
                 }
             }
+            result.delete_before_replace = result.replaces() && self.0.delete_before_replace(&o, &n);
         }
         Ok(result)
     }

@@ -111,6 +111,13 @@ pub trait CustomResource: Send + Sync + 'static {
         None
     }
 
+    /// Whether replacing `old` by `new` must delete the old resource first, because both
+    /// cannot exist at once (e.g. they would claim the same unique id). Default: false,
+    /// the engine creates the replacement first. Called like [`Self::replacements`].
+    fn delete_before_replace(&self, _old: &Self::Args, _new: &Self::Args) -> bool {
+        false
+    }
+
     /// Creates the resource (or, in preview, predicts its state).
     fn create(
         &self,

@@ -4,7 +4,8 @@
 //! Owns: [`ProxmoxError`] (an API answer with PVE's status, reason phrase,
 //! per-parameter `errors` and `message`; a transport failure; a failed task
 //! with its log tail; an undecodable answer) and the classification of
-//! PVE's texts: not found, lock timeout, transient, already exists/running.
+//! PVE's texts: not found, lock timeout, refusals (500s that a retry never
+//! changes), transient, already exists/running.
 //! Must not: retry or log (callers do, with [`super::retry`]).
 
 use std::collections::BTreeMap;
@@ -83,12 +84,31 @@ impl ProxmoxError {
         t.contains("can't lock file") || t.contains("got timeout")
     }
 
-    /// Worth retrying with backoff: HTTP 5xx (except not-found texts), lock
+    /// A refusal PVE gives the same way every time, though with a 500 status: the thing
+    /// already exists, a clone or migration that the VM's storage or state rules out, a
+    /// root-only setting. Retrying only delays the answer (or the fallback that handles it).
+    pub fn is_refusal(&self) -> bool {
+        const REFUSALS: [&str; 7] = [
+            "already exists",
+            "can't clone",
+            "can't migrate",
+            "uses local storage",
+            "non-shared storage",
+            "only root can",
+            "not allowed for",
+        ];
+        let t = self.text();
+        matches!(self, ProxmoxError::Api { status: 500, .. }) && REFUSALS.iter().any(|r| t.contains(r))
+    }
+
+    /// Worth retrying with backoff: HTTP 5xx (except not-found texts and refusals), lock
     /// timeouts, "got no worker upid", dropped connections.
     pub fn is_transient(&self) -> bool {
         match self {
             ProxmoxError::Transport { .. } => true,
-            ProxmoxError::Api { status, .. } if *status >= 500 => !self.is_not_found() || self.is_lock_timeout(),
+            ProxmoxError::Api { status, .. } if *status >= 500 => {
+                !(self.is_not_found() || self.is_refusal()) || self.is_lock_timeout()
+            }
             ProxmoxError::Api { .. } | ProxmoxError::Task { .. } => {
                 let t = self.text();
                 t.contains("got timeout") || t.contains("got no worker upid")
@@ -170,6 +190,13 @@ mod tests {
             log_tail: vec![],
         };
         assert!(task.is_already_running() && !task.is_transient());
+        // PVE's refusals come as 500s but never change on a retry.
+        let exists = api(500, "unable to create VM 100: config file already exists");
+        assert!(exists.is_already_exists() && exists.is_refusal() && !exists.is_transient());
+        assert!(!api(500, "can't clone VM to node 'pve2' (VM uses local storage)").is_transient());
+        assert!(!api(500, "can't migrate running VM without --online").is_transient());
+        assert!(!api(500, "only root can set 'hostpci0' config for non-mapped devices").is_transient());
+        assert!(api(500, "unexpected error").is_transient() && !api(500, "unexpected error").is_refusal());
     }
 
     #[test]

@@ -11,26 +11,37 @@ use std::process::{Command, Output};
 pub struct Stack {
     pub dir: PathBuf,
     home: tempfile::TempDir,
-    env: Vec<(String, String)>,
+    /// Extra environment for every run (after the caller's `PROXMOX_VE_*` are removed).
+    pub env: Vec<(String, String)>,
 }
 
 impl Stack {
     /// `sdk-examples/<example>` as stack `dev`, with `env` for every pulumi run.
     pub fn new(example: &str, env: Vec<(String, String)>) -> Stack {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("sdk-examples").join(example);
+        Stack::from_program(&std::fs::read_to_string(src.join("Pulumi.yaml")).unwrap(), env)
+    }
+
+    /// A YAML program given as text (naming its plugin `path: ../../target/debug`, as the
+    /// examples do) as stack `dev`, with `env` for every pulumi run.
+    pub fn from_program(program: &str, env: Vec<(String, String)>) -> Stack {
         let home = tempfile::tempdir().unwrap();
         let dir = home.path().join("program");
         std::fs::create_dir_all(&dir).unwrap();
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("sdk-examples").join(example);
-        let plugin_dir = Path::new(env!("CARGO_BIN_EXE_pulumi-resource-proxmox-talos")).parent().unwrap();
-        let program = std::fs::read_to_string(src.join("Pulumi.yaml")).unwrap();
-        let program = program.replace("path: ../../target/debug", &format!("path: {}", plugin_dir.display()));
-        assert!(program.contains(&plugin_dir.display().to_string()), "the example names its plugin path");
-        std::fs::write(dir.join("Pulumi.yaml"), program).unwrap();
-        std::fs::create_dir_all(home.path().join("state")).unwrap();
         let s = Stack { dir, home, env };
+        s.write_program(program);
+        std::fs::create_dir_all(s.home.path().join("state")).unwrap();
         s.ok(&["login", &format!("file://{}", s.home.path().join("state").display())]);
         s.ok(&["stack", "init", "dev"]);
         s
+    }
+
+    /// Replaces the program (`Pulumi.yaml`), pointing its plugin path at this build.
+    pub fn write_program(&self, program: &str) {
+        let plugin_dir = Path::new(env!("CARGO_BIN_EXE_pulumi-resource-proxmox-talos")).parent().unwrap();
+        let program = program.replace("path: ../../target/debug", &format!("path: {}", plugin_dir.display()));
+        assert!(program.contains(&plugin_dir.display().to_string()), "the program names its plugin path");
+        std::fs::write(self.dir.join("Pulumi.yaml"), program).unwrap();
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
@@ -46,6 +57,9 @@ impl Stack {
             .env("PULUMI_SKIP_UPDATE_CHECK", "true")
             .env("PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION", "true")
             .env("PULUMI_SKIP_CONFIRMATIONS", "true");
+        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("PROXMOX_VE_")) {
+            command.env_remove(k);
+        }
         for (k, v) in &self.env {
             command.env(k, v);
         }

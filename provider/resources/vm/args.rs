@@ -1,7 +1,8 @@
 //! The inputs and outputs of `vm:VirtualMachine` as typed Rust (the schema is
 //! derived from them: doc comments become descriptions), the provider-side
 //! defaults, and [`replacement_paths`], the one place that decides which input
-//! changes replace the VM.
+//! changes replace the VM (with [`replacement_reuses_vmid`]: whether the old VM
+//! must go first).
 //!
 //! Names, nesting and units follow pulumi-proxmoxve's `VirtualMachine` (camelCase,
 //! sizes in GB, memory in MB, timeouts in seconds). Every integer is `i64` and
@@ -193,6 +194,9 @@ pub struct VirtualMachineArgs {
 /// | everything else: cpu, memory, disks (added, detached, grown, options, moved to `datastoreId`), network devices, cloud-init settings, passthrough, tags, boot order, `started`, `template` (false to true) | in place; some apply at the next reboot |
 /// | `timeout*`, `stopOnDestroy`, `purgeOnDestroy`, `migrate`, `agent.timeout`, `agent.waitForIp`, `clone.retries` | provider-side only |
 ///
+/// A replacement creates the new VM before deleting the old one, except when `vmId`
+/// is set and unchanged: the VMID is unique, so the old VM is deleted first.
+///
 /// Disks never shrink: a disk larger than `size` (an image or template disk bigger
 /// than asked) keeps its size and shows no difference.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, PulumiType)]
@@ -266,6 +270,13 @@ pub fn replacement_paths(old: &VirtualMachineArgs, new: &VirtualMachineArgs) -> 
         }
     }
     out
+}
+
+/// Whether a replacement of `old` by `new` would create the new VM with the VMID the
+/// old one still holds (`vmId` set and not changed): then the old VM must be deleted
+/// first, as PVE refuses a second VM with the same id.
+pub fn replacement_reuses_vmid(old: &VirtualMachineArgs, new: &VirtualMachineArgs) -> bool {
+    new.vm_id.is_some() && old.vm_id.is_none_or(|o| Some(o) == new.vm_id)
 }
 
 #[cfg(test)]
@@ -352,5 +363,16 @@ mod tests {
         let mut retried = new.clone();
         retried.clone.as_mut().unwrap().retries = Some(5);
         assert!(replacement_paths(&new, &retried).is_empty());
+    }
+
+    #[test]
+    fn a_replacement_keeping_the_vmid_deletes_first() {
+        let fixed = base();
+        let moved = VirtualMachineArgs { node_name: "pve2".into(), ..base() };
+        assert!(replacement_reuses_vmid(&fixed, &moved));
+        let other_id = VirtualMachineArgs { vm_id: Some(101), ..moved.clone() };
+        assert!(!replacement_reuses_vmid(&fixed, &other_id));
+        let allocated = VirtualMachineArgs { vm_id: None, ..moved };
+        assert!(!replacement_reuses_vmid(&allocated, &allocated));
     }
 }

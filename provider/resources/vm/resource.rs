@@ -209,6 +209,10 @@ impl CustomResource for VirtualMachine {
         Some(a::replacement_paths(old, new))
     }
 
+    fn delete_before_replace(&self, old: &VirtualMachineArgs, new: &VirtualMachineArgs) -> bool {
+        a::replacement_reuses_vmid(old, new)
+    }
+
     async fn create(
         &self,
         ctx: &Context,

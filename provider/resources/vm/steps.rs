@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use super::args::VirtualMachineArgs;
 use super::encode::{self, Config, Params};
+use super::format as f;
 use crate::framework::{Context, Severity};
 use crate::proxmox::qemu::{self, GuestInterface};
 use crate::proxmox::retry::retry;
@@ -54,6 +55,8 @@ pub fn seconds(value: Option<i64>, default: i64) -> Duration {
 
 /// Starts a VM-creating call (create or clone) with retries; "already exists" on
 /// a retry is our earlier attempt: wait for its lock to clear instead of a task.
+/// On the first attempt it is another VM holding the id: an error (a refusal, never
+/// retried, so no later attempt can mistake that VM for ours).
 pub async fn start_creation<F, Fut>(
     ctx: &Context,
     client: &PveClient,
@@ -297,30 +300,6 @@ fn usable_v6(ip: &str) -> bool {
         .is_ok_and(|a| !a.is_loopback() && !a.is_unspecified() && (a.segments()[0] & 0xffc0) != 0xfe80)
 }
 
-/// Parses a duration input such as `15m`, `90s`, `1h30m` (plain numbers are seconds).
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    if let Ok(secs) = text.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let (mut total, mut number) = (0u64, String::new());
-    for c in text.chars() {
-        if c.is_ascii_digit() {
-            number.push(c);
-            continue;
-        }
-        let n: u64 = number.parse().ok()?;
-        number.clear();
-        total += n * match c {
-            'h' => 3600,
-            'm' => 60,
-            's' => 1,
-            _ => return None,
-        };
-    }
-    number.is_empty().then_some(Duration::from_secs(total))
-}
-
 /// Waits (bounded by `agent.timeout`) for the guest agent to report a usable
 /// address, showing "vm 101: waiting for guest agent, 12s". A timeout is a
 /// warning, not an error: the VM exists and runs; its address outputs stay empty.
@@ -336,7 +315,8 @@ pub async fn wait_for_guest_network(
     if !agent.enabled.unwrap_or(false) || wait.disabled.unwrap_or(false) {
         return Ok(None);
     }
-    let timeout = agent.timeout.as_deref().and_then(parse_duration).unwrap_or(Duration::from_secs(900));
+    // The same parser as `check`, so every timeout check accepts is honoured.
+    let timeout = agent.timeout.as_deref().and_then(|t| f::parse_duration(t).ok()).unwrap_or(Duration::from_secs(900));
     let (want_v4, want_v6) = (wait.ipv4.unwrap_or(false), wait.ipv6.unwrap_or(false));
     let started = Instant::now();
     let mut delay = Duration::from_millis(100);
@@ -391,11 +371,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations_and_usable_addresses() {
-        assert_eq!(parse_duration("15m"), Some(Duration::from_secs(900)));
-        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("90"), Some(Duration::from_secs(90)));
-        assert_eq!(parse_duration("5x"), None);
+    fn usable_addresses() {
         let iface = |name: &str, v4: &[&str], v6: &[&str]| GuestInterface {
             name: name.into(),
             mac: None,

@@ -1,0 +1,438 @@
+//! More VMs through the real `pulumi` CLI against the lab:
+//! - `pulumi import` of a VM made outside Pulumi (`node/vmid`), then the generated
+//!   program previews with no changes, a hand-written subset updates in place;
+//! - bad inputs (59 of them, in three resources) fail `preview` with their property
+//!   path and what is valid, and the lab's request log shows no API call;
+//! - raw GPU passthrough: refused at preview with an API token (saying to use a PCI
+//!   mapping or root@pam), created as root@pam with a password;
+//! - the three-node seed cluster: a GPU VM through a PCI mapping from a cloud image, a
+//!   two-NIC VLAN VM, a clone of 90001 onto another node (clone + migrate), a node
+//!   change that migrates with `migrate` and replaces without it.
+//!
+//! Each ends with `destroy` and an empty lab inventory.
+
+mod support;
+
+use std::collections::HashMap;
+
+use proxmox_talos::config::{ProxmoxAuth, ProxmoxSettings};
+use proxmox_talos::proxmox::PveClient;
+use proxmox_talos_lab::pve::admin;
+use proxmox_talos_lab::pve::lab_config::{LabConfig, Timing};
+use serde_json::Value;
+use support::lab::CliLab;
+use support::pulumi::Stack;
+
+fn lab(mut config: LabConfig) -> CliLab {
+    config.timing = Timing { task_ms: 20, boot_ms: 200, agent_ms: 200, lock_wait_ms: 3000 };
+    CliLab::start(config)
+}
+
+fn inventory(lab: &CliLab) -> admin::Inventory {
+    lab.lab.state.read(|m| admin::inventory(m, lab.lab.state.state_dir()).without_seed(m))
+}
+
+fn assert_empty(lab: &CliLab) {
+    let left = inventory(lab);
+    assert!(left.vms.is_empty() && left.files.is_empty(), "left behind: {left:?}");
+}
+
+/// A client of the lab's API with its token, for what a test makes outside Pulumi.
+fn api(lab: &CliLab) -> PveClient {
+    PveClient::new(&ProxmoxSettings {
+        endpoint: lab.lab.endpoint.clone(),
+        auth: ProxmoxAuth::ApiToken(lab.lab.api_token()),
+        insecure: false,
+        ca_certificate: Some(lab.lab.ca_path.display().to_string()),
+        min_tls: None,
+    })
+    .unwrap()
+}
+
+fn params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+/// Waits until the lab's VM `vmid` exists without a lock.
+fn wait_unlocked(lab: &CliLab, vmid: u32) {
+    for _ in 0..200 {
+        if lab.lab.state.read(|m| m.vms.get(&vmid).is_some_and(|vm| vm.lock.is_none() && vm.busy.is_none())) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    panic!("vm {vmid} did not settle");
+}
+
+fn vm_config(lab: &CliLab, vmid: u32) -> std::collections::BTreeMap<String, String> {
+    lab.lab.state.read(|m| m.vms[&vmid].config.clone())
+}
+
+fn vm_node(lab: &CliLab, vmid: u32) -> String {
+    lab.lab.state.read(|m| m.vms[&vmid].node.clone())
+}
+
+const HEADER: &str = "name: vms-more
+runtime: yaml
+plugins:
+  providers:
+    - name: proxmox-talos
+      path: ../../target/debug
+";
+
+#[test]
+fn an_imported_vm_replaces_nothing_and_updates_in_place() {
+    let lab = lab(LabConfig::single_node());
+    let client = api(&lab);
+    lab.runtime.block_on(async {
+        let create = params(&[
+            ("vmid", "4201"),
+            ("name", "legacy-1"),
+            ("tags", "legacy;homelab"),
+            ("ostype", "l26"),
+            ("cores", "2"),
+            ("memory", "2048"),
+            ("agent", "1"),
+            ("scsihw", "virtio-scsi-single"),
+            ("scsi0", "local-zfs:4,iothread=1,discard=on"),
+            ("net0", "virtio,bridge=vmbr0,tag=30"),
+            ("ide2", "local-zfs:cloudinit"),
+            ("ipconfig0", "ip=127.42.0.81/24,gw=127.42.0.1"),
+            ("boot", "order=scsi0;net0"),
+        ]);
+        client.post("/nodes/pve/qemu", &create).await.unwrap();
+    });
+    wait_unlocked(&lab, 4201);
+    lab.runtime.block_on(async { client.post("/nodes/pve/qemu/4201/status/start", &vec![]).await.unwrap() });
+    wait_unlocked(&lab, 4201);
+
+    let stack = Stack::from_program(HEADER, lab.token_env());
+    let import = ["import", "proxmox-talos:vm:VirtualMachine", "legacy", "pve/4201", "--yes", "--protect=false"];
+    stack.ok(&[&import[..], &["--out", "imported.yaml"]].concat());
+    let generated = std::fs::read_to_string(stack.dir.join("imported.yaml")).unwrap();
+    assert!(generated.contains("vmId: 4201") && generated.contains("nodeName: pve"), "{generated}");
+
+    // The generated program, as `pulumi import` printed it, changes nothing.
+    stack.write_program(&format!("{HEADER}{generated}"));
+    stack.ok(&["preview", "--expect-no-changes"]);
+    stack.ok(&["refresh", "--yes", "--expect-no-changes", "--skip-preview"]);
+
+    // A hand-written program naming only some inputs updates in place: the rest is unmanaged.
+    stack.write_program(&format!(
+        "{HEADER}resources:
+  legacy:
+    type: proxmox-talos:vm:VirtualMachine
+    properties:
+      nodeName: pve
+      vmId: 4201
+      name: legacy-1
+      stopOnDestroy: true
+      tags: [homelab, legacy, imported]
+      cpu:
+        cores: 4
+"
+    ));
+    let preview = stack.ok(&["preview", "--diff"]);
+    assert!(!preview.contains("replace"), "{preview}");
+    stack.ok(&["up", "--yes", "--skip-preview"]);
+    let config = vm_config(&lab, 4201);
+    assert_eq!(config["cores"], "4", "{config:?}");
+    assert_eq!(config["tags"], "homelab;imported;legacy");
+    assert!(config["net0"].contains("tag=30") && config["scsi0"].contains("local-zfs:vm-4201-disk"), "{config:?}");
+    stack.ok(&["preview", "--expect-no-changes"]);
+
+    stack.ok(&["destroy", "--yes", "--skip-preview"]);
+    assert_empty(&lab);
+}
+
+/// Bad inputs, several per resource (the engine stops a preview at the first resource
+/// that fails Check, and reports all of that resource's failures): each program below
+/// is previewed alone and must report every (property path, part of the message that
+/// says what is valid) listed with it.
+const BAD: &[(&str, &[(&str, &str)])] = &[
+    (
+        "  top:
+    type: proxmox-talos:vm:VirtualMachine
+    properties:
+      nodeName: pve_01
+      vmId: 99
+      name: web_1
+      tags: [bad tag]
+      poolId: my pool
+      bios: uefi
+      machine: q36
+      scsiHardware: virtio
+      operatingSystem: {type: linux}
+      template: true
+      started: true
+      timeoutCreate: 0
+      agent: {enabled: true, timeout: 5 minutes}
+      cpu: {cores: 0, sockets: 17, flags: [aes]}
+      memory: {dedicated: 8}
+      disks:
+        - {interface: nvme0, size: -5}
+        - {interface: virtio16}
+        - {interface: scsi0, fileId: talos.img, cache: fast}
+        - {interface: scsi0}
+        - {interface: scsi1, importFrom: 'local:iso/talos.iso'}
+        - {interface: virtio0, ssd: true}
+        - {interface: scsi2, datastoreId: 1-zfs}
+      efiDisk: {type: 8m}
+      tpmState: {version: v3}
+      serialDevices: [{device: tty0}]
+      vga: {type: fancy}
+      bootOrders: [scsi9]
+",
+        &[
+            ("nodeName", "letters, digits and inner '-', e.g. pve"),
+            ("vmId", "a VM id must be 100 to 999999999"),
+            ("name", "is not a DNS name: letters, digits, '-' and '.'"),
+            ("tags[0]", "start with a letter, digit or '_'"),
+            ("poolId", "letters, digits, '-' and '_'"),
+            ("bios", "use one of: seabios, ovmf"),
+            ("machine", "use pc, q35, a versioned type such as pc-q35-9.2"),
+            ("scsiHardware", "use one of: lsi, lsi53c810, virtio-scsi-pci"),
+            ("operatingSystem.type", "use one of: other, wxp"),
+            ("started", "set started to false (or leave it unset) with template: true"),
+            ("timeoutCreate", "a timeout in seconds must be 1 to 604800"),
+            ("agent.timeout", "use a number with a unit (ms, s, m, h)"),
+            ("cpu.cores", "cores per socket must be 1 to 1024"),
+            ("cpu.sockets", "sockets must be 1 to 16"),
+            ("cpu.flags[0]", "+name to add it or -name to remove it"),
+            ("memory.dedicated", "memory in MB must be 16 to"),
+            ("disks[0].interface", "use scsi0-scsi30, virtio0-virtio15, sata0-sata5 or ide0-ide3"),
+            ("disks[0].size", "give a positive number of GB"),
+            ("disks[1].interface", "virtio disks are virtio0 to virtio15"),
+            ("disks[2].fileId", "storage:content/file, e.g. local:iso/"),
+            ("disks[2].cache", "use one of: none, writethrough"),
+            ("disks[3].interface", "each disk needs its own interface"),
+            ("disks[4].importFrom", "download the image with content type import"),
+            ("disks[5].ssd", "use a scsi interface"),
+            ("disks[6].datastoreId", "a letter, then letters, digits"),
+            ("efiDisk.type", "use one of: 2m, 4m"),
+            ("tpmState.version", "use one of: v1.2, v2.0"),
+            ("serialDevices[0].device", "socket, or a host device such as /dev/ttyS0"),
+            ("vga.type", "use one of: cirrus, qxl"),
+            ("bootOrders[0]", "is not a configured disk; configured: nvme0, virtio16, scsi0"),
+        ],
+    ),
+    (
+        "  devices:
+    type: proxmox-talos:vm:VirtualMachine
+    properties:
+      nodeName: ''
+      vmId: 1000000000
+      memory: {dedicated: 1024, floating: 2048}
+      networkDevices:
+        - {macAddress: 'BC:24:11:4A:2F'}
+        - {macAddress: '01:00:5E:00:00:01'}
+        - {vlanId: 4095}
+        - {model: virtio2}
+        - {mtu: 100}
+        - {bridge: vmbr 0}
+        - {trunks: 10;abc}
+      initialization:
+        interface: virtio0
+        ipConfigs:
+          - ipv4: {address: 10.0.0.5/33}
+          - ipv4: {address: 10.0.0.5/24, gateway: 10.0.1.1}
+          - ipv6: {address: auto, gateway: 'fd00::1'}
+          - {}
+          - {}
+          - {}
+          - {}
+          - {}
+        dns: {servers: [1.1.1]}
+        userAccount: {keys: [not-a-key]}
+        userDataFileId: 'local:iso/user.yaml'
+      clone: {vmId: 5, full: false, datastoreId: ceph}
+      hostpcis:
+        - {device: hostpci16, mapping: gpu}
+        - {device: hostpci1, id: '0000:28:00.g'}
+        - {device: hostpci2, id: '0000:28:00.0', pcie: true, xvga: true}
+        - {device: hostpci3, mapping: gpu, pcie: true}
+",
+        &[
+            ("nodeName", "required: the name of the Proxmox VE node to run the VM on"),
+            ("vmId", "a VM id must be 100 to 999999999"),
+            ("memory.floating", "must be at most dedicated, or 0 to turn ballooning off"),
+            ("networkDevices[0].macAddress", "six pairs of hexadecimal digits separated by colons"),
+            ("networkDevices[1].macAddress", "use a unicast address such as"),
+            ("networkDevices[2].vlanId", "a VLAN tag must be 1 to 4094"),
+            ("networkDevices[3].model", "use one of: e1000"),
+            ("networkDevices[4].mtu", "use 1 (the bridge's MTU) or 576 to 65520"),
+            ("networkDevices[5].bridge", "a Linux bridge or SDN VNet such as vmbr0"),
+            ("networkDevices[6].trunks", "e.g. 10;20;30-40"),
+            ("initialization.interface", "cannot be on virtio; use ide2 (default), sataN or scsiN"),
+            ("initialization.ipConfigs[0].ipv4.address", "use e.g. 10.0.0.5/24 or dhcp"),
+            ("initialization.ipConfigs[1].ipv4.gateway", "the gateway must be in the address's subnet"),
+            ("initialization.ipConfigs[2].ipv6.gateway", "no gateway with auto: it comes from the network"),
+            ("initialization.ipConfigs[7]", "ipConfigs[N] configures networkDevices[N]"),
+            ("initialization.dns.servers[0]", "e.g. 1.1.1.1"),
+            ("initialization.userAccount.keys[0]", "e.g. ssh-ed25519 AAAAC3Nza"),
+            ("initialization.userDataFileId", "storage:snippets/file"),
+            ("initialization.userDataFileId", "put the user in the user-data file or remove userAccount"),
+            ("clone.vmId", "a VM id must be 100 to 999999999"),
+            ("clone.datastoreId", "applies only to full clones"),
+            ("hostpcis[0].device", "use hostpci0 to hostpci15"),
+            ("hostpcis[1].id", "in hex, e.g. 0000:28:00.0 or 28:00.0"),
+            ("hostpcis[2].id", "use a PCI resource mapping (`mapping`) or configure `username: root@pam`"),
+            ("hostpcis[2].pcie", "set machine to q35"),
+            ("hostpcis[3].pcie", "set machine to q35"),
+        ],
+    ),
+    (
+        "  image:
+    type: proxmox-talos:download:File
+    properties:
+      nodeName: pve
+      datastoreId: local
+      contentType: images
+      url: ftp://127.0.0.1/talos.raw.xz
+      decompressionAlgorithm: xz
+",
+        &[
+            ("contentType", "is not one of iso, import, vztmpl"),
+            ("url", "is not an http:// or https:// URL"),
+            ("decompressionAlgorithm", "cannot decompress xz (it supports gz, lzo, zst and bz2)"),
+        ],
+    ),
+];
+
+#[test]
+fn bad_inputs_fail_at_preview_with_their_path_and_no_api_call() {
+    assert!(BAD.iter().map(|(_, cases)| cases.len()).sum::<usize>() >= 30);
+    let lab = lab(LabConfig::single_node());
+    let stack = Stack::from_program(HEADER, lab.token_env());
+    lab.lab.state.clear_requests();
+    for (resources, cases) in BAD {
+        stack.write_program(&format!("{HEADER}resources:\n{resources}"));
+        let out = stack.fails(&["preview"]);
+        let name = resources.trim().split(':').next().unwrap();
+        let errors: Vec<&str> = out.lines().filter(|l| l.contains(&format!("resource '{name}': property "))).collect();
+        // e.g. `error: ... resource 'top': property vmId value {99} has a problem: 99 is out of range: ...`
+        let missing: Vec<String> = cases
+            .iter()
+            .filter(|(path, hint)| {
+                !errors.iter().any(|l| l.contains(&format!("property {path} value")) && l.contains(hint))
+            })
+            .map(|(path, hint)| format!("{path}: {hint}"))
+            .collect();
+        assert!(missing.is_empty(), "not reported:\n{}\n--- output\n{out}", missing.join("\n"));
+    }
+    let (requests, log) = lab.lab.state.requests();
+    assert_eq!(requests, 0, "bad inputs reached the API: {log:?}");
+
+    // Without nodeName at all, Pulumi YAML refuses the program before the provider sees it.
+    stack.write_program(&format!(
+        "{HEADER}resources:\n  noNode:\n    type: proxmox-talos:vm:VirtualMachine\n    properties: {{vmId: 4500}}\n"
+    ));
+    let out = stack.fails(&["preview"]);
+    assert!(out.contains("nodeName: Missing required property 'nodeName'"), "{out}");
+    assert_eq!(lab.lab.state.requests().0, 0);
+}
+
+fn root_env(lab: &CliLab) -> Vec<(String, String)> {
+    vec![
+        ("PROXMOX_VE_ENDPOINT".into(), lab.lab.endpoint.clone()),
+        ("PROXMOX_VE_USERNAME".into(), "root@pam".into()),
+        ("PROXMOX_VE_PASSWORD".into(), lab.lab.credentials.password.clone()),
+        ("PROXMOX_VE_CA_CERT".into(), lab.lab.ca_path.display().to_string()),
+    ]
+}
+
+#[test]
+fn raw_gpu_passthrough_needs_root_and_then_creates() {
+    let lab = lab(LabConfig::seed_cluster());
+    let mut stack = Stack::new("yaml-proxmox-gpu", lab.token_env());
+    lab.lab.state.clear_requests();
+    let out = stack.fails(&["preview"]);
+    assert!(
+        out.contains("resource 'gpu': property hostpcis[0].id value")
+            && out.contains("raw PCI passthrough needs root@pam with a password")
+            && out.contains("use a PCI resource mapping (`mapping`) or configure `username: root@pam` and `password`"),
+        "{out}"
+    );
+    assert_eq!(lab.lab.state.requests().0, 0, "{:?}", lab.lab.state.requests().1);
+
+    stack.env = root_env(&lab);
+    stack.ok(&["up", "--yes", "--skip-preview"]);
+    let config = vm_config(&lab, 4401);
+    assert_eq!(config["machine"], "q35", "{config:?}");
+    assert_eq!(config["hostpci0"], "host=0000:28:00.0,pcie=1,x-vga=1", "{config:?}");
+    assert_eq!(vm_node(&lab, 4401), "pve-aimax-01");
+    assert_eq!(stack.outputs()["status"], "running");
+    stack.ok(&["preview", "--expect-no-changes"]);
+    stack.ok(&["refresh", "--yes", "--expect-no-changes", "--skip-preview"]);
+    stack.ok(&["destroy", "--yes", "--skip-preview"]);
+    assert_empty(&lab);
+}
+
+#[test]
+fn a_three_node_cluster_with_gpu_vlans_clone_and_migration() {
+    let lab = lab(LabConfig::seed_cluster());
+    let client = api(&lab);
+    let mapping = params(&[("id", "rtx4090"), ("map", "node=pve-aimax-01,path=0000:28:00.0,id=10de:2684")]);
+    lab.runtime.block_on(async { client.post("/cluster/mapping/pci", &mapping).await.unwrap() });
+    let base = lab.serve_files(HashMap::from([("noble.raw".to_string(), vec![0u8; 1 << 20])]));
+    let stack = Stack::new("yaml-proxmox-cluster", lab.token_env());
+    stack.set("imageUrl", &format!("{base}/noble.raw"));
+
+    stack.ok(&["up", "--yes", "--skip-preview"]);
+    let gpu = vm_config(&lab, 4301);
+    assert_eq!(gpu["hostpci0"], "mapping=rtx4090,pcie=1,x-vga=1", "{gpu:?}");
+    assert_eq!((gpu["machine"].as_str(), vm_node(&lab, 4301).as_str()), ("q35", "pve-aimax-01"));
+    assert!(gpu["scsi0"].contains("size=12G"), "{gpu:?}");
+    let router = vm_config(&lab, 4302);
+    assert!(router["net0"].contains("tag=10") && router["net1"].contains("tag=20"), "{router:?}");
+    assert!(router["net1"].contains("firewall=1") && router["scsi0"].starts_with("ceph:"), "{router:?}");
+    assert_eq!(router["ipconfig1"], "ip=127.42.20.72/24");
+    assert_eq!(vm_node(&lab, 4302), "pve-ms01-02");
+    assert_eq!(vm_node(&lab, 4303), "pve-ms01-02", "cloned from pve-ms01-01, then migrated");
+    // PVE refuses a cross-node clone from local storage once (no retries), then clone + migrate.
+    let calls = lab.lab.state.request_counts();
+    assert_eq!(calls.get("POST /nodes/pve-ms01-01/qemu/90001/clone"), Some(&2), "{calls:?}");
+    assert_eq!(calls.get("POST /nodes/pve-ms01-01/qemu/4303/migrate"), Some(&1), "{calls:?}");
+    let out = stack.outputs();
+    assert!(out["workerIp"].to_string().contains("127.42.0.73"), "{out}");
+    assert_eq!(out["routerMacs"].as_array().map(Vec::len), Some(2), "{out}");
+
+    stack.ok(&["preview", "--expect-no-changes"]);
+    stack.ok(&["refresh", "--yes", "--expect-no-changes", "--skip-preview"]);
+
+    // cpu, memory and tags change in place.
+    stack.set("cores", "4");
+    stack.set("memory", "4096");
+    for (i, tag) in ["homelab", "ai"].iter().enumerate() {
+        stack.ok(&["config", "set", "--path", &format!("tags[{i}]"), tag]);
+    }
+    let preview = stack.ok(&["preview", "--diff"]);
+    assert!(!preview.contains("replace"), "{preview}");
+    stack.ok(&["up", "--yes", "--skip-preview"]);
+    let gpu = vm_config(&lab, 4301);
+    assert_eq!((gpu["cores"].as_str(), gpu["memory"].as_str(), gpu["tags"].as_str()), ("4", "4096", "ai;homelab"));
+    stack.ok(&["preview", "--expect-no-changes"]);
+
+    // With `migrate`, a new node migrates the VM in place.
+    stack.set("cloneNode", "pve-ms01-01");
+    let preview = stack.ok(&["preview", "--diff"]);
+    assert!(!preview.contains("replace") && preview.contains("nodeName"), "{preview}");
+    stack.ok(&["up", "--yes", "--skip-preview"]);
+    assert_eq!(vm_node(&lab, 4303), "pve-ms01-01");
+    stack.ok(&["preview", "--expect-no-changes"]);
+
+    // Without it, the VM is replaced (deleted first: the new one takes the same VMID).
+    stack.set("cloneMigrate", "false");
+    stack.set("cloneNode", "pve-aimax-01");
+    let preview = stack.ok(&["preview", "--diff"]);
+    assert!(preview.contains("replace"), "{preview}");
+    stack.ok(&["up", "--yes", "--skip-preview"]);
+    assert_eq!(vm_node(&lab, 4303), "pve-aimax-01");
+    stack.ok(&["preview", "--expect-no-changes"]);
+    stack.ok(&["refresh", "--yes", "--expect-no-changes", "--skip-preview"]);
+
+    stack.ok(&["destroy", "--yes", "--skip-preview"]);
+    assert_empty(&lab);
+    let mappings: Value = lab.runtime.block_on(async { client.get("/cluster/mapping/pci", &[]).await.unwrap() });
+    assert_eq!(mappings.as_array().map(Vec::len), Some(1), "the mapping is not the program's: {mappings}");
+}

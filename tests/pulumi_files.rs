@@ -303,8 +303,12 @@ fn files_program_lifecycle() {
     let preview = stack.ok(&["preview", "--diff"]);
     assert!(preview.contains("userData") && preview.contains("update"), "{preview}");
     assert!(!preview.contains("replace"), "{preview}");
+    let booted = lab.state.read(|m| m.vms[&4501].started_at_ms);
+    assert_eq!(lab.state.read(|m| m.vms[&4501].config["cicustom"].clone()), "user=local:snippets/user-data.yaml");
     let up = stack.ok(&["up", "--yes", "--skip-preview"]);
-    assert!(up.contains("1 updated") && !up.contains("replaced"), "{up}");
+    // The snippet and the VM that uses it (through `revision`) update in place; the VM reboots.
+    assert!(up.contains("2 updated") && !up.contains("replaced"), "{up}");
+    assert_ne!(lab.state.read(|m| m.vms[&4501].started_at_ms), booted, "the VM rebooted with the new user data");
     assert_eq!(std::fs::read_to_string(&snippet_path).unwrap(), snippet("ubuntu-2"));
     assert_eq!(stack.outputs()["userDataSha256"], sha256(snippet("ubuntu-2").as_bytes()));
     stack.ok(&["preview", "--expect-no-changes"]);

@@ -273,6 +273,12 @@ pub struct Initialization {
     /// Upgrade packages at first boot (PVE default true).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upgrade: Option<bool>,
+    /// Any text that changes when the content of the snippet files changes, e.g. the
+    /// `contentSha256` of the `storage:File` holding the user-data. The file ids stay the same
+    /// when a snippet is edited in place, so without this the VM cannot know; a change
+    /// regenerates the cloud-init drive and reboots a running VM (no replacement). Provider-side only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
 }
 
 /// Addresses of one network device.

@@ -384,6 +384,8 @@ fn read_cloud_init(config: &Config, prior: Option<&VirtualMachineArgs>) -> Optio
         meta_data_file_id: file(|i| &i.meta_data_file_id, "meta"),
         network_data_file_id: file(|i| &i.network_data_file_id, "network"),
         upgrade: p.field(|i| &i.upgrade).value(boolean(get("ciupgrade")), Some(true)),
+        // Never stored in PVE: kept from the inputs last applied.
+        revision: p.field(|i| &i.revision).prior(),
     })
 }
 

@@ -17,18 +17,9 @@ use proxmox_talos::ssh::{self, Credentials, HostKeyPolicy, HostKeyStatus, SshErr
 use proxmox_talos_lab::ssh as lab_ssh;
 
 fn chroot_capable_dir() -> tempfile::TempDir {
-    let candidates = [PathBuf::from(env!("CARGO_TARGET_TMPDIR")), PathBuf::from("/var/lib/proxmox-talos-lab-tests")];
-    let mut reasons = Vec::new();
-    for base in &candidates {
-        if std::fs::create_dir_all(base).is_err() {
-            continue;
-        }
-        match lab_ssh::check_chroot_path(base) {
-            Ok(()) => return tempfile::Builder::new().prefix("ssh-client-").tempdir_in(base).unwrap(),
-            Err(e) => reasons.push(e),
-        }
-    }
-    panic!("no directory for the sshd state satisfies sshd's ChrootDirectory rules:\n{}", reasons.join("\n"));
+    let base =
+        lab_ssh::chroot_capable_base(&[PathBuf::from(env!("CARGO_TARGET_TMPDIR"))]).unwrap_or_else(|e| panic!("{e}"));
+    tempfile::Builder::new().prefix("ssh-client-").tempdir_in(base).unwrap()
 }
 
 /// A new key of `kind` (`ed25519`, `rsa`) in `format` (`RFC4716` is OpenSSH's default; `PEM`).

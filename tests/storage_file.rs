@@ -23,18 +23,9 @@ use proxmox_talos_lab::pve::lab_config::{LabConfig, StorageConfig, Timing};
 use proxmox_talos_lab::ssh;
 
 fn chroot_capable_dir() -> tempfile::TempDir {
-    let candidates = [PathBuf::from(env!("CARGO_TARGET_TMPDIR")), PathBuf::from("/var/lib/proxmox-talos-lab-tests")];
-    let mut reasons = Vec::new();
-    for base in &candidates {
-        if std::fs::create_dir_all(base).is_err() {
-            continue;
-        }
-        match ssh::check_chroot_path(base) {
-            Ok(()) => return tempfile::Builder::new().prefix("storage-file-").tempdir_in(base).unwrap(),
-            Err(e) => reasons.push(e),
-        }
-    }
-    panic!("no directory for the lab state satisfies sshd's ChrootDirectory rules:\n{}", reasons.join("\n"));
+    let base =
+        ssh::chroot_capable_base(&[PathBuf::from(env!("CARGO_TARGET_TMPDIR"))]).unwrap_or_else(|e| panic!("{e}"));
+    tempfile::Builder::new().prefix("storage-file-").tempdir_in(base).unwrap()
 }
 
 #[derive(Default)]

@@ -126,6 +126,26 @@ fn run(command: &mut Command) -> Result<(), String> {
     }
 }
 
+/// A directory a test can put a lab state in that sshd accepts as a chroot's
+/// parent: the first of `preferred` (e.g. cargo's `CARGO_TARGET_TMPDIR`) or
+/// `/var/lib/proxmox-talos-lab-tests` that is root-owned and not group/world
+/// writable all the way up (`/tmp` is not); the reasons otherwise.
+pub fn chroot_capable_base(preferred: &[PathBuf]) -> Result<PathBuf, String> {
+    let mut reasons = Vec::new();
+    let fallback = PathBuf::from("/var/lib/proxmox-talos-lab-tests");
+    for base in preferred.iter().chain(std::iter::once(&fallback)) {
+        if let Err(e) = std::fs::create_dir_all(base) {
+            reasons.push(format!("{}: {e}", base.display()));
+            continue;
+        }
+        match check_chroot_path(base) {
+            Ok(()) => return Ok(base.clone()),
+            Err(e) => reasons.push(e),
+        }
+    }
+    Err(format!("no directory for the lab state satisfies sshd's ChrootDirectory rules:\n{}", reasons.join("\n")))
+}
+
 /// A path in `sshd_config` syntax (quoted).
 fn quoted(path: &Path) -> String {
     format!("\"{}\"", path.display())

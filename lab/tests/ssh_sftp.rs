@@ -19,18 +19,9 @@ const TOKEN: &str = "PVEAPIToken=root@pam!lab=00000000-1111-2222-3333-4444444444
 /// A state directory sshd accepts as a chroot's parent (root-owned, not
 /// group/world-writable all the way up; `/tmp` is not).
 fn chroot_capable_dir() -> tempfile::TempDir {
-    let candidates = [PathBuf::from(env!("CARGO_TARGET_TMPDIR")), PathBuf::from("/var/lib/proxmox-talos-lab-tests")];
-    let mut reasons = Vec::new();
-    for base in &candidates {
-        if std::fs::create_dir_all(base).is_err() {
-            continue;
-        }
-        match ssh::check_chroot_path(base) {
-            Ok(()) => return tempfile::Builder::new().prefix("ssh-sftp-").tempdir_in(base).unwrap(),
-            Err(e) => reasons.push(e),
-        }
-    }
-    panic!("no directory for the lab state satisfies sshd's ChrootDirectory rules:\n{}", reasons.join("\n"));
+    let base =
+        ssh::chroot_capable_base(&[PathBuf::from(env!("CARGO_TARGET_TMPDIR"))]).unwrap_or_else(|e| panic!("{e}"));
+    tempfile::Builder::new().prefix("ssh-sftp-").tempdir_in(base).unwrap()
 }
 
 fn run(command: &mut Command) -> std::process::Output {

@@ -10,7 +10,8 @@
 //! - [`value`]: the codec between `google.protobuf.Struct` and typed values;
 //! - [`config`]: provider configuration;
 //! - [`talos`]: Talos machinery without IO (secrets bundle, schematics, …) and
-//!   the one Talos-side client, `talos::factory_client` (Image Factory HTTP);
+//!   the Talos-side clients, `talos::factory_client` (Image Factory HTTP) and
+//!   `talos::api_client` (the Talos API over gRPC, bindings in `talos::api`);
 //! - [`bench`]: the `bench` command.
 
 extern crate self as proxmox_talos;

@@ -12,7 +12,8 @@
 //! - [`proxmox`]: the typed Proxmox VE API client;
 //! - [`ssh`]: SSH/SFTP to the nodes (snippets, which PVE's API cannot upload);
 //! - [`talos`]: Talos machinery without IO (secrets bundle, schematics, …) and
-//!   the one Talos-side client, `talos::factory_client` (Image Factory HTTP);
+//!   the Talos-side clients, `talos::factory_client` (Image Factory HTTP) and
+//!   `talos::api_client` (the Talos API over gRPC, bindings in `talos::api`);
 //! - [`bench`]: the `bench` command.
 
 extern crate self as proxmox_talos;

@@ -1,6 +1,6 @@
-//! The whole homelab as one service: the Proxmox VE API (HTTPS, lab CA) and
-//! the Image Factory on loopback, plus the env file that tests, examples and
-//! users source to reach them.
+//! The whole homelab as one service: the Proxmox VE API (HTTPS, lab CA), the
+//! Talos nodes of its VMs and the Image Factory on loopback, plus the env file
+//! that tests, examples and users source to reach them.
 //!
 //! Owns: starting the services from a [`LabConfig`] and a state directory,
 //! the env file (`STATE/lab.env`: endpoint, API token, root@pam password,
@@ -107,6 +107,8 @@ pub async fn run(
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|v| *v).await;
     };
+    // Talos nodes: one Talos API per running VM that boots a Talos image.
+    let talos = crate::talos::start(state.clone());
     let api_task = tokio::spawn(pve::server::serve(api, tls, state, stopped(stop_rx.clone())));
     let factory_task =
         tokio::spawn(factory::serve(factory_listener, factory::FactoryState::new(), stopped(stop_rx.clone())));
@@ -114,6 +116,7 @@ pub async fn run(
     let _ = stop_tx.send(true);
     let _ = api_task.await;
     let _ = factory_task.await;
+    drop(talos);
     drop(sshds);
     let _ = std::fs::remove_file(options.state_dir.join(ENV_FILE));
     Ok(())

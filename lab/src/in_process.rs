@@ -2,8 +2,8 @@
 //! provider's integration tests and benches use instead of `up`.
 //!
 //! Owns: [`InProcessLab`], started with [`start`] on `127.0.0.1:0` in a state
-//! directory the caller owns, with the lab CA and random credentials; it
-//! serves until the runtime ends. Must not: be used by `up` (that is
+//! directory the caller owns, with the lab CA and random credentials, and the
+//! Talos nodes of its VMs; it serves until the runtime ends. Must not: be used by `up` (that is
 //! [`crate::homelab`]).
 
 use std::path::{Path, PathBuf};
@@ -13,6 +13,7 @@ use crate::pve::auth::LabCredentials;
 use crate::pve::lab_config::LabConfig;
 use crate::pve::server::{self, PveState};
 use crate::pve::tls::LabCa;
+use crate::talos::TalosNodes;
 
 /// A running in-process lab API.
 #[derive(Clone)]
@@ -24,6 +25,8 @@ pub struct InProcessLab {
     pub ca_path: PathBuf,
     pub ca_pem: String,
     pub credentials: LabCredentials,
+    /// The Talos nodes (VMs booting a Talos image).
+    pub talos: TalosNodes,
 }
 
 impl InProcessLab {
@@ -42,11 +45,13 @@ pub async fn start(config: LabConfig, state_dir: &Path) -> Result<InProcessLab, 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     tokio::spawn(server::serve(listener, ca.server_config()?, state.clone(), std::future::pending()));
+    let talos = crate::talos::start(state.clone());
     Ok(InProcessLab {
         state,
         endpoint: format!("https://{addr}/"),
         ca_path: ca.cert_path().to_path_buf(),
         ca_pem: ca.cert_pem().to_string(),
         credentials,
+        talos,
     })
 }

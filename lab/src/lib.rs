@@ -9,11 +9,13 @@
 //!   TLS with a lab CA); VMs, storage and tasks build on it.
 //! - [`ssh`]: a real OpenSSH server per node (SFTP into the node's storage
 //!   directories, as clients upload snippets to a real PVE).
-//!
-//! The Talos nodes land with the lab issue.
+//! - [`talos`]: a Talos machine for every VM that boots a Talos image (the
+//!   Talos API on port 50000 of its address; maintenance mode, configuration,
+//!   mutual TLS, bootstrap, kubeconfig; the Kubernetes API on a VIP).
 
 pub mod factory;
 pub mod homelab;
 pub mod in_process;
 pub mod pve;
 pub mod ssh;
+pub mod talos;

@@ -33,6 +33,7 @@ const usage = `usage:
   talos-fixtures dump-schema [--out FILE]
   talos-fixtures validate-config --in FILE --mode metal|cloud|container [--strict]
   talos-fixtures compare-config --ours FILE --secrets FILE --type controlplane|worker --cluster NAME --endpoint URL [--patch FILE]... [options]
+  talos-fixtures dump-api-descriptors --out FILE
 `
 
 func main() {
@@ -56,6 +57,8 @@ func main() {
 		err = validateConfig(os.Args[2:])
 	case "compare-config": // config_check.go
 		err = compareConfig(os.Args[2:])
+	case "dump-api-descriptors": // api_descriptors.go
+		err = dumpAPIDescriptors(os.Args[2:])
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 

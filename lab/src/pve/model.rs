@@ -115,6 +115,24 @@ pub struct Volume {
     /// What the disk holds, for deciding what boots: the image it was imported
     /// from (`local:import/talos-1.12.4.raw`), `template:<name>`, or `None` for a blank disk.
     pub origin: Option<String>,
+    /// Talos installed on this disk by the lab's Talos nodes (`crate::talos`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub talos: Option<TalosInstall>,
+}
+
+/// What a disk's Talos STATE and EPHEMERAL partitions hold, as the lab's
+/// Talos nodes write it: it survives VM restarts and lab restarts, and goes
+/// with the disk (a linked clone copies it, destroying the VM deletes it).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TalosInstall {
+    /// The machine configuration in effect (the YAML as applied).
+    pub config: String,
+    /// A configuration staged for the next boot (`ApplyConfiguration` STAGED).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staged: Option<String>,
+    /// The etcd data directory is not empty (bootstrapped, or joined a bootstrapped cluster).
+    #[serde(default)]
+    pub etcd: bool,
 }
 
 /// A worker task (`UPID:node:pid:pstart:starttime:type:id:user:`).
@@ -170,6 +188,7 @@ impl Model {
                     size: t.disk_gib << 30,
                     format: "raw".into(),
                     origin: Some(format!("template:{}", t.name)),
+                    talos: None,
                 },
             );
             let bridge = config.bridges.first().map(|b| b.name.as_str()).unwrap_or("vmbr0");
@@ -205,6 +224,7 @@ impl Model {
                     size: 4 << 20,
                     format: "raw".into(),
                     origin: None,
+                    talos: None,
                 },
             );
             model.vms.insert(

@@ -248,7 +248,8 @@ fn link_local(mac: &str) -> String {
 }
 
 /// The guest's NICs in order (index, MAC, IPv4): those without `link_down`.
-/// The address: `ipconfigN`'s `ip=` if it is in 127.0.0.0/8, else the DHCP
+/// The address: `ipconfigN`'s `ip=` if it is in 127.0.0.0/8, else (first NIC)
+/// the static address of an installed Talos configuration, else the DHCP
 /// lease of the MAC on the NIC's bridge.
 pub fn nic_addresses(m: &Model, vm: &Vm, bridges: &[BridgeConfig]) -> Vec<(u32, String, Option<Ipv4Addr>)> {
     let mut out = Vec::new();
@@ -259,12 +260,21 @@ pub fn nic_addresses(m: &Model, vm: &Vm, bridges: &[BridgeConfig]) -> Vec<(u32, 
             continue;
         }
         let mac = net.mac.clone().unwrap_or_default().to_ascii_uppercase();
-        let ip = static_ip(vm, i).or_else(|| {
+        let talos = if out.is_empty() { talos_ip(m, vm) } else { None };
+        let ip = static_ip(vm, i).or(talos).or_else(|| {
             net.bridge().filter(|b| bridges.iter().any(|x| x.name == *b)).and_then(|_| m.leases.get(&mac).copied())
         });
         out.push((i, mac, ip));
     }
     out
+}
+
+/// The static address (in 127.0.0.0/8) of the Talos configuration installed
+/// on one of the VM's disks: a configured Talos machine has it on its first NIC.
+fn talos_ip(m: &Model, vm: &Vm) -> Option<Ipv4Addr> {
+    m.volumes_of(vm.vmid)
+        .filter_map(|v| v.talos.as_ref())
+        .find_map(|t| crate::talos::machine_config::static_address(&t.config))
 }
 
 /// A loopback `ip=` from `ipconfigN` (the only static addresses the lab can serve).

@@ -40,6 +40,7 @@ use axum::http::StatusCode;
 use serde_json::Value;
 
 pub use agent::guest_address;
+pub use power::stopped;
 
 use super::cluster::node_of;
 use super::model::{Model, Vm};

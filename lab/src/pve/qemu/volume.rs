@@ -147,6 +147,7 @@ pub fn alloc(
             size,
             format,
             origin,
+            talos: None,
         },
     );
     Ok(volid)

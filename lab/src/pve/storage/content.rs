@@ -373,6 +373,7 @@ fn alloc(state: &PveState, call: &Call) -> Result<Value, ApiError> {
         size: kib << 10,
         format,
         origin: None,
+        talos: None,
     };
     state.write(|m| m.volumes.insert(volid.clone(), volume));
     Ok(json!(volid))

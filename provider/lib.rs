@@ -11,7 +11,7 @@
 //! - [`config`]: provider configuration;
 //! - [`talos`]: Talos machinery without IO (secrets bundle, schematics, …) and
 //!   the one Talos-side client, `talos::factory_client` (Image Factory HTTP);
-//! - [`bench`]: the `bench` command.
+//! - [`bench`]: the `bench` command; [`rusage`]: CPU time and peak RSS at exit, for benchmarks.
 
 extern crate self as proxmox_talos;
 
@@ -21,6 +21,7 @@ pub mod framework;
 pub mod proxmox;
 pub mod resources;
 pub mod rpc;
+pub mod rusage;
 pub mod schema;
 pub mod talos;
 pub mod value;

@@ -24,6 +24,7 @@ pub mod framework;
 pub mod proxmox;
 pub mod resources;
 pub mod rpc;
+pub mod rusage;
 pub mod schema;
 pub mod ssh;
 pub mod talos;

@@ -4,8 +4,10 @@
 //! serves the provider (without an address it waits for `Attach`);
 //! `pulumi-resource-proxmox-talos schema` prints the package schema;
 //! `pulumi-resource-proxmox-talos bench` measures start-up, GetSchema and memory.
+//! With `PROXMOX_TALOS_RUSAGE_FILE` set, the serving plugin writes its CPU time
+//! and peak RSS there when it stops (see [`proxmox_talos::rusage`]).
 
-use proxmox_talos::{bench, resources, rpc::launch, schema::package};
+use proxmox_talos::{bench, resources, rpc::launch, rusage, schema::package};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -25,7 +27,10 @@ fn main() {
                 .build()
                 .expect("tokio runtime");
             let engine = launch::engine_address(&args);
-            if let Err(e) = runtime.block_on(launch::serve(resources::registry(), engine)) {
+            let started = std::time::Instant::now();
+            let served = runtime.block_on(launch::serve(resources::registry(), engine));
+            rusage::write_if_requested(started);
+            if let Err(e) = served {
                 eprintln!("pulumi-resource-proxmox-talos: {e}");
                 std::process::exit(1);
             }

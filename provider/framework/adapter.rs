@@ -280,7 +280,9 @@ impl<R: CustomResource> DynResource for ResourceAdapter<R> {
                     d.replace = paths.iter().any(|p| p.matches_prefix(&d.path) || d.path.matches_prefix(p));
                 }
             }
-            result.delete_before_replace = result.replaces() && self.0.delete_before_replace(&o, &n);
+            // Asked even when this diff replaces nothing: the engine also replaces for the
+            // schema's `replaceOnChanges` marks, which SDKs and YAML pass as resource options.
+            result.delete_before_replace = self.0.delete_before_replace(&o, &n);
         }
         Ok(result)
     }

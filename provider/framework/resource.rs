@@ -111,9 +111,10 @@ pub trait CustomResource: Send + Sync + 'static {
         None
     }
 
-    /// Whether replacing `old` by `new` must delete the old resource first, because both
-    /// cannot exist at once (e.g. they would claim the same unique id). Default: false,
-    /// the engine creates the replacement first. Called like [`Self::replacements`].
+    /// Whether replacing `old` by `new` must delete the old resource first: when
+    /// both would claim the same name or number in the remote system (a fixed
+    /// VMID, a file name), creating the replacement first can only fail.
+    /// Called only when both sides are fully known.
     fn delete_before_replace(&self, _old: &Self::Args, _new: &Self::Args) -> bool {
         false
     }

@@ -8,8 +8,11 @@
 //! on writes), form encoding of parameters (PVE takes
 //! `application/x-www-form-urlencoded`; GET and DELETE use the query string),
 //! the `{"data": ...}` envelope, PVE's error shapes (status + reason phrase +
-//! `errors` + `message`), and bounded timeouts.
-//! Must not: retry (see [`super::retry`]), wait for tasks (see
+//! `errors` + `message`), bounded timeouts, and re-sending a GET whose
+//! connection was lost (a GET changes nothing, so a few quick attempts are
+//! always safe; PVE's own proxy errors 502/503/504/596 count as lost too).
+//! Must not: retry writes (see [`super::retry`]: whether a write that may
+//! have taken effect can be sent again is the caller's call), wait for tasks (see
 //! [`super::task`]) or know what any endpoint means (see the typed layers
 //! `cluster`, `qemu`, `storage`).
 
@@ -30,6 +33,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 /// PVE tickets last two hours; renew well before.
 const TICKET_RENEWAL: Duration = Duration::from_secs(90 * 60);
+/// Attempts at a GET whose connection was lost, and the first pause between them (doubling).
+const GET_ATTEMPTS: u32 = 5;
+const GET_FIRST_PAUSE: Duration = Duration::from_millis(100);
 
 /// Form parameters in order (`key=value` pairs; repeated keys allowed).
 pub type Params = Vec<(String, String)>;
@@ -101,10 +107,22 @@ impl PveClient {
         matches!(&self.auth, ProxmoxAuth::Password { username, .. } if username == "root@pam")
     }
 
-    /// `GET path` decoded into `T`.
+    /// `GET path` decoded into `T`; sent again (up to [`GET_ATTEMPTS`] times)
+    /// when the connection is lost before an answer.
     pub async fn get<T: DeserializeOwned>(&self, path: &str, query: &[(&str, &str)]) -> Result<T, ProxmoxError> {
         let params: Params = query.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let value = self.call(Method::GET, path, &params).await?;
+        let mut pause = GET_FIRST_PAUSE;
+        let mut attempt = 1;
+        let value = loop {
+            match self.call(Method::GET, path, &params).await {
+                Err(e) if attempt < GET_ATTEMPTS && lost(&e) => {
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                    attempt += 1;
+                }
+                other => break other?,
+            }
+        };
         decode("GET", path, value)
     }
 
@@ -221,6 +239,16 @@ impl PveClient {
         let ticket = Ticket { cookie: field("ticket")?, csrf: field("CSRFPreventionToken")?, obtained: Instant::now() };
         *slot = Some(ticket.clone());
         Ok(ticket)
+    }
+}
+
+/// No answer came back (a dropped connection, PVE's proxy failing to reach a
+/// node); not an untrusted certificate or a call that already used its whole timeout.
+fn lost(e: &ProxmoxError) -> bool {
+    match e {
+        ProxmoxError::Transport { reason, .. } => !reason.contains("certificate") && !reason.contains("timed out"),
+        ProxmoxError::Api { status, .. } => matches!(status, 502 | 503 | 504 | 596),
+        _ => false,
     }
 }
 

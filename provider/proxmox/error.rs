@@ -84,34 +84,35 @@ impl ProxmoxError {
         t.contains("can't lock file") || t.contains("got timeout")
     }
 
-    /// A refusal PVE gives the same way every time, though with a 500 status: the thing
-    /// already exists, a clone or migration that the VM's storage or state rules out, a
-    /// root-only setting. Retrying only delays the answer (or the fallback that handles it).
-    pub fn is_refusal(&self) -> bool {
-        const REFUSALS: [&str; 7] = [
-            "already exists",
-            "can't clone",
-            "can't migrate",
-            "uses local storage",
-            "non-shared storage",
-            "only root can",
-            "not allowed for",
-        ];
-        let t = self.text();
-        matches!(self, ProxmoxError::Api { status: 500, .. }) && REFUSALS.iter().any(|r| t.contains(r))
-    }
-
-    /// Worth retrying with backoff: HTTP 5xx (except not-found texts and refusals), lock
-    /// timeouts, "got no worker upid", dropped connections.
+    /// Worth retrying with backoff: dropped connections, PVE's proxy failing
+    /// to reach a node (502/503/504/595/596/599), and the texts of passing
+    /// contention: lock timeouts ("got timeout", "got lock request timeout"),
+    /// a VM locked by another operation ("VM is locked (clone)"), "got no
+    /// worker upid", "Resource temporarily unavailable".
+    ///
+    /// Not any other 500: PVE answers every `die` of an API handler with 500
+    /// ("VM 100 already exists", "VM 100 already running", "can't clone to
+    /// non-shared storage"), and sending those again only repeats them (and,
+    /// for "already exists", would make a retried create mistake somebody
+    /// else's VM for its own earlier attempt).
     pub fn is_transient(&self) -> bool {
         match self {
             ProxmoxError::Transport { .. } => true,
-            ProxmoxError::Api { status, .. } if *status >= 500 => {
-                !(self.is_not_found() || self.is_refusal()) || self.is_lock_timeout()
+            ProxmoxError::Api { status: 502 | 503 | 504 | 595 | 596 | 599, .. } => true,
+            ProxmoxError::Api { status, .. } if *status >= 500 && self.is_not_found() && !self.is_lock_timeout() => {
+                false
             }
             ProxmoxError::Api { .. } | ProxmoxError::Task { .. } => {
                 let t = self.text();
-                t.contains("got timeout") || t.contains("got no worker upid")
+                [
+                    "got timeout",
+                    "got lock request timeout",
+                    "got no worker upid",
+                    "is locked",
+                    "Resource temporarily unavailable",
+                ]
+                .iter()
+                .any(|needle| t.contains(needle))
             }
             ProxmoxError::Decode { .. } | ProxmoxError::Config(_) => false,
         }
@@ -184,6 +185,13 @@ mod tests {
         assert!(api(404, "Not found").is_not_found());
         assert!(api(500, "got no worker upid - start worker failed").is_transient());
         assert!(!api(400, "Parameter verification failed.").is_transient());
+        assert!(api(500, "VM is locked (clone)").is_transient());
+        assert!(api(596, "Connection timed out").is_transient());
+        // A `die` of PVE's API handlers is a 500 too, and sending it again repeats it.
+        let taken = api(500, "unable to create VM 100 - VM 100 already exists on node 'pve'");
+        assert!(taken.is_already_exists() && !taken.is_transient());
+        assert!(!api(500, "VM 100 already running").is_transient());
+        assert!(!api(500, "can't clone to non-shared storage 'local-zfs'").is_transient());
         let task = ProxmoxError::Task {
             upid: "UPID:pve:1:1:1:qmstart:100:root@pam:".into(),
             exitstatus: "VM 100 already running".into(),
@@ -192,11 +200,12 @@ mod tests {
         assert!(task.is_already_running() && !task.is_transient());
         // PVE's refusals come as 500s but never change on a retry.
         let exists = api(500, "unable to create VM 100: config file already exists");
-        assert!(exists.is_already_exists() && exists.is_refusal() && !exists.is_transient());
+        assert!(exists.is_already_exists() && !exists.is_transient());
         assert!(!api(500, "can't clone VM to node 'pve2' (VM uses local storage)").is_transient());
         assert!(!api(500, "can't migrate running VM without --online").is_transient());
         assert!(!api(500, "only root can set 'hostpci0' config for non-mapped devices").is_transient());
-        assert!(api(500, "unexpected error").is_transient() && !api(500, "unexpected error").is_refusal());
+        assert!(!api(500, "unexpected error").is_transient());
+        assert!(api(503, "proxy: no route to node").is_transient());
     }
 
     #[test]

@@ -92,8 +92,10 @@ pub async fn wait(client: &PveClient, upid: &Upid, how: &TaskWait<'_>) -> Result
                 return Err(ProxmoxError::Task { upid: upid.raw.clone(), exitstatus: exit, log_tail: tail });
             }
             Ok(_) => {}
-            // Right after creation a task may not be visible yet.
-            Err(e) if matches!(e.status(), Some(400 | 404)) && started.elapsed() < Duration::from_secs(10) => {}
+            // Right after creation a task may not be visible yet (400/404, or 500 "no such task").
+            Err(e)
+                if (matches!(e.status(), Some(400 | 404)) || e.mentions("no such task"))
+                    && started.elapsed() < Duration::from_secs(10) => {}
             Err(e) if e.is_transient() => {}
             Err(e) => return Err(e),
         }

@@ -1,7 +1,7 @@
 //! A Pulumi stack driven by the real `pulumi` CLI: a copy of an example program
-//! from `sdk-examples/` pointed at this build's plugin, a local file backend, a
-//! fixed passphrase, no plugin downloads, and extra environment for the plugin
-//! (endpoints and credentials of the lab).
+//! from `sdk-examples/` (or a program given as text) pointed at this build's
+//! plugin, a local file backend, a fixed passphrase, no plugin downloads, and
+//! extra environment for the plugin (endpoints and credentials of the lab).
 
 #![allow(dead_code)]
 
@@ -38,13 +38,13 @@ impl Stack {
 
     /// Replaces the program (`Pulumi.yaml`), pointing its plugin path at this build.
     pub fn write_program(&self, program: &str) {
-        let plugin_dir = Path::new(env!("CARGO_BIN_EXE_pulumi-resource-proxmox-talos")).parent().unwrap();
-        let program = program.replace("path: ../../target/debug", &format!("path: {}", plugin_dir.display()));
-        assert!(program.contains(&plugin_dir.display().to_string()), "the program names its plugin path");
+        let program = program.replace("path: ../../target/debug", &format!("path: {}", plugin_dir().display()));
+        assert!(program.contains(&plugin_dir().display().to_string()), "the program names its plugin path");
         std::fs::write(self.dir.join("Pulumi.yaml"), program).unwrap();
     }
 
-    pub fn run(&self, args: &[&str]) -> Output {
+    /// The `pulumi` command for `args`, with this stack's environment, not started.
+    pub fn command(&self, args: &[&str]) -> Command {
         let pulumi = std::env::var("PULUMI").unwrap_or_else(|_| "pulumi".into());
         let mut command = Command::new(&pulumi);
         command
@@ -63,9 +63,13 @@ impl Stack {
         for (k, v) in &self.env {
             command.env(k, v);
         }
-        command.output().unwrap_or_else(|e| {
-            panic!("cannot run {pulumi:?} ({e}); run the tests with tools/test.sh, which installs it")
-        })
+        command
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run pulumi ({e}); run the tests with tools/test.sh, which installs it"))
     }
 
     /// Runs and demands success; returns stdout.
@@ -95,4 +99,14 @@ impl Stack {
     pub fn set(&self, key: &str, value: &str) {
         self.ok(&["config", "set", key, value]);
     }
+
+    /// The stack's deployment (`pulumi stack export`).
+    pub fn export(&self) -> serde_json::Value {
+        serde_json::from_str(&self.ok(&["stack", "export", "--show-secrets"])).unwrap()
+    }
+}
+
+/// Where this build's plugin binary is.
+pub fn plugin_dir() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_pulumi-resource-proxmox-talos")).parent().unwrap()
 }

@@ -8,7 +8,11 @@
 //! metadata, else its last path segment), refuses to clobber a file it does
 //! not manage unless `overwriteUnmanaged`, starts the download with retries
 //! on transient failures, and shows progress while the task runs. Every
-//! input but `overwrite`, `overwriteUnmanaged` and `uploadTimeout` replaces.
+//! input but `overwrite`, `overwriteUnmanaged` and `uploadTimeout` replaces,
+//! deleting the old file first when the new one has the same volume id (an
+//! imported file too: PVE does not record its URL, so the program's `url`
+//! replaces the import's placeholder). If the wait for the download fails but
+//! the file is there, it is recorded (partial state).
 //! The id is `node/volid` (`pve/local:iso/talos.iso`), which is also what
 //! `pulumi import` takes.
 
@@ -181,6 +185,13 @@ impl CustomResource for File {
     type Args = FileArgs;
     type State = FileState;
 
+    fn delete_before_replace(&self, old: &FileArgs, new: &FileArgs) -> bool {
+        // The same volume id: the new download would find the old file in its way.
+        let name = |a: &FileArgs| a.file_name.clone().or_else(|| url_file_name(&a.url));
+        (&old.node_name, &old.datastore_id, &old.content_type, name(old))
+            == (&new.node_name, &new.datastore_id, &new.content_type, name(new))
+    }
+
     fn check(&self, _ctx: &Context, req: CheckRequest<'_, FileArgs>) -> Result<FileArgs, Vec<CheckFailure>> {
         let failures = check_args(&req.inputs);
         if failures.is_empty() {
@@ -248,8 +259,10 @@ impl CustomResource for File {
         }
         let timeout = Duration::from_secs(a.upload_timeout.unwrap_or(600));
         let label = format!("downloading {file_name} to {} on {}", a.datastore_id, a.node_name);
+        let attempts = std::sync::atomic::AtomicU32::new(0);
         let started = retry(pve::retry_policy(), pve::on_retry(ctx, &label), |attempt| {
             let (client, a, params, volume) = (client.clone(), &a, &params, &volume);
+            attempts.store(attempt, std::sync::atomic::Ordering::Relaxed);
             async move {
                 match storage::download_url(&client, &a.node_name, &a.datastore_id, params).await {
                     Ok(upid) => Ok(Some(upid)),
@@ -270,17 +283,35 @@ impl CustomResource for File {
         })
         .await
         .map_err(pve::failed)?;
-        if let Some(upid) = started {
-            pve::wait(ctx, &client, &upid, timeout, &label).await.map_err(pve::failed)?;
-        }
-        let found = storage::find_volume(&client, &a.node_name, &a.datastore_id, &a.content_type, &volume)
-            .await
-            .map_err(pve::failed)?
-            .ok_or_else(|| {
-                ResourceError::Uncertain(format!("the download finished but {volume} is not in the storage's content"))
-            })?;
+        let retried = attempts.load(std::sync::atomic::Ordering::Relaxed) > 1;
+        let waited = match started {
+            Some(upid) => match pve::wait(ctx, &client, &upid, timeout, &label).await {
+                // A retry's download found the file the first attempt (its answer lost) fetched meanwhile.
+                Err(e) if retried && e.mentions("refusing to override existing file") => Ok(()),
+                other => other.map(|_| ()),
+            },
+            None => Ok(()),
+        };
         let id = id_of(&a.node_name, &volume);
-        Ok(CreateResponse { id, state: FileState { args: a, volume_id: Some(volume), size: Some(found.size) } })
+        let found = storage::find_volume(&client, &a.node_name, &a.datastore_id, &a.content_type, &volume).await;
+        match (waited, found) {
+            (Ok(()), Ok(Some(found))) => {
+                Ok(CreateResponse { id, state: FileState { args: a, volume_id: Some(volume), size: Some(found.size) } })
+            }
+            // The wait failed (its answers lost, the wait cancelled) but the file is there:
+            // record it, so the next `up` does not find "a file this program does not manage".
+            (Err(e), Ok(Some(found))) => {
+                let state = FileState { args: a, volume_id: Some(volume), size: Some(found.size) };
+                Err(ResourceError::init_failed(id, &state, vec![e.to_string()]))
+            }
+            (Err(e), _) => Err(pve::failed(e)),
+            (Ok(()), Ok(None)) => Err(ResourceError::Uncertain(format!(
+                "the download finished but {volume} is not in the storage's content"
+            ))),
+            (Ok(()), Err(e)) => Err(ResourceError::Uncertain(format!(
+                "the download finished but the storage's content cannot be listed: {e}"
+            ))),
+        }
     }
 
     async fn read(
@@ -394,6 +425,19 @@ mod tests {
         let bad_sum = FileArgs { checksum: Some("xyz".into()), checksum_algorithm: Some("sha256".into()), ..args() };
         assert_eq!(paths(&bad_sum), ["checksum"]);
         assert_eq!(paths(&FileArgs { file_name: Some("a/b.iso".into()), ..args() }), ["fileName"]);
+    }
+
+    #[test]
+    fn a_replacement_with_the_same_volume_id_deletes_first() {
+        let program = FileArgs { file_name: Some("talos.iso".into()), ..args() };
+        let moved = FileArgs { url: "https://example.com/v2/talos.iso".into(), ..program.clone() };
+        assert!(File.delete_before_replace(&program, &moved), "same volume id: the old file is in the way");
+        let imported = FileArgs { url: "file:///talos.iso".into(), ..program.clone() };
+        assert!(File.delete_before_replace(&imported, &program));
+        let renamed = FileArgs { file_name: Some("other.iso".into()), ..program.clone() };
+        assert!(!File.delete_before_replace(&program, &renamed));
+        // Named after the URL on both sides.
+        assert!(File.delete_before_replace(&args(), &FileArgs { checksum: None, ..args() }));
     }
 
     #[test]

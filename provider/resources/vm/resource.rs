@@ -244,6 +244,10 @@ impl CustomResource for VirtualMachine {
             .await
         };
         if let Err(e) = created {
+            // "already exists" answered to a first attempt: the VMID is another VM's. Never adopt it.
+            if matches!(e, ProxmoxError::Api { .. }) && e.is_already_exists() {
+                return Err(pve::failed(e));
+            }
             // Did the VM come to exist anyway (a task that failed late)? Then keep it in state.
             return match qemu::locate(&client, vmid).await {
                 Ok(Some(_)) => Err(partial(&args, vmid, e)),
@@ -284,7 +288,12 @@ impl CustomResource for VirtualMachine {
                 state.mac_addresses = old.mac_addresses.clone().or(state.mac_addresses);
             }
         }
-        let inputs = state.args.clone();
+        let mut inputs = state.args.clone();
+        // An allocated VMID is an output, not an input the program gave: were it
+        // read back into the inputs, the next `up` would see `vmId` removed and replace the VM.
+        if prior.is_some_and(|p| p.vm_id.is_none()) {
+            inputs.vm_id = None;
+        }
         Ok(Some(ReadResponse { id: id_of(vmid), inputs, state }))
     }
 

@@ -2,7 +2,7 @@
 //! cloud image (import-from, grown to its size, cloud-init with a static
 //! address, guest agent) and a full clone of template 90001. `up`; a second
 //! preview and a refresh change nothing; cpu/memory/tags edits update in
-//! place; drift made in the lab shows on refresh and is undone by `up`;
+//! place, a disk's datastoreId moves it; drift made in the lab shows on refresh and is undone by `up`;
 //! `destroy` leaves the lab empty. Import, bad inputs, GPU passthrough and the
 //! three-node cluster are in `pulumi_vms_more.rs`.
 
@@ -60,6 +60,18 @@ fn vms_from_an_image_and_a_clone_live_and_die_through_the_cli() {
     let config = lab.lab.state.read(|m| m.vms[&4101].config.clone());
     assert_eq!((config["cores"].as_str(), config["memory"].as_str()), ("4", "4096"), "{config:?}");
     assert_eq!(config["tags"], "edited;homelab;ubuntu");
+    stack.ok(&["preview", "--expect-no-changes"]);
+
+    // A disk's datastoreId moves the disk (move_disk), in place; the old volume goes.
+    stack.set("diskStore", "ceph");
+    let preview = stack.ok(&["preview", "--diff"]);
+    assert!(!preview.contains("replace"), "{preview}");
+    stack.ok(&["up", "--yes", "--skip-preview"]);
+    let (config, volumes) = lab.lab.state.read(|m| (m.vms[&4101].config.clone(), m.volumes.clone()));
+    assert!(config["scsi0"].starts_with("ceph:vm-4101-disk-"), "{config:?}");
+    assert!(config["scsi0"].contains("size=10G"), "{config:?}");
+    assert!(!config.keys().any(|k| k.starts_with("unused")), "{config:?}");
+    assert!(!volumes.keys().any(|v| v.starts_with("local-zfs:vm-4101-disk")), "{:?}", volumes.keys());
     stack.ok(&["preview", "--expect-no-changes"]);
 
     // Drift made in the lab shows on refresh.

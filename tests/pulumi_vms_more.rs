@@ -203,7 +203,7 @@ const BAD: &[(&str, &[(&str, &str)])] = &[
             ("disks[0].interface", "use scsi0-scsi30, virtio0-virtio15, sata0-sata5 or ide0-ide3"),
             ("disks[0].size", "give a positive number of GB"),
             ("disks[1].interface", "virtio disks are virtio0 to virtio15"),
-            ("disks[2].fileId", "storage:content/file, e.g. local:iso/"),
+            ("disks[2].fileId", "storage:import/file, e.g. local:import/"),
             ("disks[2].cache", "use one of: none, writethrough"),
             ("disks[3].interface", "each disk needs its own interface"),
             ("disks[4].importFrom", "download the image with content type import"),

@@ -587,3 +587,35 @@ async fn migration_moves_local_disks_and_the_vm() {
     assert_eq!(c["scsi0"], "ceph:vm-300-disk-0,size=2G");
     assert_eq!(lab.ok("GET", &format!("/nodes/{n1}/qemu/300/status/current"), &[]).await["status"], "running");
 }
+
+#[tokio::test]
+async fn disks_move_between_storages_keeping_size_and_leaving_unused_unless_deleted() {
+    let lab = start(LabConfig::single_node(), fast()).await;
+    lab.task_ok(
+        "POST",
+        "/nodes/pve/qemu",
+        &[("vmid", "100"), ("scsi0", "local-zfs:4"), ("scsi1", "local-zfs:1"), ("ide2", "local-zfs:cloudinit")],
+    )
+    .await;
+    let mv = "/nodes/pve/qemu/100/move_disk";
+    let (_, msg, _) = lab.err("POST", mv, &[("disk", "scsi0"), ("storage", "local-zfs")]).await;
+    assert_eq!(msg, "you can't move to the same storage with same format");
+    let (_, msg, _) = lab.err("POST", mv, &[("disk", "ide2"), ("storage", "ceph")]).await;
+    assert_eq!(msg, "you can't move a cdrom");
+    let (_, msg, _) = lab.err("POST", mv, &[("disk", "scsi0"), ("storage", "nowhere")]).await;
+    assert_eq!(msg, "storage 'nowhere' does not exist");
+    let (_, msg, _) = lab.err("POST", mv, &[("disk", "scsi7"), ("storage", "ceph")]).await;
+    assert_eq!(msg, "disk 'scsi7' does not exist");
+
+    // Without `delete` the source stays as unused0; with it, it is gone.
+    lab.task_ok("POST", mv, &[("disk", "scsi0"), ("storage", "ceph")]).await;
+    lab.task_ok("POST", mv, &[("disk", "scsi1"), ("storage", "ceph"), ("delete", "1")]).await;
+    let c = config(&lab, "pve", 100).await;
+    assert_eq!(c["scsi0"], "ceph:vm-100-disk-0,size=4G");
+    assert_eq!(c["scsi1"], "ceph:vm-100-disk-1,size=1G");
+    assert_eq!(c["unused0"], "local-zfs:vm-100-disk-0");
+    assert!(c.get("unused1").is_none(), "{c}");
+    let volumes = lab.state.read(|m| m.volumes.keys().cloned().collect::<Vec<_>>());
+    assert!(volumes.contains(&"local-zfs:vm-100-disk-0".to_string()), "{volumes:?}");
+    assert!(!volumes.contains(&"local-zfs:vm-100-disk-1".to_string()), "{volumes:?}");
+}

@@ -205,15 +205,21 @@ impl<R: CustomResource> DynResource for ResourceAdapter<R> {
     }
 
     fn describe(&self, reg: &mut TypeRegistry) -> spec::ResourceSpec {
+        let known_before = reg.tokens();
         let inputs = R::Args::properties(reg);
         let outputs = R::State::properties(reg);
-        spec::ResourceSpec {
+        let mut spec = spec::ResourceSpec {
             description: R::State::description().to_string(),
             required: schema::required_names(&outputs),
             properties: schema::property_specs(&outputs),
             required_inputs: schema::required_names(&inputs),
             input_properties: schema::property_specs(&inputs),
+        };
+        if R::REPLACEMENTS_BY_VALUE {
+            spec.input_properties.values_mut().chain(spec.properties.values_mut()).for_each(|p| p.replace_on_changes = false);
+            reg.clear_replace_marks_except(&known_before);
         }
+        spec
     }
 
     fn check(&self, ctx: &Context, name: &str, olds: &PropertyMap, news: &PropertyMap, seed: &[u8]) -> CheckOutcome {

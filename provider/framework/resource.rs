@@ -96,6 +96,12 @@ pub trait CustomResource: Send + Sync + 'static {
     type Args: PulumiObject + Serialize + DeserializeOwned + Clone + Send + Sync;
     /// Output properties (usually the inputs flattened in, plus computed ones).
     type State: PulumiObject + Serialize + DeserializeOwned + Send + Sync;
+    /// Whether [`Self::replacements`] alone decides what replaces. Then the schema does not
+    /// publish the `replace_on_changes` marks (they still serve previews with unknown
+    /// values): generated SDKs turn published marks into `replaceOnChanges` resource
+    /// options, which the engine applies whatever the provider's diff says — so adopting
+    /// an imported VM, or a change the provider does in place, would replace.
+    const REPLACEMENTS_BY_VALUE: bool = false;
 
     /// Validates and normalises inputs beyond their types; failures name a property path
     /// and say what would be valid. Runs before any API call.

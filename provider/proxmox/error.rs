@@ -84,35 +84,48 @@ impl ProxmoxError {
         t.contains("can't lock file") || t.contains("got timeout")
     }
 
-    /// Worth retrying with backoff: dropped connections, PVE's proxy failing
-    /// to reach a node (502/503/504/595/596/599), and the texts of passing
-    /// contention: lock timeouts ("got timeout", "got lock request timeout"),
-    /// a VM locked by another operation ("VM is locked (clone)"), "got no
-    /// worker upid", "Resource temporarily unavailable".
-    ///
-    /// Not any other 500: PVE answers every `die` of an API handler with 500
-    /// ("VM 100 already exists", "VM 100 already running", "can't clone to
-    /// non-shared storage"), and sending those again only repeats them (and,
-    /// for "already exists", would make a retried create mistake somebody
-    /// else's VM for its own earlier attempt).
+    /// A refusal PVE gives the same way every time, though with a 500 status (PVE answers
+    /// every `die` of an API handler with 500): the thing already exists or already runs, a
+    /// clone or migration that the VM's storage or state rules out, a root-only setting.
+    /// Retrying only delays the answer — and a retried create that took "already exists"
+    /// for its own earlier attempt would adopt somebody else's VM.
+    pub fn is_refusal(&self) -> bool {
+        const REFUSALS: [&str; 8] = [
+            "already exists",
+            "already running",
+            "can't clone",
+            "can't migrate",
+            "uses local storage",
+            "non-shared storage",
+            "only root can",
+            "not allowed for",
+        ];
+        let t = self.text();
+        matches!(self, ProxmoxError::Api { status: 500, .. }) && REFUSALS.iter().any(|r| t.contains(r))
+    }
+
+    /// Worth retrying with backoff (proxmox-anchors §3): dropped connections, PVE's proxy
+    /// failing to reach a node (502/503/504/595/596/599), any other 5xx that is neither a
+    /// not-found nor a [refusal](Self::is_refusal), and the texts of passing contention —
+    /// lock timeouts ("got timeout", "got lock request timeout"), a VM locked by another
+    /// operation ("VM is locked (clone)"), "got no worker upid", "Resource temporarily
+    /// unavailable" — whatever their status, and in failed tasks too.
     pub fn is_transient(&self) -> bool {
+        const CONTENTION: [&str; 5] = [
+            "got timeout",
+            "got lock request timeout",
+            "got no worker upid",
+            "is locked",
+            "Resource temporarily unavailable",
+        ];
         match self {
             ProxmoxError::Transport { .. } => true,
             ProxmoxError::Api { status: 502 | 503 | 504 | 595 | 596 | 599, .. } => true,
-            ProxmoxError::Api { status, .. } if *status >= 500 && self.is_not_found() && !self.is_lock_timeout() => {
-                false
-            }
             ProxmoxError::Api { .. } | ProxmoxError::Task { .. } => {
                 let t = self.text();
-                [
-                    "got timeout",
-                    "got lock request timeout",
-                    "got no worker upid",
-                    "is locked",
-                    "Resource temporarily unavailable",
-                ]
-                .iter()
-                .any(|needle| t.contains(needle))
+                let server_error = matches!(self, ProxmoxError::Api { status, .. } if *status >= 500);
+                CONTENTION.iter().any(|needle| t.contains(needle))
+                    || (server_error && !self.is_not_found() && !self.is_refusal())
             }
             ProxmoxError::Decode { .. } | ProxmoxError::Config(_) => false,
         }
@@ -200,11 +213,11 @@ mod tests {
         assert!(task.is_already_running() && !task.is_transient());
         // PVE's refusals come as 500s but never change on a retry.
         let exists = api(500, "unable to create VM 100: config file already exists");
-        assert!(exists.is_already_exists() && !exists.is_transient());
+        assert!(exists.is_already_exists() && exists.is_refusal() && !exists.is_transient());
         assert!(!api(500, "can't clone VM to node 'pve2' (VM uses local storage)").is_transient());
         assert!(!api(500, "can't migrate running VM without --online").is_transient());
         assert!(!api(500, "only root can set 'hostpci0' config for non-mapped devices").is_transient());
-        assert!(!api(500, "unexpected error").is_transient());
+        assert!(api(500, "unexpected error").is_transient() && !api(500, "unexpected error").is_refusal());
         assert!(api(503, "proxy: no route to node").is_transient());
     }
 

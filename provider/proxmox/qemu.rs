@@ -138,6 +138,19 @@ pub async fn resize(
     Ok(data.as_str().and_then(Upid::parse))
 }
 
+/// `POST .../move_disk` (task `qmmove`): moves `disk` to `storage`, deleting the
+/// source volume after the copy (PVE would otherwise keep it as an `unused` disk).
+pub async fn move_disk(client: &PveClient, node: &str, vmid: u32, disk: &str, storage: &str) -> Result<Upid, ProxmoxError> {
+    let path = format!("{}/move_disk", vm_path(node, vmid));
+    let params = vec![
+        ("disk".to_string(), disk.to_string()),
+        ("storage".to_string(), storage.to_string()),
+        ("delete".to_string(), "1".to_string()),
+    ];
+    let data = client.post(&path, &params).await?;
+    task(&path, "POST", data)
+}
+
 /// `POST .../template`: converts the VM into a template.
 pub async fn convert_to_template(client: &PveClient, node: &str, vmid: u32) -> Result<Option<Upid>, ProxmoxError> {
     let path = format!("{}/template", vm_path(node, vmid));

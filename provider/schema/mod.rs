@@ -124,6 +124,19 @@ impl TypeRegistry {
         TypeSpec::reference(format!("#/types/{full}"))
     }
 
+    /// The full tokens of the types registered so far.
+    pub fn tokens(&self) -> std::collections::BTreeSet<String> {
+        self.types.keys().cloned().collect()
+    }
+
+    /// Clears the published `replaceOnChanges` marks of every type registered since
+    /// `known` was taken (see `CustomResource::REPLACEMENTS_BY_VALUE`).
+    pub fn clear_replace_marks_except(&mut self, known: &std::collections::BTreeSet<String>) {
+        for (_, def) in self.types.iter_mut().filter(|(t, _)| !known.contains(*t)) {
+            def.properties.values_mut().for_each(|p| p.replace_on_changes = false);
+        }
+    }
+
     /// A registered named type by its full token.
     pub fn get(&self, token: &str) -> Option<&TypeDefinition> {
         self.types.get(token)

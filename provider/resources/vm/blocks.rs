@@ -119,8 +119,10 @@ pub struct Disk {
     /// disks never shrink.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub size: Option<i64>,
-    /// A file volume to copy into the disk at creation (`local:iso/talos.img`). Volumes of
-    /// `import` content are imported through the API; others need the node's shell (SSH).
+    /// A volume of `import` content copied into the disk at creation
+    /// (`local:import/talos.raw`), as `importFrom` (the name bpg's provider uses). Other
+    /// content (`local:iso/talos.img`) fails the check: PVE imports only `import` volumes
+    /// through its API.
     #[pulumi(replace_on_changes)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file_id: Option<String>,

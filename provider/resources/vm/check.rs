@@ -289,13 +289,21 @@ impl Checker {
             self.fail(at("importFrom"), "set either fileId or importFrom, not both");
         }
         if let Some(id) = &d.file_id {
-            if f::volid_content(id).is_none() {
-                self.fail(
+            match f::volid_content(id) {
+                None => self.fail(
+                    at("fileId"),
+                    format!("{id:?} is not a file volume id: storage:import/file, e.g. local:import/talos-nocloud-amd64.raw"),
+                ),
+                Some("import") => {}
+                Some(content) => self.fail(
                     at("fileId"),
                     format!(
-                        "{id:?} is not a file volume id: storage:content/file, e.g. local:iso/talos-nocloud-amd64.img"
+                        "{id:?} is of {content} content: Proxmox VE imports disk images through its API only from \
+                         volumes of import content (this provider does not run `qm disk import` over SSH); download \
+                         the image with contentType: import (download:File) and pass its volumeId, e.g. \
+                         local:import/talos-nocloud-amd64.raw"
                     ),
-                );
+                ),
             }
         }
         if let Some(src) = &d.import_from {

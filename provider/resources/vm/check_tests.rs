@@ -186,7 +186,15 @@ fn disks() {
             disk0(a).file_id = Some("talos.img".into());
         }),
         "disks[0].fileId",
-        "storage:content/file",
+        "storage:import/file",
+    );
+    fails(
+        with(|a| {
+            disk0(a).import_from = None;
+            disk0(a).file_id = Some("local:iso/talos.img".into());
+        }),
+        "disks[0].fileId",
+        "only from volumes of import content",
     );
     fails(
         with(|a| disk0(a).import_from = Some("local:iso/talos.img".into())),

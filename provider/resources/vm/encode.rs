@@ -2,8 +2,8 @@
 //! `POST /nodes/{node}/qemu` ([`create_params`]), of the clone call
 //! ([`clone_request`]), the changes to a VM's current configuration for
 //! `PUT`/`POST .../config` ([`config_diff`]), and the follow-up calls a config
-//! cannot express: disk resizes ([`resizes`]), moves ([`disk_moves`]) and imports
-//! that need the node's shell ([`ssh_imports`]).
+//! cannot express: disk resizes ([`resizes`]) and moves ([`disk_moves`]). Disk
+//! images are imported by PVE itself (`import-from`).
 //!
 //! Rules: an unset input is not managed (left out of a create; never changed or
 //! deleted by an update), the empty string or list clears; the lists `disks`,
@@ -99,8 +99,7 @@ fn opt_bit(b: Option<bool>) -> Option<String> {
 }
 
 /// The parameters of `POST /nodes/{node}/qemu` creating `args` from scratch as `vmid`.
-/// Not included: `template` (convert with `POST .../template` afterwards), starting,
-/// and disks whose `fileId` needs the node's shell ([`ssh_imports`]).
+/// Not included: `template` (convert with `POST .../template` afterwards) and starting.
 pub fn create_params(args: &VirtualMachineArgs, vmid: i64) -> Params {
     let empty = Config::new();
     let mut out: Params = vec![("vmid".into(), vmid.to_string())];
@@ -276,26 +275,10 @@ fn disk_options(d: &Disk) -> Vec<(&'static str, Option<String>)> {
     ]
 }
 
-/// The import source of a disk that PVE can import itself (`import-from`).
+/// The import source of a disk (`import-from`): `importFrom`, or `fileId` (Check
+/// admits only volumes of `import` content there, the ones PVE imports itself).
 fn api_import_source(d: &Disk) -> Option<&str> {
-    d.import_from.as_deref().or(d.file_id.as_deref().filter(|id| f::volid_content(id) == Some("import")))
-}
-
-/// Disks whose `fileId` PVE cannot import through the API (not of `import` content):
-/// left out of the create; the caller imports them on the node (`qm disk import`) and
-/// attaches the result with [`attach_value`].
-pub fn ssh_imports(args: &VirtualMachineArgs) -> Vec<&Disk> {
-    let disks = args.disks.iter().flatten();
-    disks.filter(|d| d.import_from.is_none() && d.file_id.is_some() && api_import_source(d).is_none()).collect()
-}
-
-/// The value attaching an imported volume (`local-zfs:vm-100-disk-0`) with `disk`'s options.
-pub fn attach_value(disk: &Disk, volid: &str) -> String {
-    let mut prop = PropString::parse(volid, "file");
-    for (k, v) in disk_options(disk) {
-        prop.apply(k, v);
-    }
-    prop.canonical("file")
+    d.import_from.as_deref().or(d.file_id.as_deref())
 }
 
 fn disks(p: &mut Plan<'_>, args: &VirtualMachineArgs) {
@@ -304,7 +287,6 @@ fn disks(p: &mut Plan<'_>, args: &VirtualMachineArgs) {
             let existing = p.current(&d.interface).filter(|v| !f::is_cdrom(v));
             let prop = match existing {
                 Some(_) => merged(p, &d.interface, "file", disk_options(d)),
-                None if ssh_imports(args).iter().any(|s| s.interface == d.interface) => continue,
                 None => {
                     let storage = d.datastore_id.as_deref().unwrap_or(a::DEFAULT_DATASTORE);
                     let mut prop = PropString::default();

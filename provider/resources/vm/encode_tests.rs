@@ -329,7 +329,7 @@ fn resizes_grow_only_and_read_unit_sizes() {
 }
 
 #[test]
-fn moves_imports_over_ssh_and_the_clone_call() {
+fn moves_imports_and_the_clone_call() {
     let current =
         config(&[("scsi0", "local-lvm:vm-100-disk-0,size=8G"), ("ide2", "local-lvm:vm-100-cloudinit,media=cdrom")]);
     let args = VirtualMachineArgs {
@@ -339,7 +339,7 @@ fn moves_imports_over_ssh_and_the_clone_call() {
             Disk { interface: "scsi0".into(), datastore_id: Some("local-zfs".into()), ..Default::default() },
             Disk {
                 interface: "scsi1".into(),
-                file_id: Some("local:iso/talos.img".into()),
+                file_id: Some("local:import/talos.img".into()),
                 iothread: Some(true),
                 ..Default::default()
             },
@@ -354,11 +354,8 @@ fn moves_imports_over_ssh_and_the_clone_call() {
         ..Default::default()
     };
     assert_eq!(disk_moves(&current, &args), vec![("scsi0".to_string(), "local-zfs".to_string())]);
-    let ssh: Vec<&str> = ssh_imports(&args).iter().map(|d| d.interface.as_str()).collect();
-    assert_eq!(ssh, vec!["scsi1"], "import content goes through the API");
-    assert_eq!(attach_value(ssh_imports(&args)[0], "local-lvm:vm-100-disk-1"), "local-lvm:vm-100-disk-1,iothread=1");
     let (set, _) = config_diff(&current, &args);
-    assert_eq!(get(&set, "scsi1"), None);
+    assert_eq!(get(&set, "scsi1"), Some("local-lvm:0,import-from=local:import/talos.img,iothread=1"));
     assert_eq!(get(&set, "scsi2"), Some("local-lvm:0,import-from=local:import/talos.qcow2"));
     let (node, vmid, params) = clone_request(&args, 301).unwrap();
     assert_eq!((node.as_str(), vmid), ("pve", 90001));

@@ -129,6 +129,7 @@ async fn converge(
     steps::apply_config(ctx, client, node, vmid, set, delete).await?;
     let current = qemu::config(client, node, vmid).await?;
     steps::resize_disks(ctx, client, node, vmid, &current, args).await?;
+    steps::move_disks(ctx, client, node, vmid, args).await?;
     let is_template = current.get("template").is_some_and(|t| t == "1");
     if args.template.unwrap_or(false) && !is_template {
         let status = qemu::status(client, node, vmid).await?;
@@ -187,6 +188,7 @@ impl CustomResource for VirtualMachine {
     const TOKEN: &'static str = a::TOKEN;
     type Args = VirtualMachineArgs;
     type State = VirtualMachineState;
+    const REPLACEMENTS_BY_VALUE: bool = true;
 
     fn check(
         &self,

@@ -220,6 +220,39 @@ pub async fn resize_disks(
     Ok(())
 }
 
+/// Moves disks whose `datastoreId` changed to that storage (`move_disk`, the source
+/// volume deleted after the copy). A call whose answer was lost is checked against the
+/// configuration before it is sent again: a disk already on its target is done.
+pub async fn move_disks(
+    ctx: &Context,
+    client: &PveClient,
+    node: &str,
+    vmid: u32,
+    args: &VirtualMachineArgs,
+) -> Result<(), ProxmoxError> {
+    let current = qemu::config(client, node, vmid).await?;
+    for (disk, storage) in encode::disk_moves(&current, args) {
+        let label = format!("vm {vmid}: moving {disk} to {storage}");
+        let upid = retry(pve::retry_policy(), pve::on_retry(ctx, &label), |attempt| {
+            let (disk, storage) = (disk.clone(), storage.clone());
+            async move {
+                if attempt > 1 {
+                    let now = qemu::config(client, node, vmid).await?;
+                    if !encode::disk_moves(&now, args).iter().any(|(d, _)| *d == disk) {
+                        return Ok(None);
+                    }
+                }
+                qemu::move_disk(client, node, vmid, &disk, &storage).await.map(Some)
+            }
+        })
+        .await?;
+        if let Some(upid) = upid {
+            pve::wait(ctx, client, &upid, Duration::from_secs(3600), &label).await?;
+        }
+    }
+    Ok(())
+}
+
 /// A power action awaited; "already running" (start) and "not running" (stop) are success.
 pub async fn power(
     ctx: &Context,

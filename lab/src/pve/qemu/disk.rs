@@ -1,10 +1,15 @@
-//! Disk operations on a VM: `PUT .../resize` (PVE 9: a task, `resize`) and
+//! Disk operations on a VM: `PUT .../resize` (PVE 9: a task, `resize`),
+//! `POST .../move_disk` (to another storage, task `qmmove`) and
 //! `POST .../template` (convert to a template, task `qmtemplate`).
 //!
 //! Owns: resize semantics (absolute `32G` or relative `+2G`, from the
 //! volume's real size; grow only, "shrinking disks is not supported"; equal
 //! size is a no-op) and template conversion (checks, `template: 1`, disks
-//! renamed to base volumes; CD-ROMs and the cloud-init drive stay).
+//! renamed to base volumes; CD-ROMs and the cloud-init drive stay) and moves
+//! (checked before the task as PVE does: lock, disk, CD-ROM, same storage and
+//! format, target storage with `images`; the copy keeps size and contents, the
+//! source becomes `unusedN` unless `delete`). Moving to another VM
+//! (`target-vmid`) is not simulated and says so.
 //! Must not: allocate new volumes (see `drive`).
 
 use serde_json::{json, Value};
@@ -19,6 +24,7 @@ use crate::pve::tasks::{self, Worker};
 
 pub fn register(h: &mut Handlers) {
     h.sync("PUT", "/nodes/{node}/qemu/{vmid}/resize", resize);
+    h.sync("POST", "/nodes/{node}/qemu/{vmid}/move_disk", move_disk);
     h.sync("POST", "/nodes/{node}/qemu/{vmid}/template", template);
 }
 
@@ -80,6 +86,82 @@ fn resize(state: &PveState, call: &Call) -> Result<Value, ApiError> {
         })?;
         if let Some(line) = line {
             log.line(line);
+        }
+        Ok(())
+    });
+    Ok(json!(upid))
+}
+
+fn move_disk(state: &PveState, call: &Call) -> Result<Value, ApiError> {
+    let (node, vmid) = vm_on_node(state, call)?;
+    if call.opt_str("target-vmid").is_some() || call.opt_str("target-disk").is_some() {
+        return Err(fail("the lab does not simulate moving a disk to another VM (target-vmid)"));
+    }
+    let disk = call.str("disk").to_string();
+    let storage = call.opt_str("storage").map(str::to_string).ok_or_else(|| fail("storage: property is missing"))?;
+    let format = call.opt_str("format").map(str::to_string);
+    let digest = call.opt_str("digest").map(str::to_string);
+    let delete = call.flag("delete");
+    let check = {
+        let (disk, storage, format) = (disk.clone(), storage.clone(), format.clone());
+        move |m: &crate::pve::model::Model| -> Result<Drive, String> {
+            let vm = &m.vms[&vmid];
+            if digest.as_deref().is_some_and(|d| d != vm.digest()) {
+                return Err("checksum mismatch (file change by other user?)".into());
+            }
+            check_lock(vm)?;
+            let value = vm.config.get(&disk).ok_or_else(|| format!("disk '{disk}' does not exist"))?;
+            let d = Drive::parse(value);
+            if d.is_cdrom() {
+                return Err("you can't move a cdrom".into());
+            }
+            let source = m.volumes.get(&d.file).ok_or_else(|| format!("volume '{}' does not exist", d.file))?;
+            let scfg = m.storages.get(&storage).ok_or_else(|| format!("storage '{storage}' does not exist"))?;
+            if !scfg.content.iter().any(|c| c == "images") {
+                return Err(format!("storage '{storage}' does not support vm images"));
+            }
+            if source.storage == storage && format.as_deref().is_none_or(|f| f == source.format) {
+                return Err("you can't move to the same storage with same format".into());
+            }
+            Ok(d)
+        }
+    };
+    state.read(|m| check(m)).map_err(fail)?;
+    let st = state.clone();
+    let worker = Worker { node: node.clone(), kind: "qmmove", id: vmid.to_string(), lock_vmid: Some(vmid) };
+    let upid = tasks::start(state, call, worker, move |log| async move {
+        let line = st.write(|m| -> Result<String, String> {
+            let mut d = check(m)?;
+            let source = m.volumes[&d.file].clone();
+            let target_format = format.clone().or_else(|| {
+                let dir = m.storages.get(&storage).is_some_and(|s| s.kind == "dir");
+                Some(if dir { source.format.clone() } else { "raw".to_string() })
+            });
+            let volid = volume::alloc(
+                m,
+                &storage,
+                &node,
+                vmid,
+                None,
+                target_format.as_deref(),
+                source.size,
+                source.origin.clone(),
+            )?;
+            if let Some(v) = m.volumes.get_mut(&volid) {
+                v.talos = source.talos.clone();
+            }
+            let old = std::mem::replace(&mut d.file, volid.clone());
+            let vm = vm_mut(m, vmid, &node)?;
+            vm.config.insert(disk.clone(), d.print());
+            if delete {
+                m.volumes.remove(&old);
+            } else {
+                super::pending::add_unused(vm_mut(m, vmid, &node)?, &old);
+            }
+            Ok(format!("create full clone of drive {disk} ({old})\nmoved {disk} to {volid}"))
+        })?;
+        for l in line.lines() {
+            log.line(l.to_string());
         }
         Ok(())
     });

@@ -85,7 +85,7 @@ fn referenced(vm: &Vm, volid: &str) -> bool {
 }
 
 /// `add_unused_volume`: the lowest free `unusedN`.
-fn add_unused(vm: &mut Vm, volid: &str) {
+pub(crate) fn add_unused(vm: &mut Vm, volid: &str) {
     if vm.config.iter().any(|(k, v)| k.starts_with("unused") && v == volid) {
         return;
     }

@@ -15,6 +15,8 @@
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::TcpListener;
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -24,6 +26,7 @@ use proxmox_talos_lab::in_process::{self, InProcessLab};
 use proxmox_talos_lab::pve::lab_config::{LabConfig, Timing};
 use proxmox_talos_lab::ssh;
 use sha2::{Digest, Sha256};
+use support::pulumi::Stack;
 
 /// A state directory sshd accepts as a chroot's parent (root-owned, not
 /// group/world-writable all the way up; `/tmp` is not).
@@ -127,82 +130,6 @@ fn sha256(data: &[u8]) -> String {
     Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-struct Stack {
-    dir: PathBuf,
-    home: PathBuf,
-    env: Vec<(String, String)>,
-}
-
-impl Stack {
-    fn new(root: &Path, env: Vec<(String, String)>) -> Stack {
-        let home = root.join("home");
-        let dir = home.join("program");
-        std::fs::create_dir_all(&dir).unwrap();
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("sdk-examples/yaml-proxmox-files/Pulumi.yaml");
-        let plugin_dir = Path::new(env!("CARGO_BIN_EXE_pulumi-resource-proxmox-talos")).parent().unwrap();
-        let program = std::fs::read_to_string(src).unwrap();
-        let program = program.replace("path: ../../target/debug", &format!("path: {}", plugin_dir.display()));
-        assert!(program.contains(&plugin_dir.display().to_string()), "the example names its plugin path");
-        std::fs::write(dir.join("Pulumi.yaml"), program).unwrap();
-        std::fs::create_dir_all(home.join("state")).unwrap();
-        let s = Stack { dir, home, env };
-        s.ok(&["login", &format!("file://{}", s.home.join("state").display())]);
-        s.ok(&["stack", "init", "dev"]);
-        s
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        let pulumi = std::env::var("PULUMI").unwrap_or_else(|_| "pulumi".into());
-        let mut command = Command::new(&pulumi);
-        command
-            .args(args)
-            .arg("--non-interactive")
-            .current_dir(&self.dir)
-            // The provider reads ~/.ssh/known_hosts: this test's own.
-            .env("HOME", &self.home)
-            .env("PULUMI_HOME", self.home.join(".pulumi"))
-            .env("PULUMI_BACKEND_URL", format!("file://{}", self.home.join("state").display()))
-            .env("PULUMI_CONFIG_PASSPHRASE", "proxmox-talos-tests")
-            .env("PULUMI_SKIP_UPDATE_CHECK", "true")
-            .env("PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION", "true")
-            .env("PULUMI_SKIP_CONFIRMATIONS", "true")
-            .env_remove("SSH_AUTH_SOCK");
-        for (k, v) in &self.env {
-            command.env(k, v);
-        }
-        command.output().unwrap_or_else(|e| {
-            panic!("cannot run {pulumi:?} ({e}); run the tests with tools/test.sh, which installs it")
-        })
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-        assert!(
-            out.status.success(),
-            "pulumi {args:?} failed\n--- stdout\n{stdout}\n--- stderr\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        stdout
-    }
-
-    /// Runs a command that must fail; its stdout and stderr.
-    fn fails(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        let text = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        assert!(!out.status.success(), "pulumi {args:?} should have failed:\n{text}");
-        text
-    }
-
-    fn outputs(&self) -> serde_json::Value {
-        serde_json::from_str(&self.ok(&["stack", "output", "--json", "--show-secrets"])).unwrap()
-    }
-
-    fn known_hosts(&self) -> PathBuf {
-        self.home.join(".ssh/known_hosts")
-    }
-}
-
 /// The volume ids the lab's content API lists for `local` on `pve`.
 fn listed(rt: &tokio::runtime::Runtime, client: &PveClient) -> Vec<String> {
     rt.block_on(storage::content(client, "pve", "local", None)).unwrap().into_iter().map(|i| i.volid).collect()
@@ -240,9 +167,10 @@ fn files_program_lifecycle() {
         ("PROXMOX_VE_SSH_PRIVATE_KEY".to_string(), private_key.clone()),
         ("PROXMOX_VE_SSH_PORT".to_string(), sshd.port().to_string()),
     ];
-    let stack = Stack::new(root.path(), env);
-    stack.ok(&["config", "set", "isoPath", iso_path.to_str().unwrap()]);
-    stack.ok(&["config", "set", "imageUrl", &format!("{files_url}/noble.img")]);
+    // Its own HOME: the provider reads ~/.ssh/known_hosts, this test's own.
+    let stack = Stack::new("yaml-proxmox-files", env).with_own_home();
+    stack.set("isoPath", iso_path.to_str().unwrap());
+    stack.set("imageUrl", &format!("{files_url}/noble.img"));
 
     let rt = tokio::runtime::Runtime::new().unwrap();
     let client = PveClient::new(&ProxmoxSettings {
@@ -336,7 +264,7 @@ fn files_program_lifecycle() {
     std::fs::write(stack.known_hosts(), &pinned).unwrap();
 
     // Import by node/volid: the snippet comes back with its content.
-    let imported = stack.home.join("imported.yaml");
+    let imported = root.path().join("imported.yaml");
     stack.ok(&[
         "import",
         "proxmox-talos:storage:File",

@@ -13,6 +13,8 @@ pub struct Stack {
     home: tempfile::TempDir,
     /// Extra environment for every run (after the caller's `PROXMOX_VE_*` are removed).
     pub env: Vec<(String, String)>,
+    /// `HOME` for every run, when the stack has one of its own ([`Stack::with_own_home`]).
+    user_home: Option<PathBuf>,
 }
 
 impl Stack {
@@ -28,7 +30,7 @@ impl Stack {
         let home = tempfile::tempdir().unwrap();
         let dir = home.path().join("program");
         std::fs::create_dir_all(&dir).unwrap();
-        let s = Stack { dir, home, env };
+        let s = Stack { dir, home, env, user_home: None };
         s.write_program(program);
         std::fs::create_dir_all(s.home.path().join("state")).unwrap();
         s.ok(&["login", &format!("file://{}", s.home.path().join("state").display())]);
@@ -41,6 +43,21 @@ impl Stack {
         let program = program.replace("path: ../../target/debug", &format!("path: {}", plugin_dir().display()));
         assert!(program.contains(&plugin_dir().display().to_string()), "the program names its plugin path");
         std::fs::write(self.dir.join("Pulumi.yaml"), program).unwrap();
+    }
+
+    /// Gives every later run (pulumi and the plugin it starts) a `HOME` of this stack's own and
+    /// no SSH agent: the plugin's `~/.ssh/known_hosts` is then [`Stack::known_hosts`], and no key
+    /// of the caller's is offered.
+    pub fn with_own_home(mut self) -> Stack {
+        let user_home = self.home.path().join("user");
+        std::fs::create_dir_all(&user_home).unwrap();
+        self.user_home = Some(user_home);
+        self
+    }
+
+    /// The `~/.ssh/known_hosts` the plugin reads (and may not yet exist); needs [`Stack::with_own_home`].
+    pub fn known_hosts(&self) -> PathBuf {
+        self.user_home.as_ref().expect("the stack has a HOME of its own (with_own_home)").join(".ssh/known_hosts")
     }
 
     /// The `pulumi` command for `args`, with this stack's environment, not started.
@@ -59,6 +76,9 @@ impl Stack {
             .env("PULUMI_SKIP_CONFIRMATIONS", "true");
         for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("PROXMOX_VE_")) {
             command.env_remove(k);
+        }
+        if let Some(user_home) = &self.user_home {
+            command.env("HOME", user_home).env_remove("SSH_AUTH_SOCK");
         }
         for (k, v) in &self.env {
             command.env(k, v);

@@ -157,18 +157,6 @@ fn check_args(a: &FileArgs) -> Vec<CheckFailure> {
     f
 }
 
-fn id_of(node: &str, volid: &str) -> String {
-    format!("{node}/{volid}")
-}
-
-/// `node/storage:content/file` → (node, storage, content, file).
-fn parse_id(id: &str) -> Option<(String, String, String, String)> {
-    let (node, volid) = id.split_once('/')?;
-    let (storage, rest) = volid.split_once(':')?;
-    let (content, file) = rest.split_once('/')?;
-    Some((node.into(), storage.into(), content.into(), file.into()))
-}
-
 fn volid(a: &FileArgs, file_name: &str) -> String {
     format!("{}:{}/{file_name}", a.datastore_id, a.content_type)
 }
@@ -232,7 +220,7 @@ impl CustomResource for File {
                     "{volume} already exists on node {} and is not managed by this program: set \
                      `overwriteUnmanaged: true` to replace it, or `pulumi import` it (id {})",
                     a.node_name,
-                    id_of(&a.node_name, &volume)
+                    pve::node_volume_id(&a.node_name, &volume)
                 )));
             }
             ctx.status(&format!("deleting the unmanaged {volume}"));
@@ -292,7 +280,7 @@ impl CustomResource for File {
             },
             None => Ok(()),
         };
-        let id = id_of(&a.node_name, &volume);
+        let id = pve::node_volume_id(&a.node_name, &volume);
         let found = storage::find_volume(&client, &a.node_name, &a.datastore_id, &a.content_type, &volume).await;
         match (waited, found) {
             (Ok(()), Ok(Some(found))) => {
@@ -319,12 +307,13 @@ impl CustomResource for File {
         ctx: &Context,
         req: ReadRequest<FileArgs, FileState>,
     ) -> Result<Option<ReadResponse<FileArgs, FileState>>, ResourceError> {
-        let (node, storage_id, content, file) = parse_id(&req.id).ok_or_else(|| {
+        let named = pve::parse_node_volume_id(&req.id).ok_or_else(|| {
             ResourceError::Failed(format!(
                 "{:?} is not a download:File id; expected node/storage:content/file, e.g. pve/local:iso/talos.iso",
                 req.id
             ))
         })?;
+        let pve::NodeVolume { node, storage: storage_id, content, file } = named;
         let client = pve::client(ctx)?;
         let volume = format!("{storage_id}:{content}/{file}");
         let found = match storage::find_volume(&client, &node, &storage_id, &content, &volume).await {
@@ -350,7 +339,7 @@ impl CustomResource for File {
             upload_timeout: None,
         });
         let state = FileState { args: inputs.clone(), volume_id: Some(volume.clone()), size: Some(found.size) };
-        Ok(Some(ReadResponse { id: id_of(&node, &volume), inputs, state }))
+        Ok(Some(ReadResponse { id: pve::node_volume_id(&node, &volume), inputs, state }))
     }
 
     async fn update(
@@ -363,24 +352,9 @@ impl CustomResource for File {
     }
 
     async fn delete(&self, ctx: &Context, req: DeleteRequest<FileState>) -> Result<(), ResourceError> {
-        let Some((node, storage_id, content, file)) = parse_id(&req.id) else { return Ok(()) };
+        let Some(volume) = pve::parse_node_volume_id(&req.id) else { return Ok(()) };
         let client = pve::client(ctx)?;
-        let volume = format!("{storage_id}:{content}/{file}");
-        let label = format!("deleting {volume}");
-        let deleted = retry(pve::retry_policy(), pve::on_retry(ctx, &label), |_| {
-            storage::delete_volume(&client, &node, &storage_id, &volume)
-        })
-        .await;
-        match deleted {
-            Ok(Some(upid)) => match pve::wait(ctx, &client, &upid, Duration::from_secs(300), &label).await {
-                Ok(_) => Ok(()),
-                Err(e) if e.is_not_found() => Ok(()),
-                Err(e) => Err(pve::failed(e)),
-            },
-            Ok(None) => Ok(()),
-            Err(e) if e.is_not_found() => Ok(()),
-            Err(e) => Err(pve::failed(e)),
-        }
+        pve::delete_volume(ctx, &client, &volume.node, &volume.storage, &volume.volid()).await
     }
 }
 
@@ -441,12 +415,7 @@ mod tests {
     }
 
     #[test]
-    fn ids_and_file_names() {
-        assert_eq!(
-            parse_id("pve/local:iso/talos.iso"),
-            Some(("pve".into(), "local".into(), "iso".into(), "talos.iso".into()))
-        );
-        assert_eq!(parse_id("nonsense"), None);
+    fn file_names_from_urls() {
         assert_eq!(url_file_name("http://127.0.0.1:8080/a/b/noble.img?x=1").as_deref(), Some("noble.img"));
         assert_eq!(url_file_name("http://127.0.0.1:8080/"), None);
     }

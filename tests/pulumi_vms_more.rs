@@ -5,21 +5,18 @@
 //!   path and what is valid, and the lab's request log shows no API call;
 //! - raw GPU passthrough: refused at preview with an API token (saying to use a PCI
 //!   mapping or root@pam), created as root@pam with a password;
-//! - the three-node seed cluster: a GPU VM through a PCI mapping from a cloud image, a
-//!   two-NIC VLAN VM, a clone of 90001 onto another node (clone + migrate), a node
-//!   change that migrates with `migrate` and replaces without it.
+//!
+//! The whole homelab program (three nodes, snippet over SSH, GPU, VLANs, clone and
+//! migration) is `pulumi_homelab.rs`.
 //!
 //! Each ends with `destroy` and an empty lab inventory.
 
 mod support;
 
-use std::collections::HashMap;
-
 use proxmox_talos::config::{ProxmoxAuth, ProxmoxSettings};
 use proxmox_talos::proxmox::PveClient;
 use proxmox_talos_lab::pve::admin;
 use proxmox_talos_lab::pve::lab_config::{LabConfig, Timing};
-use serde_json::Value;
 use support::lab::CliLab;
 use support::pulumi::Stack;
 
@@ -366,73 +363,4 @@ fn raw_gpu_passthrough_needs_root_and_then_creates() {
     stack.ok(&["refresh", "--yes", "--expect-no-changes", "--skip-preview"]);
     stack.ok(&["destroy", "--yes", "--skip-preview"]);
     assert_empty(&lab);
-}
-
-#[test]
-fn a_three_node_cluster_with_gpu_vlans_clone_and_migration() {
-    let lab = lab(LabConfig::seed_cluster());
-    let client = api(&lab);
-    let mapping = params(&[("id", "rtx4090"), ("map", "node=pve-aimax-01,path=0000:28:00.0,id=10de:2684")]);
-    lab.runtime.block_on(async { client.post("/cluster/mapping/pci", &mapping).await.unwrap() });
-    let base = lab.serve_files(HashMap::from([("noble.raw".to_string(), vec![0u8; 1 << 20])]));
-    let stack = Stack::new("yaml-proxmox-cluster", lab.token_env());
-    stack.set("imageUrl", &format!("{base}/noble.raw"));
-
-    stack.ok(&["up", "--yes", "--skip-preview"]);
-    let gpu = vm_config(&lab, 4301);
-    assert_eq!(gpu["hostpci0"], "mapping=rtx4090,pcie=1,x-vga=1", "{gpu:?}");
-    assert_eq!((gpu["machine"].as_str(), vm_node(&lab, 4301).as_str()), ("q35", "pve-aimax-01"));
-    assert!(gpu["scsi0"].contains("size=12G"), "{gpu:?}");
-    let router = vm_config(&lab, 4302);
-    assert!(router["net0"].contains("tag=10") && router["net1"].contains("tag=20"), "{router:?}");
-    assert!(router["net1"].contains("firewall=1") && router["scsi0"].starts_with("ceph:"), "{router:?}");
-    assert_eq!(router["ipconfig1"], "ip=127.42.20.72/24");
-    assert_eq!(vm_node(&lab, 4302), "pve-ms01-02");
-    assert_eq!(vm_node(&lab, 4303), "pve-ms01-02", "cloned from pve-ms01-01, then migrated");
-    // PVE refuses a cross-node clone from local storage once (no retries), then clone + migrate.
-    let calls = lab.lab.state.request_counts();
-    assert_eq!(calls.get("POST /nodes/pve-ms01-01/qemu/90001/clone"), Some(&2), "{calls:?}");
-    assert_eq!(calls.get("POST /nodes/pve-ms01-01/qemu/4303/migrate"), Some(&1), "{calls:?}");
-    let out = stack.outputs();
-    assert!(out["workerIp"].to_string().contains("127.42.0.73"), "{out}");
-    assert_eq!(out["routerMacs"].as_array().map(Vec::len), Some(2), "{out}");
-
-    stack.ok(&["preview", "--expect-no-changes"]);
-    stack.ok(&["refresh", "--yes", "--expect-no-changes", "--skip-preview"]);
-
-    // cpu, memory and tags change in place.
-    stack.set("cores", "4");
-    stack.set("memory", "4096");
-    for (i, tag) in ["homelab", "ai"].iter().enumerate() {
-        stack.ok(&["config", "set", "--path", &format!("tags[{i}]"), tag]);
-    }
-    let preview = stack.ok(&["preview", "--diff"]);
-    assert!(!preview.contains("replace"), "{preview}");
-    stack.ok(&["up", "--yes", "--skip-preview"]);
-    let gpu = vm_config(&lab, 4301);
-    assert_eq!((gpu["cores"].as_str(), gpu["memory"].as_str(), gpu["tags"].as_str()), ("4", "4096", "ai;homelab"));
-    stack.ok(&["preview", "--expect-no-changes"]);
-
-    // With `migrate`, a new node migrates the VM in place.
-    stack.set("cloneNode", "pve-ms01-01");
-    let preview = stack.ok(&["preview", "--diff"]);
-    assert!(!preview.contains("replace") && preview.contains("nodeName"), "{preview}");
-    stack.ok(&["up", "--yes", "--skip-preview"]);
-    assert_eq!(vm_node(&lab, 4303), "pve-ms01-01");
-    stack.ok(&["preview", "--expect-no-changes"]);
-
-    // Without it, the VM is replaced (deleted first: the new one takes the same VMID).
-    stack.set("cloneMigrate", "false");
-    stack.set("cloneNode", "pve-aimax-01");
-    let preview = stack.ok(&["preview", "--diff"]);
-    assert!(preview.contains("replace"), "{preview}");
-    stack.ok(&["up", "--yes", "--skip-preview"]);
-    assert_eq!(vm_node(&lab, 4303), "pve-aimax-01");
-    stack.ok(&["preview", "--expect-no-changes"]);
-    stack.ok(&["refresh", "--yes", "--expect-no-changes", "--skip-preview"]);
-
-    stack.ok(&["destroy", "--yes", "--skip-preview"]);
-    assert_empty(&lab);
-    let mappings: Value = lab.runtime.block_on(async { client.get("/cluster/mapping/pci", &[]).await.unwrap() });
-    assert_eq!(mappings.as_array().map(Vec::len), Some(1), "the mapping is not the program's: {mappings}");
 }

@@ -216,7 +216,10 @@ impl<R: CustomResource> DynResource for ResourceAdapter<R> {
             input_properties: schema::property_specs(&inputs),
         };
         if R::REPLACEMENTS_BY_VALUE {
-            spec.input_properties.values_mut().chain(spec.properties.values_mut()).for_each(|p| p.replace_on_changes = false);
+            spec.input_properties
+                .values_mut()
+                .chain(spec.properties.values_mut())
+                .for_each(|p| p.replace_on_changes = false);
             reg.clear_replace_marks_except(&known_before);
         }
         spec

@@ -140,7 +140,13 @@ pub async fn resize(
 
 /// `POST .../move_disk` (task `qmmove`): moves `disk` to `storage`, deleting the
 /// source volume after the copy (PVE would otherwise keep it as an `unused` disk).
-pub async fn move_disk(client: &PveClient, node: &str, vmid: u32, disk: &str, storage: &str) -> Result<Upid, ProxmoxError> {
+pub async fn move_disk(
+    client: &PveClient,
+    node: &str,
+    vmid: u32,
+    disk: &str,
+    storage: &str,
+) -> Result<Upid, ProxmoxError> {
     let path = format!("{}/move_disk", vm_path(node, vmid));
     let params = vec![
         ("disk".to_string(), disk.to_string()),

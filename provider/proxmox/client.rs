@@ -126,6 +126,11 @@ impl PveClient {
         decode("GET", path, value)
     }
 
+    /// The API base URL this client talks to.
+    pub fn endpoint(&self) -> &str {
+        self.base.as_str()
+    }
+
     /// `POST path` with form parameters; the `data` (often a UPID).
     pub async fn post(&self, path: &str, params: &Params) -> Result<Value, ProxmoxError> {
         self.call(Method::POST, path, params).await

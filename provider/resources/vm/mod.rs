@@ -13,6 +13,7 @@ pub mod check;
 pub mod decode;
 pub mod encode;
 pub mod format;
+pub mod journal;
 pub mod resource;
 pub mod steps;
 

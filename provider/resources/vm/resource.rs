@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use super::args::{self as a, VirtualMachineArgs, VirtualMachineState};
 use super::steps::{self, GuestNetwork};
-use super::{check, decode, encode};
+use super::{check, decode, encode, journal};
 use crate::framework::{
     CheckFailure, CheckRequest, Context, CreateRequest, CreateResponse, CustomResource, DeleteRequest, ReadRequest,
     ReadResponse, ResourceError, Severity, UpdateRequest,
@@ -225,6 +225,13 @@ impl CustomResource for VirtualMachine {
             return Ok(CreateResponse { id: String::new(), state: VirtualMachineState { args, ..Default::default() } });
         }
         let client = pve::client(ctx)?;
+        let journal_dir = journal::dir();
+        let (endpoint, urn) = (client.endpoint().to_string(), ctx.urn().to_string());
+        if let Some(left) = journal_dir.as_deref().and_then(|d| journal::find(d, &endpoint, &urn)) {
+            let guard = steps::vm_guard(left.vmid);
+            let _held = guard.lock().await;
+            steps::remove_leftover(ctx, &client, &left).await.map_err(pve::failed)?;
+        }
         let vmid = match args.vm_id {
             Some(v) => {
                 steps::reserve(v as u32).await;
@@ -234,33 +241,28 @@ impl CustomResource for VirtualMachine {
         };
         let guard = steps::vm_guard(vmid);
         let _held = guard.lock().await;
-        let node = args.node_name.clone();
-        let created = if args.clone.is_some() {
-            steps::clone_vm(ctx, &client, &args, vmid).await
-        } else {
-            let params = encode::create_params(&args, i64::from(vmid));
-            let timeout = steps::seconds(args.timeout_create, a::DEFAULT_TIMEOUT_SECONDS);
-            steps::start_creation(ctx, &client, &node, vmid, &format!("creating on {node}"), timeout, || {
-                qemu::create(&client, &node, &params)
-            })
-            .await
-        };
-        if let Err(e) = created {
-            // "already exists" answered to a first attempt: the VMID is another VM's. Never adopt it.
-            if matches!(e, ProxmoxError::Api { .. }) && e.is_already_exists() {
-                return Err(pve::failed(e));
-            }
-            // Did the VM come to exist anyway (a task that failed late)? Then keep it in state.
-            return match qemu::locate(&client, vmid).await {
-                Ok(Some(_)) => Err(partial(&args, vmid, e)),
-                _ => Err(pve::failed(e)),
+        if let Some(dir) = &journal_dir {
+            let entry = journal::Entry {
+                urn: urn.clone(),
+                endpoint: endpoint.clone(),
+                node: args.node_name.clone(),
+                vmid,
+                name: args.name.clone(),
+                started: journal::now(),
             };
+            if let Err(e) = journal::record(dir, &entry) {
+                ctx.log(
+                    Severity::Warning,
+                    &format!("vm {vmid}: cannot write the create journal in {}: {e}", dir.display()),
+                );
+            }
         }
-        let network = converge(ctx, &client, &args, vmid, None).await.map_err(|e| partial(&args, vmid, e))?;
-        let state = observe(&client, &node, vmid, Some(&args), network).await.map_err(|e| partial(&args, vmid, e))?;
-        Ok(CreateResponse { id: id_of(vmid), state: VirtualMachineState { args: with_id(&args, vmid), ..state } })
+        let result = create_vm(ctx, &client, &args, vmid).await;
+        if let Some(dir) = &journal_dir {
+            journal::clear(dir, &endpoint, &urn);
+        }
+        result
     }
-
     async fn read(
         &self,
         ctx: &Context,
@@ -336,30 +338,43 @@ impl CustomResource for VirtualMachine {
         let client = pve::client(ctx)?;
         let guard = steps::vm_guard(vmid);
         let _held = guard.lock().await;
-        let Some(location) = qemu::locate(&client, vmid).await.map_err(pve::failed)? else { return Ok(()) };
-        let node = location.node;
-        if location.running {
-            match steps::stop_vm(ctx, &client, &node, vmid, &req.state.args).await {
-                Err(e) if e.is_not_found() => return Ok(()),
-                other => other.map_err(pve::failed)?,
-            }
-        }
-        let label = format!("vm {vmid}: destroying");
-        let upid = crate::proxmox::retry::retry(pve::retry_policy(), pve::on_retry(ctx, &label), |_| {
-            qemu::destroy(&client, &node, vmid)
-        })
-        .await;
-        let upid = match upid {
-            Ok(u) => u,
-            Err(e) if e.is_not_found() => return Ok(()),
-            Err(e) => return Err(pve::failed(e)),
-        };
-        match pve::wait(ctx, &client, &upid, Duration::from_secs(600), &label).await {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_not_found() => Ok(()),
-            Err(e) => Err(pve::failed(e)),
-        }
+        steps::destroy_vm(ctx, &client, vmid, &req.state.args).await.map_err(pve::failed)
     }
+}
+
+/// Creates VM `vmid` (from scratch or by clone), converges it to `args` and reads it
+/// back. A failure after the VM exists returns it as partial state.
+async fn create_vm(
+    ctx: &Context,
+    client: &PveClient,
+    args: &VirtualMachineArgs,
+    vmid: u32,
+) -> Result<CreateResponse<VirtualMachineState>, ResourceError> {
+    let node = args.node_name.clone();
+    let created = if args.clone.is_some() {
+        steps::clone_vm(ctx, client, args, vmid).await
+    } else {
+        let params = encode::create_params(args, i64::from(vmid));
+        let timeout = steps::seconds(args.timeout_create, a::DEFAULT_TIMEOUT_SECONDS);
+        steps::start_creation(ctx, client, &node, vmid, &format!("creating on {node}"), timeout, || {
+            qemu::create(client, &node, &params)
+        })
+        .await
+    };
+    if let Err(e) = created {
+        // "already exists" answered to a first attempt: the VMID is another VM's. Never adopt it.
+        if matches!(e, ProxmoxError::Api { .. }) && e.is_already_exists() {
+            return Err(pve::failed(e));
+        }
+        // Did the VM come to exist anyway (a task that failed late)? Then keep it in state.
+        return match qemu::locate(client, vmid).await {
+            Ok(Some(_)) => Err(partial(args, vmid, e)),
+            _ => Err(pve::failed(e)),
+        };
+    }
+    let network = converge(ctx, client, args, vmid, None).await.map_err(|e| partial(args, vmid, e))?;
+    let state = observe(client, &node, vmid, Some(args), network).await.map_err(|e| partial(args, vmid, e))?;
+    Ok(CreateResponse { id: id_of(vmid), state: VirtualMachineState { args: with_id(args, vmid), ..state } })
 }
 
 fn with_id(args: &VirtualMachineArgs, vmid: u32) -> VirtualMachineArgs {

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use super::args::VirtualMachineArgs;
 use super::encode::{self, Config, Params};
 use super::format as f;
+use super::journal;
 use crate::framework::{Context, Severity};
 use crate::proxmox::qemu::{self, GuestInterface};
 use crate::proxmox::retry::retry;
@@ -251,6 +252,64 @@ pub async fn move_disks(
         }
     }
     Ok(())
+}
+
+/// Stops (as configured: shutdown then stop, or stop) and destroys VM `vmid` with
+/// purge, wherever it is; a VM already gone is success.
+pub async fn destroy_vm(
+    ctx: &Context,
+    client: &PveClient,
+    vmid: u32,
+    args: &VirtualMachineArgs,
+) -> Result<(), ProxmoxError> {
+    let Some(location) = qemu::locate(client, vmid).await? else { return Ok(()) };
+    let node = location.node;
+    if location.running {
+        match stop_vm(ctx, client, &node, vmid, args).await {
+            Err(e) if e.is_not_found() => return Ok(()),
+            other => other?,
+        }
+    }
+    let label = format!("vm {vmid}: destroying");
+    let upid =
+        match retry(pve::retry_policy(), pve::on_retry(ctx, &label), |_| qemu::destroy(client, &node, vmid)).await {
+            Ok(u) => u,
+            Err(e) if e.is_not_found() => return Ok(()),
+            Err(e) => return Err(e),
+        };
+    match pve::wait(ctx, client, &upid, Duration::from_secs(600), &label).await {
+        Err(e) if !e.is_not_found() => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Deletes the VM an interrupted create of this resource left (see [`journal`]),
+/// when it still looks like that create's VM; otherwise leaves it and says so.
+pub async fn remove_leftover(ctx: &Context, client: &PveClient, entry: &journal::Entry) -> Result<(), ProxmoxError> {
+    let vmid = entry.vmid;
+    let Some(location) = qemu::locate(client, vmid).await? else { return Ok(()) };
+    let config = qemu::config(client, &location.node, vmid).await?;
+    let (name, meta) = (config.get("name").map(String::as_str), config.get("meta").map(String::as_str));
+    if !journal::is_leftover(entry, name, meta) {
+        ctx.log(
+            Severity::Warning,
+            &format!(
+                "vm {vmid}: an earlier create of this resource was interrupted after choosing VMID {vmid}, but the VM \
+                 there now is not the one it made (name {name:?}); leaving it alone"
+            ),
+        );
+        return Ok(());
+    }
+    ctx.log(
+        Severity::Warning,
+        &format!(
+            "vm {vmid}: left by an earlier create of this resource that was interrupted before Pulumi recorded it; \
+             deleting it and creating the VM anew"
+        ),
+    );
+    // No guest to wait for: stop at once.
+    let args = VirtualMachineArgs { stop_on_destroy: Some(true), ..Default::default() };
+    destroy_vm(ctx, client, vmid, &args).await
 }
 
 /// A power action awaited; "already running" (start) and "not running" (stop) are success.

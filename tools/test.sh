@@ -6,9 +6,13 @@
 # 0. makes sure Debian's openssh-server is installed (the lab's nodes run real sshd);
 # 1. installs the pinned Pulumi toolchain (CLI, YAML host, SDK generator) and the
 #    Python venv with the pinned Pulumi SDK (both cached outside the repo);
-# 2. runs the whole Rust test suite (unit, protocol contract, gRPC lifecycle,
-#    real `pulumi` CLI end to end, schema freshness and `pulumi schema check`);
-# 3. generates the nodejs, python and go SDKs from schema.json and compiles each.
+# 2. generates the nodejs, python and go SDKs from schema.json and compiles each
+#    (tools/check-sdks.sh, through tools/sdk-programs-env.sh: skipped when schema.json and the
+#    generator are unchanged since it last passed), and installs the TypeScript programs'
+#    dependencies (cached outside the repo);
+# 3. runs the whole Rust test suite (unit, protocol contract, gRPC lifecycle,
+#    real `pulumi` CLI end to end, the Python and TypeScript programs through the
+#    Automation API, schema freshness and `pulumi schema check`).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -34,11 +38,11 @@ export PULUMI_CONFIG_PASSPHRASE=proxmox-talos-tests
 # A one-shot build gains nothing from incremental caches, which double the target size.
 export CARGO_INCREMENTAL=0
 
+step "SDKs: generate and compile; program dependencies"
+eval "$(tools/sdk-programs-env.sh)"
+
 step "Rust tests"
 cargo build --workspace --all-targets
 cargo test --workspace
-
-step "SDKs: generate and compile"
-tools/check-sdks.sh schema.json
 
 echo "tools/test.sh: all tests passed" >&2

@@ -2,6 +2,8 @@
 //! from `sdk-examples/` (or a program given as text) pointed at this build's
 //! plugin, a local file backend, a fixed passphrase, no plugin downloads, and
 //! extra environment for the plugin (endpoints and credentials of the lab).
+//! [`Stack::from_dir`] copies a whole project (TypeScript, Python); the runners
+//! of `tools/run-program.*` take the same environment through [`Stack::tool`].
 
 #![allow(dead_code)]
 
@@ -38,6 +40,21 @@ impl Stack {
         s
     }
 
+    /// All of `sdk-examples/<example>` (a project in any language: its files, without
+    /// installed or built ones and stack files) as stack `dev`, with `env` for every run.
+    pub fn from_dir(example: &str, env: Vec<(String, String)>) -> Stack {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("sdk-examples").join(example);
+        let home = tempfile::tempdir().unwrap();
+        let dir = home.path().join("program");
+        copy_project(&src, &dir);
+        let s = Stack { dir, home, env };
+        s.write_program(&std::fs::read_to_string(src.join("Pulumi.yaml")).unwrap());
+        std::fs::create_dir_all(s.home.path().join("state")).unwrap();
+        s.ok(&["login", &format!("file://{}", s.home.path().join("state").display())]);
+        s.ok(&["stack", "init", "dev"]);
+        s
+    }
+
     /// Replaces the program (`Pulumi.yaml`), pointing its plugin path at this build.
     pub fn write_program(&self, program: &str) {
         let program = program.replace("path: ../../target/debug", &format!("path: {}", plugin_dir().display()));
@@ -63,10 +80,17 @@ impl Stack {
     /// The `pulumi` command for `args`, with this stack's environment, not started.
     pub fn command(&self, args: &[&str]) -> Command {
         let pulumi = std::env::var("PULUMI").unwrap_or_else(|_| "pulumi".into());
-        let mut command = Command::new(&pulumi);
+        let mut command = self.tool(&pulumi);
+        command.args(args).arg("--non-interactive");
         command
-            .args(args)
-            .arg("--non-interactive")
+    }
+
+    /// `program` (e.g. a runner that drives `pulumi` through the Automation API) in the
+    /// project directory, with this stack's environment (backend, passphrase, no plugin
+    /// downloads, the caller's `PROXMOX_VE_*` removed, then `env`), not started.
+    pub fn tool(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut command = Command::new(program);
+        command
             .current_dir(&self.dir)
             .env("PULUMI_HOME", self.home.path().join("home"))
             .env("PULUMI_BACKEND_URL", format!("file://{}", self.home.path().join("state").display()))
@@ -123,6 +147,26 @@ impl Stack {
     /// The stack's deployment (`pulumi stack export`).
     pub fn export(&self) -> serde_json::Value {
         serde_json::from_str(&self.ok(&["stack", "export", "--show-secrets"])).unwrap()
+    }
+}
+
+/// Copies a project directory, leaving out what is installed, built or per stack.
+fn copy_project(src: &Path, dst: &Path) {
+    std::fs::create_dir_all(dst).unwrap();
+    for entry in std::fs::read_dir(src).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().to_string();
+        let skip = ["node_modules", "bin", "venv", "__pycache__"].contains(&name.as_str())
+            || (name.starts_with("Pulumi.") && name != "Pulumi.yaml");
+        if skip {
+            continue;
+        }
+        let (from, to) = (entry.path(), dst.join(&name));
+        if entry.file_type().unwrap().is_dir() {
+            copy_project(&from, &to);
+        } else {
+            std::fs::copy(&from, &to).unwrap();
+        }
     }
 }
 

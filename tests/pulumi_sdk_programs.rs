@@ -1,0 +1,385 @@
+//! The Python and TypeScript programs of `sdk-examples/` end to end through the real
+//! `pulumi` CLI and the real Pulumi SDKs, against the lab:
+//! - `python-rke2-clone`: six full clones of template 90001 with static addresses;
+//! - `ts-ubuntu-nodes`: the Ubuntu cloud image downloaded, a cloud-init snippet per node
+//!   over SFTP (a real sshd chrooted to the lab node), seven VMs importing the image, one
+//!   with the GPU passed through as root@pam.
+//!
+//! The python and nodejs language hosts cannot be built here, so each program runs through
+//! its language's Automation API in inline mode (`tools/run-program.py`,
+//! `tools/run-program.js`: the program file is the inline program, the CLI runs with
+//! `--client`; docs/adr/0007-sdk-programs-via-automation.md). Per program: `up` on a fresh
+//! lab, the lab's VMs checked, `preview` and `refresh` with no changes, no credential in
+//! plain text in `pulumi stack export`, `destroy`, an empty lab inventory.
+//!
+//! Addresses and credentials are stack config (`proxmox-talos:*` and the program's own
+//! keys); the caller's `PROXMOX_VE_*` variables are removed. Needs Node.js, Python 3 and
+//! the toolchain `tools/sdk-programs-env.sh` prepares (run first, once per test binary), and
+//! for the TypeScript program Debian's openssh-server run as root.
+
+mod support;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use proxmox_talos_lab::pve::admin;
+use proxmox_talos_lab::pve::lab_config::{LabConfig, Timing};
+use proxmox_talos_lab::ssh;
+use sha2::{Digest, Sha256};
+use support::lab::CliLab;
+use support::pulumi::Stack;
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// What `tools/sdk-programs-env.sh` prepared: its `export K=V` lines.
+fn programs_env() -> &'static HashMap<String, String> {
+    static ENV: OnceLock<HashMap<String, String>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let out = Command::new(Path::new(ROOT).join("tools/sdk-programs-env.sh"))
+            .output()
+            .expect("tools/sdk-programs-env.sh runs");
+        assert!(out.status.success(), "tools/sdk-programs-env.sh failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.strip_prefix("export "))
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.trim_matches('\'').to_string()))
+            .collect()
+    })
+}
+
+/// The environment every pulumi and runner process gets: the pinned toolchain first on PATH.
+fn base_env() -> Vec<(String, String)> {
+    let env = programs_env();
+    let path = format!("{}:{}", env["PROXMOX_TALOS_PULUMI_BIN"], std::env::var("PATH").unwrap_or_default());
+    vec![("PATH".into(), path), ("PROXMOX_TALOS_NODE_PROGRAMS".into(), env["PROXMOX_TALOS_NODE_PROGRAMS"].clone())]
+}
+
+#[derive(Clone, Copy)]
+enum Runner {
+    Python,
+    Node,
+}
+
+/// Runs `action` of the stack's program through its Automation API runner; demands success.
+fn run(stack: &Stack, runner: Runner, action: &str, expect_no_changes: bool) -> String {
+    let mut command = match runner {
+        Runner::Python => {
+            let mut c = stack.tool(&programs_env()["PROXMOX_TALOS_PYTHON"]);
+            c.arg(Path::new(ROOT).join("tools/run-program.py"));
+            c
+        }
+        Runner::Node => {
+            let mut c = stack.tool("node");
+            c.arg(Path::new(ROOT).join("tools/run-program.js"));
+            c
+        }
+    };
+    if expect_no_changes {
+        command.arg("--expect-no-changes");
+    }
+    command.arg(".").arg(action);
+    let out = command.output().unwrap_or_else(|e| panic!("running {command:?}: {e}"));
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{action} through the Automation API failed:\n{text}");
+    text
+}
+
+fn lab(config: LabConfig, state_dir: tempfile::TempDir) -> CliLab {
+    let mut config = config;
+    config.timing = Timing { task_ms: 20, boot_ms: 200, agent_ms: 200, lock_wait_ms: 3000 };
+    CliLab::start_in(config, state_dir)
+}
+
+fn assert_empty(lab: &CliLab) {
+    let left = lab.lab.state.read(|m| admin::inventory(m, lab.lab.state.state_dir()).without_seed(m));
+    assert!(left.vms.is_empty() && left.files.is_empty(), "left behind: {left:?}");
+}
+
+fn vm_config(lab: &CliLab, vmid: u32) -> BTreeMap<String, String> {
+    lab.lab.state.read(|m| m.vms.get(&vmid).map(|vm| vm.config.clone())).unwrap_or_else(|| panic!("no VM {vmid}"))
+}
+
+/// `pulumi stack export` without `--show-secrets` holds none of `secrets`.
+fn assert_no_plain_secrets(stack: &Stack, secrets: &[&str]) {
+    let export = stack.ok(&["stack", "export"]);
+    assert!(export.contains("\"resources\""), "{export}");
+    for secret in secrets {
+        assert!(!secret.is_empty() && !export.contains(secret), "the state holds {secret:?} in plain text");
+    }
+}
+
+/// `pulumi config set --secret [--path] KEY` with the value on stdin (it may start with `-`).
+fn set_secret(stack: &Stack, key: &str, value: &str, path: bool) {
+    use std::io::Write as _;
+    let mut args = vec!["config", "set", "--secret", key];
+    if path {
+        args.push("--path");
+    }
+    let mut child = stack
+        .command(&args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("pulumi runs");
+    child.stdin.take().unwrap().write_all(value.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "setting {key}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+const OPERATOR_KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGq7qAq6m1gSt1dTQhvYzM6OqRUp1vA7x0xIfv2N0kZf ops@example";
+
+#[test]
+fn python_rke2_clone_program_lifecycle() {
+    let lab = lab(LabConfig::single_node(), tempfile::tempdir().unwrap());
+    let stack = Stack::from_dir("python-rke2-clone", base_env());
+    stack.set("proxmox-talos:endpoint", &lab.lab.endpoint);
+    set_secret(&stack, "proxmox-talos:apiToken", &lab.lab.api_token(), false);
+    stack.set("proxmox-talos:caCertificate", &lab.lab.ca_path.display().to_string());
+    stack.set("gateway", "127.42.0.1");
+    stack.ok(&["config", "set", "--path", "dnsServers[0]", "127.0.0.53"]);
+    stack.set("dnsDomain", "lab.internal");
+    for i in 0..3 {
+        stack.ok(&["config", "set", "--path", &format!("masterAddresses[{i}]"), &format!("127.42.0.{}/24", 101 + i)]);
+        stack.ok(&["config", "set", "--path", &format!("workerAddresses[{i}]"), &format!("127.42.0.{}/24", 111 + i)]);
+    }
+    stack.ok(&["config", "set", "--path", "sshPublicKeys[0]", OPERATOR_KEY]);
+
+    let up = run(&stack, Runner::Python, "up", false);
+    assert!(up.contains("up succeeded") && up.contains("'create': 7"), "{up}");
+
+    for (vmid, name, cores, memory, disk, address) in [
+        (1001, "rke2-master-1", "2", "4096", "50G", "127.42.0.101"),
+        (1002, "rke2-master-2", "2", "4096", "50G", "127.42.0.102"),
+        (1003, "rke2-master-3", "2", "4096", "50G", "127.42.0.103"),
+        (1011, "rke2-worker-1", "3", "12288", "100G", "127.42.0.111"),
+        (1012, "rke2-worker-2", "3", "12288", "100G", "127.42.0.112"),
+        (1013, "rke2-worker-3", "3", "12288", "100G", "127.42.0.113"),
+    ] {
+        let c = vm_config(&lab, vmid);
+        let role = if vmid < 1010 { "master" } else { "worker" };
+        assert_eq!(c["name"], name, "{c:?}");
+        assert_eq!((c["cores"].as_str(), c["memory"].as_str(), c["cpu"].as_str()), (cores, memory, "host"), "{c:?}");
+        assert_eq!((c["scsihw"].as_str(), c["onboot"].as_str()), ("virtio-scsi-pci", "1"), "{c:?}");
+        // PVE keeps tags sorted.
+        let tags = if role == "master" { "master;rke2" } else { "rke2;worker" };
+        assert_eq!(c["tags"], tags, "{c:?}");
+        // A full clone: its own disk on local-zfs, grown to the size asked, with an iothread.
+        let scsi0 = &c["scsi0"];
+        assert!(scsi0.starts_with(&format!("local-zfs:vm-{vmid}-disk-")), "{c:?}");
+        assert!(scsi0.contains(&format!("size={disk}")) && scsi0.contains("iothread=1"), "{c:?}");
+        assert_eq!(c["ipconfig0"], format!("ip={address}/24,gw=127.42.0.1"), "{c:?}");
+        assert_eq!((c["nameserver"].as_str(), c["searchdomain"].as_str()), ("127.0.0.53", "lab.internal"), "{c:?}");
+        assert_eq!(c["ciuser"], "rke2", "{c:?}");
+        assert!(c["sshkeys"].contains("AAAAC3NzaC1lZDI1NTE5AAAAIGq7qAq6m1gSt1dTQhvYzM6OqRUp1vA7x0xIfv2N0kZf"), "{c:?}");
+        let running = lab.lab.state.read(|m| m.vms[&vmid].running);
+        assert!(running, "VM {vmid} is not running");
+    }
+    let outputs = stack.outputs();
+    assert_eq!(outputs["masterIps"]["rke2-master-2"], "127.42.0.102", "{outputs}");
+    assert_eq!(outputs["workerIps"]["rke2-worker-3"], "127.42.0.113", "{outputs}");
+    assert_eq!(outputs["workerVmIds"], serde_json::json!([1011, 1012, 1013]), "{outputs}");
+
+    let preview = run(&stack, Runner::Python, "preview", true);
+    assert!(preview.contains("'same': 7"), "{preview}");
+    let refresh = run(&stack, Runner::Python, "refresh", true);
+    assert!(refresh.contains("'same': 7"), "{refresh}");
+    assert_no_plain_secrets(&stack, &[&lab.lab.credentials.token_secret]);
+
+    let destroy = run(&stack, Runner::Python, "destroy", false);
+    assert!(destroy.contains("'delete': 7"), "{destroy}");
+    assert_empty(&lab);
+}
+
+/// A state directory sshd accepts as a chroot's parent.
+fn chroot_capable_dir() -> tempfile::TempDir {
+    let base =
+        ssh::chroot_capable_base(&[PathBuf::from(env!("CARGO_TARGET_TMPDIR"))]).unwrap_or_else(|e| panic!("{e}"));
+    tempfile::Builder::new().prefix("sdk-programs-").tempdir_in(base).unwrap()
+}
+
+/// A new ed25519 key pair in `dir`: (private key text, public key line).
+fn key_pair(dir: &Path, name: &str) -> (String, String) {
+    let path = dir.join(name);
+    let out = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+        .arg(&path)
+        .output()
+        .expect("ssh-keygen runs");
+    assert!(out.status.success(), "ssh-keygen: {}", String::from_utf8_lossy(&out.stderr));
+    (std::fs::read_to_string(&path).unwrap(), std::fs::read_to_string(path.with_extension("pub")).unwrap())
+}
+
+/// The first bytes of a qcow2 image of `virtual_size` bytes (what the lab reads the size from).
+fn qcow2_image(virtual_size: u64) -> Vec<u8> {
+    let mut image = vec![0u8; 1 << 20];
+    image[..4].copy_from_slice(b"QFI\xfb");
+    image[4..8].copy_from_slice(&3u32.to_be_bytes());
+    image[24..32].copy_from_slice(&virtual_size.to_be_bytes());
+    image
+}
+
+#[test]
+fn ts_ubuntu_nodes_program_lifecycle() {
+    assert!(
+        ssh::ssh_available(),
+        "the OpenSSH server is not installed ({} missing): install openssh-server and openssh-sftp-server \
+         (tools/ensure-sshd.sh)",
+        ssh::SSHD
+    );
+    let root = chroot_capable_dir();
+    let state = tempfile::Builder::new().prefix("lab-").tempdir_in(root.path()).unwrap();
+    let state_dir = state.path().to_path_buf();
+    let lab = lab(LabConfig::single_node(), state);
+    let sshd = ssh::start_sshd(&state_dir, "pve", &lab.lab.state.node_root("pve"), "127.0.0.1:0".parse().unwrap())
+        .unwrap_or_else(|e| panic!("starting sshd for node pve: {e}"));
+    let keys = root.path().join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    let (private_key, public_key) = key_pair(&keys, "provider");
+    sshd.authorize(&public_key).unwrap();
+    let image = qcow2_image(3584 << 20);
+    let checksum: String = Sha256::digest(&image).iter().map(|b| format!("{b:02x}")).collect();
+    let base = lab.serve_files(HashMap::from([("noble-server-cloudimg-amd64.img".to_string(), image)]));
+
+    // The provider reads ~/.ssh/known_hosts: this test's own (empty).
+    let home = root.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let mut env = base_env();
+    env.push(("HOME".to_string(), home.display().to_string()));
+    let stack = Stack::from_dir("ts-ubuntu-nodes", env);
+    // Raw PCI passthrough (k8s-worker4's GPU) needs root@pam with a password.
+    stack.set("proxmox-talos:endpoint", &lab.lab.endpoint);
+    stack.set("proxmox-talos:username", "root@pam");
+    set_secret(&stack, "proxmox-talos:password", &lab.lab.credentials.password, false);
+    stack.set("proxmox-talos:caCertificate", &lab.lab.ca_path.display().to_string());
+    stack.ok(&["config", "set", "--path", "proxmox-talos:ssh.username", "root"]);
+    set_secret(&stack, "proxmox-talos:ssh.privateKey", &private_key, true);
+    stack.ok(&["config", "set", "--path", "proxmox-talos:ssh.port", &sshd.port().to_string()]);
+    stack.set("imageUrl", &format!("{base}/noble-server-cloudimg-amd64.img"));
+    stack.set("imageChecksum", &checksum);
+    stack.ok(&["config", "set", "--path", "sshPublicKeys[0]", OPERATOR_KEY]);
+
+    let up = run(&stack, Runner::Node, "up", false);
+    assert!(up.contains("up succeeded") && up.contains("\"create\":16"), "{up}");
+
+    let snippets = lab.lab.state.dir_storage_path("pve", "local").join("snippets");
+    let machines = [
+        (1101, "k8s-controller1", "2", "4096", "30G"),
+        (1102, "k8s-controller2", "2", "4096", "30G"),
+        (1103, "k8s-controller3", "2", "4096", "30G"),
+        (1201, "k8s-worker1", "4", "8192", "125G"),
+        (1202, "k8s-worker2", "4", "8192", "125G"),
+        (1203, "k8s-worker3", "4", "8192", "125G"),
+        (1204, "k8s-worker4", "4", "8192", "125G"),
+    ];
+    for (vmid, name, cores, memory, disk) in machines {
+        let c = vm_config(&lab, vmid);
+        assert_eq!(c["name"], name, "{c:?}");
+        assert_eq!((c["cores"].as_str(), c["memory"].as_str(), c["ostype"].as_str()), (cores, memory, "l26"), "{c:?}");
+        let scsi0 = &c["scsi0"];
+        assert!(scsi0.starts_with(&format!("local-zfs:vm-{vmid}-disk-")) && scsi0.contains(&format!("size={disk}")));
+        assert!(c["net0"].starts_with("virtio=") && c["net0"].contains("bridge=vmbr0"), "{c:?}");
+        assert_eq!(c["cicustom"], format!("user=local:snippets/{name}-user-data.yaml"), "{c:?}");
+        assert_eq!(c["ipconfig0"], "ip=dhcp", "{c:?}");
+        let user_data = std::fs::read_to_string(snippets.join(format!("{name}-user-data.yaml"))).unwrap();
+        assert!(user_data.starts_with("#cloud-config\n") && user_data.contains(&format!("hostname: {name}\n")));
+        assert!(user_data.contains(OPERATOR_KEY), "{user_data}");
+        let gpu = c.get("hostpci0").map(String::as_str);
+        if vmid == 1204 {
+            assert_eq!((gpu, c["machine"].as_str()), (Some("host=0000:28:00.0,pcie=1"), "q35"), "{c:?}");
+        } else {
+            assert_eq!(gpu, None, "{c:?}");
+        }
+    }
+    let outputs = stack.outputs();
+    assert_eq!(outputs["imageVolume"], "local:import/noble-server-cloudimg-amd64.qcow2", "{outputs}");
+    let mut ips: Vec<String> = ["controllerIps", "workerIps"]
+        .iter()
+        .flat_map(|k| outputs[k].as_object().unwrap().values().map(|v| v.as_str().unwrap().to_string()))
+        .collect();
+    ips.sort();
+    ips.dedup();
+    assert_eq!(ips.len(), 7, "{outputs}");
+    assert!(ips.iter().all(|ip| ip.starts_with("127.42.0.")), "{outputs}");
+
+    let preview = run(&stack, Runner::Node, "preview", true);
+    assert!(preview.contains("\"same\":16"), "{preview}");
+    let refresh = run(&stack, Runner::Node, "refresh", true);
+    assert!(refresh.contains("\"same\":16"), "{refresh}");
+    let key_body = private_key.lines().nth(1).unwrap();
+    assert_no_plain_secrets(
+        &stack,
+        &[&lab.lab.credentials.password, key_body, "PRIVATE KEY", "hostname: k8s-controller1"],
+    );
+
+    let destroy = run(&stack, Runner::Node, "destroy", false);
+    assert!(destroy.contains("\"delete\":16"), "{destroy}");
+    assert_empty(&lab);
+    drop(sshd);
+}
+
+/// The automation example (`sdk-examples/python-automation/drive.py`, issue 7's program 5 for
+/// the Python program we have): provider settings from a lab.env file, program config from
+/// `--set`, then up, preview, refresh and destroy in one Automation API process, with the
+/// engine's events shown as progress.
+#[test]
+fn automation_driver_streams_progress_through_a_program_lifecycle() {
+    let lab = lab(LabConfig::single_node(), tempfile::tempdir().unwrap());
+    let stack = Stack::from_dir("python-rke2-clone", base_env());
+    let env_file = stack.dir.parent().unwrap().join("lab.env");
+    let q = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+    std::fs::write(
+        &env_file,
+        format!(
+            "# written like proxmox-talos-lab's lab.env\nexport PROXMOX_VE_ENDPOINT={}\nexport PROXMOX_VE_API_TOKEN={}\n\
+             export PROXMOX_VE_CA_CERT={}\n",
+            q(&lab.lab.endpoint),
+            q(&lab.lab.api_token()),
+            q(&lab.lab.ca_path.display().to_string())
+        ),
+    )
+    .unwrap();
+    let mut command = stack.tool(&programs_env()["PROXMOX_TALOS_PYTHON"]);
+    command.arg(Path::new(ROOT).join("sdk-examples/python-automation/drive.py")).arg("--lab-env").arg(&env_file);
+    let mut sets = vec!["gateway=127.42.0.1".to_string(), "dnsServers[0]=127.0.0.53".to_string()];
+    for i in 0..3 {
+        sets.push(format!("masterAddresses[{i}]=127.42.0.{}/24", 121 + i));
+        sets.push(format!("workerAddresses[{i}]=127.42.0.{}/24", 131 + i));
+    }
+    sets.push(format!("sshPublicKeys[0]={OPERATOR_KEY}"));
+    for set in &sets {
+        command.args(["--set", set]);
+    }
+    command.arg(".");
+    let out = command.output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "drive.py failed:\n{text}");
+    println!("{text}"); // shown with --nocapture
+
+    // Each phase ran and succeeded, in order.
+    let phases: Vec<&str> = text.lines().filter_map(|l| l.split("== ").nth(1)).collect();
+    assert_eq!(phases, ["up", "up ok", "preview", "preview ok", "refresh", "refresh ok", "destroy", "destroy ok"]);
+    // Steps as they start and end, the provider's status lines, outputs and summaries.
+    for expected in [
+        "create   vm:VirtualMachine rke2-master-1",
+        "done     vm:VirtualMachine rke2-master-1 (create, ",
+        "status   rke2-worker-3: vm 1013: ",
+        "output   masterIps = {'rke2-master-1': '127.42.0.121'",
+        "summary  create 7 in ",
+        "summary  same 7 in ",
+        "delete   vm:VirtualMachine rke2-worker-2",
+        "summary  delete 7 in ",
+    ] {
+        assert!(text.contains(expected), "no {expected:?} in:\n{text}");
+    }
+    // The token went to the stack config as a secret.
+    let config = std::fs::read_to_string(stack.dir.join("Pulumi.dev.yaml")).unwrap();
+    assert!(config.contains("proxmox-talos:apiToken:\n    secure: "), "{config}");
+    assert!(!config.contains(&lab.lab.credentials.token_secret), "{config}");
+    assert_empty(&lab);
+}

@@ -292,6 +292,23 @@ impl<R: CustomResource> DynResource for ResourceAdapter<R> {
             // Asked even when this diff replaces nothing: the engine also replaces for the
             // schema's `replaceOnChanges` marks, which SDKs and YAML pass as resource options.
             result.delete_before_replace = self.0.delete_before_replace(&o, &n);
+            // Outputs due to change with no input changed (renewals): updates of those outputs,
+            // unless the user ignores them.
+            if let Ok(state) = decode::<R::State>(&vjson::to_json(req.old_state).value) {
+                for p in self.0.due_changes(&state, &n) {
+                    let path = PropertyPath::parse(&p)
+                        .map_err(|e| ResourceError::Failed(format!("due change path {p:?}: {e}")))?;
+                    let ignored = ignore.iter().any(|i| i.matches_prefix(&path));
+                    if !ignored && !result.diffs.iter().any(|d| d.path == path) {
+                        result.diffs.push(diff::PropertyDiff {
+                            path,
+                            kind: diff::DiffKind::Update,
+                            replace: false,
+                            input: false,
+                        });
+                    }
+                }
+            }
         }
         Ok(result)
     }

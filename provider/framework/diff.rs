@@ -27,6 +27,9 @@ pub struct PropertyDiff {
     pub kind: DiffKind,
     /// Whether the change forces a replacement.
     pub replace: bool,
+    /// Whether `path` is an input; `false` for an output due to change although
+    /// no input did (see `CustomResource::due_changes`).
+    pub input: bool,
 }
 
 /// The outcome of a diff.
@@ -121,10 +124,10 @@ fn walk(old: &Json, new: &Json, at: PropertyPath, out: &mut Vec<PropertyDiff>) {
             }
         }
         (Json::Null, Json::Null) => {}
-        (Json::Null, _) => out.push(PropertyDiff { path: at, kind: DiffKind::Add, replace: false }),
-        (_, Json::Null) => out.push(PropertyDiff { path: at, kind: DiffKind::Delete, replace: false }),
+        (Json::Null, _) => out.push(PropertyDiff { path: at, kind: DiffKind::Add, replace: false, input: true }),
+        (_, Json::Null) => out.push(PropertyDiff { path: at, kind: DiffKind::Delete, replace: false, input: true }),
         (o, n) if numbers_equal(o, n) || o == n => {}
-        _ => out.push(PropertyDiff { path: at, kind: DiffKind::Update, replace: false }),
+        _ => out.push(PropertyDiff { path: at, kind: DiffKind::Update, replace: false, input: true }),
     }
 }
 

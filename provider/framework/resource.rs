@@ -2,7 +2,8 @@
 //! request types and documented defaults (as pulumi-go-provider's `infer`).
 //!
 //! Defaults: Check only decodes; Diff is structural over inputs, replacing on
-//! properties marked `replace_on_changes`; Read returns the stored state
+//! properties marked `replace_on_changes`, plus any outputs the resource says
+//! are due to change (`due_changes`, none by default); Read returns the stored state
 //! unchanged (no remote source of truth); Update is required only when some
 //! property can change in place; Delete does nothing.
 
@@ -123,6 +124,15 @@ pub trait CustomResource: Send + Sync + 'static {
     /// Called only when both sides are fully known.
     fn delete_before_replace(&self, _old: &Self::Args, _new: &Self::Args) -> bool {
         false
+    }
+
+    /// Outputs due to change although no input did (a certificate inside its
+    /// renewal window), as property paths of the state. Diff reports each as an
+    /// update of that output, so a preview shows it and `up` calls Update. Called
+    /// with the recorded state and the new inputs when both decode (the inputs
+    /// fully known); the default has none.
+    fn due_changes(&self, _state: &Self::State, _inputs: &Self::Args) -> Vec<String> {
+        Vec::new()
     }
 
     /// Creates the resource (or, in preview, predicts its state).

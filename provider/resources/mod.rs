@@ -3,6 +3,7 @@
 //! that both dispatch and schema generation read.
 
 pub mod client;
+pub mod cluster;
 pub mod download;
 pub mod imagefactory;
 pub mod machine;
@@ -21,9 +22,11 @@ pub fn registry() -> Registry {
         .resource(download::file::File)
         .resource(storage::file::File)
         .resource(vm::resource::VirtualMachine)
+        .resource(cluster::kubeconfig::Kubeconfig)
         .function(imagefactory::get_urls::GetUrls)
         .function(imagefactory::get_versions::GetVersions)
         .function(imagefactory::get_extensions_versions::GetExtensionsVersions)
         .function(client::get_configuration::GetConfiguration)
         .function(machine::get_configuration::GetConfiguration)
+        .function(cluster::get_health::GetHealth)
 }

@@ -84,7 +84,7 @@ fn diff_response(result: &DiffResult) -> rpc::DiffResponse {
                 (DiffKind::Update, false) => Kind::Update,
                 (DiffKind::Update, true) => Kind::UpdateReplace,
             };
-            (d.path.to_string(), rpc::PropertyDiff { kind: kind as i32, input_diff: true })
+            (d.path.to_string(), rpc::PropertyDiff { kind: kind as i32, input_diff: d.input })
         })
         .collect();
     let changes = if result.has_changes() {

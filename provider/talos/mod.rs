@@ -1,7 +1,7 @@
 //! Talos Linux support for the provider.
 //!
 //! Owns: the module tree for everything Talos-specific (secrets bundle,
-//! machine configuration, talosconfig, schematics, the Image Factory client,
+//! machine configuration, talosconfig, the admin kubeconfig, schematics, the Image Factory client,
 //! the Talos API bindings and client).
 //! Must not: hold logic itself; each submodule documents its own contract.
 
@@ -10,6 +10,7 @@ pub mod api_client;
 pub mod config;
 pub mod factory_client;
 pub mod goyaml;
+pub mod kubeconfig;
 pub mod schematic;
 pub mod secrets;
 pub mod talosconfig;

@@ -81,16 +81,7 @@ impl Talosconfig<'_> {
                 out.push(TalosconfigError::new(format!("nodes[{i}]"), reason));
             }
         }
-        let pems = [
-            ("caCertificate", &self.client.ca_certificate, "CERTIFICATE"),
-            ("clientCertificate", &self.client.client_certificate, "CERTIFICATE"),
-            ("clientKey", &self.client.client_key, "PRIVATE KEY"),
-        ];
-        for (name, value, kind) in pems {
-            if let Err(reason) = canonical_pem_b64(value, kind) {
-                out.push(TalosconfigError::new(format!("clientConfiguration.{name}"), reason));
-            }
-        }
+        out.extend(client_configuration_problems(self.client));
         out
     }
 
@@ -120,6 +111,23 @@ impl Talosconfig<'_> {
         ];
         goyaml::to_string(&doc).map_err(|e| TalosconfigError::new("clusterName", e.reason))
     }
+}
+
+/// Every problem with a client configuration: each field must be base64 of a
+/// PEM block of its kind. Fields are named `clientConfiguration.<field>`.
+pub fn client_configuration_problems(client: &ClientConfiguration) -> Vec<TalosconfigError> {
+    let pems = [
+        ("caCertificate", &client.ca_certificate, "CERTIFICATE"),
+        ("clientCertificate", &client.client_certificate, "CERTIFICATE"),
+        ("clientKey", &client.client_key, "PRIVATE KEY"),
+    ];
+    pems.into_iter()
+        .filter_map(|(name, value, kind)| {
+            canonical_pem_b64(value, kind)
+                .err()
+                .map(|r| TalosconfigError::new(format!("clientConfiguration.{name}"), r))
+        })
+        .collect()
 }
 
 /// Checks a context (cluster) name: non-empty, at most 128 bytes, one line of

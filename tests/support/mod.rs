@@ -5,6 +5,7 @@
 
 pub mod lab;
 pub mod pulumi;
+pub mod talos;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};

@@ -51,6 +51,7 @@ pub use generate::{
     default_install_image, generate, validate_endpoint, GenerateError, GenerateInput, MachineType,
     DEFAULT_INSTALL_DISK, DEFAULT_KUBERNETES_VERSION, MACHINERY_VERSION,
 };
+pub use goscalar::parse_duration as parse_go_duration;
 pub use jsonpatch::JsonPatchOp;
 pub use patch::{apply_patches, Patch, PatchError};
 pub use schema::SCHEMA_JSON;

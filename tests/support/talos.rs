@@ -1,0 +1,180 @@
+//! Lab Talos nodes for provider tests: a lab on its own random loopback
+//! subnet with fast timing, VMs booting a Talos image, and nodes taken from
+//! maintenance to configured (and bootstrapped) directly with the provider's
+//! Talos API client, so tests of later steps need not go through the
+//! resources that do that.
+
+#![allow(dead_code)]
+
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use proxmox_talos::talos::api::machine::apply_configuration_request::Mode;
+use proxmox_talos::talos::api_client::{self, Credentials, TalosClient};
+use proxmox_talos::talos::config::{self, GenerateInput, MachineType};
+use proxmox_talos::talos::secrets::{self, ClientConfiguration, MachineSecrets, SystemClock, VersionContract};
+use proxmox_talos_lab::in_process::{self, InProcessLab};
+use proxmox_talos_lab::pve::lab_config::{LabConfig, Timing};
+use proxmox_talos_lab::pve::model::{lab_mac, Vm, Volume};
+use proxmox_talos_lab::pve::qemu::guest_address;
+use proxmox_talos_lab::pve::state::now_ms;
+use rand_core::RngCore as _;
+use tonic::Code;
+
+const TALOS_IMAGE: &str = "local:import/talos-v1.12.4-nocloud-amd64.raw";
+
+/// A lab on a random 127.X.Y.0/24 subnet (started on the current runtime).
+pub struct TalosLab {
+    pub lab: InProcessLab,
+    subnet: [u8; 2],
+    _dir: tempfile::TempDir,
+}
+
+impl TalosLab {
+    /// `boot_ms`: how long a (re)boot takes; `agent_ms`: how long after coming up Bootstrap is refused.
+    pub async fn start(boot_ms: u64, agent_ms: u64) -> TalosLab {
+        let mut rng = rand_core::OsRng;
+        let subnet = [64 + (rng.next_u32() % 180) as u8, (rng.next_u32() % 256) as u8];
+        let mut config = LabConfig::single_node();
+        config.bridges[0].subnet = Ipv4Addr::new(127, subnet[0], subnet[1], 0);
+        config.bridges[0].gateway = Ipv4Addr::new(127, subnet[0], subnet[1], 1);
+        config.timing = Timing { task_ms: 0, boot_ms, agent_ms, lock_wait_ms: 2000 };
+        let dir = tempfile::tempdir().unwrap();
+        let lab = in_process::start(config, dir.path()).await.unwrap();
+        TalosLab { lab, subnet, _dir: dir }
+    }
+
+    /// `127.X.Y.<last>` in this lab's subnet.
+    pub fn ip(&self, last: u8) -> Ipv4Addr {
+        Ipv4Addr::new(127, self.subnet[0], self.subnet[1], last)
+    }
+
+    /// A running VM booting a Talos disk image (its NIC leases `.100` upwards).
+    pub fn talos_vm(&self, vmid: u32, name: &str) {
+        let volid = format!("local-zfs:vm-{vmid}-disk-0");
+        let config = [
+            ("name", name.to_string()),
+            ("scsi0", format!("{volid},size=8G")),
+            ("scsihw", "virtio-scsi-pci".into()),
+            ("net0", format!("virtio={},bridge=vmbr0", lab_mac(vmid, 0))),
+            ("boot", "order=scsi0".into()),
+            ("agent", "1".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        self.lab.state.write(|m| {
+            m.volumes.insert(
+                volid.clone(),
+                Volume {
+                    volid: volid.clone(),
+                    storage: "local-zfs".into(),
+                    node: Some("pve".into()),
+                    vmid,
+                    size: 8 << 30,
+                    format: "raw".into(),
+                    origin: Some(TALOS_IMAGE.into()),
+                    talos: None,
+                },
+            );
+            m.vms.insert(
+                vmid,
+                Vm { vmid, node: "pve".into(), config, running: true, started_at_ms: Some(now_ms()), ..Vm::default() },
+            );
+        });
+    }
+
+    /// VM `vmid` booted from a Talos image, configured as `kind` on `.last` (VIP `.vip` on
+    /// control planes) from its maintenance address; returns a client once it answers with
+    /// mutual TLS. A worker answers only once a control plane of its cluster is up.
+    pub async fn configured_node(
+        &self,
+        vmid: u32,
+        kind: MachineType,
+        last: u8,
+        vip: u8,
+        bundle: &MachineSecrets,
+        client: &ClientConfiguration,
+    ) -> TalosClient {
+        self.talos_vm(vmid, &format!("node-{vmid}"));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let dhcp = loop {
+            if let Some(a) = guest_address(&self.lab.state, vmid) {
+                break a;
+            }
+            assert!(Instant::now() < deadline, "VM {vmid} got no address");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let maintenance = wait_for(dhcp, Credentials::Insecure, Duration::from_secs(20)).await;
+        let config = machine_config(bundle, kind, self.ip(last), self.ip(vip));
+        maintenance.apply_configuration(&config, Mode::Auto, false).await.unwrap();
+        wait_for(self.ip(last), Credentials::Mutual(client), Duration::from_secs(20)).await
+    }
+}
+
+/// A fast bundle (ECDSA service-account key) and its admin client configuration.
+pub fn cluster_secrets() -> (MachineSecrets, ClientConfiguration) {
+    let bundle = secrets::generate(VersionContract::V1_6, &SystemClock, &mut rand_core::OsRng).unwrap();
+    let client = secrets::client_configuration(&bundle, &SystemClock).unwrap();
+    (bundle, client)
+}
+
+/// A client configuration with `roles`, from the bundle's OS CA.
+pub fn client_with_roles(bundle: &MachineSecrets, roles: &[&str]) -> ClientConfiguration {
+    let pem_of = |b64: &str| String::from_utf8(base64::engine::general_purpose::STANDARD.decode(b64).unwrap()).unwrap();
+    let ca =
+        proxmox_talos_lab::talos::pki::Ca::load(&pem_of(&bundle.certs.os.cert), &pem_of(&bundle.certs.os.key)).unwrap();
+    let (cert, key) = proxmox_talos_lab::talos::pki::client_certificate(&ca, roles).unwrap();
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    ClientConfiguration {
+        ca_certificate: bundle.certs.os.cert.clone(),
+        client_certificate: b64(&cert),
+        client_key: b64(&key),
+    }
+}
+
+/// A v1.12 machine configuration (cluster `lab`, `cni: none`) with a static address, and on
+/// control planes the VIP that the cluster endpoint names.
+pub fn machine_config(bundle: &MachineSecrets, kind: MachineType, address: Ipv4Addr, vip: Ipv4Addr) -> String {
+    let input = GenerateInput::new("lab", &format!("https://{vip}:6443"), kind, bundle);
+    let vip_patch = match kind {
+        MachineType::ControlPlane => format!("\n        vip:\n          ip: {vip}"),
+        MachineType::Worker => String::new(),
+    };
+    let patch = format!(
+        "machine:\n  network:\n    interfaces:\n      - interface: eth0\n        addresses:\n          - {address}/24{vip_patch}\ncluster:\n  network:\n    cni:\n      name: none\n"
+    );
+    config::render(&input, &[patch]).unwrap()
+}
+
+/// Connects until the node answers `Disks`, or panics after `timeout`.
+pub async fn wait_for(address: Ipv4Addr, credentials: Credentials<'_>, timeout: Duration) -> TalosClient {
+    let deadline = Instant::now() + timeout;
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        match api_client::connect(&address.to_string(), credentials).await {
+            Ok(client) => match client.disks().await {
+                Ok(_) => return client,
+                Err(e) => last = e.to_string(),
+            },
+            Err(e) => last = e.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the Talos node at {address} did not answer within {timeout:?}: {last}");
+}
+
+/// Bootstraps etcd on `node`, retrying while it is not ready yet.
+pub async fn bootstrap(node: &TalosClient) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match node.bootstrap().await {
+            Ok(()) => return,
+            Err(e) if Instant::now() < deadline && e.code() == Some(Code::FailedPrecondition) => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            Err(e) => panic!("bootstrap: {e}"),
+        }
+    }
+}

@@ -47,7 +47,7 @@ impl Stack {
         let home = tempfile::tempdir().unwrap();
         let dir = home.path().join("program");
         copy_project(&src, &dir);
-        let s = Stack { dir, home, env };
+        let s = Stack { dir, home, env, user_home: None };
         s.write_program(&std::fs::read_to_string(src.join("Pulumi.yaml")).unwrap());
         std::fs::create_dir_all(s.home.path().join("state")).unwrap();
         s.ok(&["login", &format!("file://{}", s.home.path().join("state").display())]);

@@ -195,6 +195,8 @@ async fn maintenance_mode_apply_and_reboot_to_the_static_address() {
     assert_eq!((code, message.as_str()), (Code::Unimplemented, "API is not implemented in maintenance mode"));
     let (code, message) = status_of(node.bootstrap().await.unwrap_err());
     assert_eq!((code, message.as_str()), (Code::Unimplemented, "method Bootstrap not implemented"));
+    let (code, message) = status_of(node.read_file(api_client::CONFIG_PATH).await.unwrap_err());
+    assert_eq!((code, message.as_str()), (Code::Unimplemented, "method Read not implemented"));
 
     let config = machine_config(&bundle, MachineType::ControlPlane, lab.ip(10), lab.ip(5));
     // Modes other than REBOOT, AUTO and TRY are refused in maintenance.
@@ -297,6 +299,13 @@ async fn mutual_tls_refuses_other_cas_and_insufficient_roles() {
     let applied = node.apply_configuration(&more_sans, Mode::Auto, false).await.unwrap();
     assert_eq!(applied.mode, Mode::NoReboot as i32);
     assert_eq!(applied.mode_details, "Applied configuration without a reboot");
+    // Read serves the configuration in effect (in chunks), to the admin only.
+    let running = node.read_file(api_client::CONFIG_PATH).await.unwrap();
+    assert_eq!(String::from_utf8(running).unwrap(), more_sans);
+    let (code, message) = status_of(node.read_file("/etc/shadow").await.unwrap_err());
+    assert_eq!((code, message.as_str()), (Code::Unknown, "open /etc/shadow: no such file or directory"));
+    let err = reader.read_file(api_client::CONFIG_PATH).await.unwrap_err();
+    assert!(matches!(err, TalosApiError::NotAuthorized { .. }), "{err}");
     // A configuration without a v1alpha1 document is refused once configured.
     let (code, message) = status_of(
         node.apply_configuration("apiVersion: v1alpha1\nkind: HostnameConfig\nauto: stable\n", Mode::Auto, false)
@@ -453,11 +462,17 @@ async fn restarts_reboots_staged_configurations_and_resets_follow_the_disk() {
     let staged = node.apply_configuration(&moved, Mode::Staged, false).await.unwrap();
     assert_eq!(staged.mode, Mode::Staged as i32);
     assert_eq!(staged.mode_details, "Staged configuration to be applied after the next reboot");
+    // The staged configuration is what the node's config file holds from now on.
+    assert_eq!(node.read_file(api_client::CONFIG_PATH).await.unwrap(), moved.as_bytes());
     node.version().await.unwrap();
+    let boot_id = |c: TalosClient| async move { c.read_file("/proc/sys/kernel/random/boot_id").await.unwrap() };
+    let booted = boot_id(node.clone()).await;
+    assert_eq!(booted.len(), 37, "a UUID and a newline: {booted:?}");
     let reboot = node.machine().reboot(node.request(Default::default())).await.unwrap().into_inner();
     assert!(!reboot.messages[0].actor_id.is_empty());
     wait_gone(lab.ip(10), Duration::from_secs(5)).await;
     let node = wait_for(lab.ip(11), Credentials::Mutual(&client), Duration::from_secs(20)).await;
+    assert_ne!(boot_id(node.clone()).await, booted, "a new boot ID after the reboot");
 
     // The cluster health check streams its progress once etcd runs.
     node.bootstrap().await.unwrap();

@@ -18,6 +18,8 @@ use crate::framework::Registry;
 pub fn registry() -> Registry {
     Registry::new()
         .resource(machine::secrets::Secrets)
+        .resource(machine::configuration_apply::ConfigurationApply)
+        .resource(machine::bootstrap::Bootstrap)
         .resource(imagefactory::schematic::Schematic)
         .resource(download::file::File)
         .resource(storage::file::File)

@@ -7,7 +7,7 @@
 //! certificate must chain to `caCertificate`; the client presents
 //! `clientCertificate`, whose Organization is its role); the `node` metadata
 //! that targets a node through an endpoint; helpers for the calls the
-//! provider makes (apply, bootstrap, kubeconfig, version, disks); and errors
+//! provider makes (apply, bootstrap, kubeconfig, version, disks, read, reset); and errors
 //! that say what went wrong in Talos terms ([`TalosApiError`]): unreachable,
 //! a node certificate from another CA, a client certificate the node refuses,
 //! a role that may not call a method.
@@ -38,6 +38,12 @@ use storage::storage_service_client::StorageServiceClient;
 
 /// The Talos API port.
 pub const APID_PORT: u16 = 50000;
+
+/// Where a node keeps the machine configuration in effect (read with [`TalosClient::read_file`]).
+pub const CONFIG_PATH: &str = "/system/state/config.yaml";
+
+/// The kernel's boot ID on a node, new at every boot (read it to tell that a node rebooted).
+pub const BOOT_ID_PATH: &str = "/proc/sys/kernel/random/boot_id";
 
 /// How to authenticate.
 #[derive(Clone, Copy)]
@@ -94,6 +100,23 @@ impl fmt::Display for TalosApiError {
 impl std::error::Error for TalosApiError {}
 
 impl TalosApiError {
+    /// Whether a call failing this way may still have taken effect: the
+    /// connection dropped or the node stopped answering mid-call (a node that
+    /// applies a configuration may switch its network before it replies).
+    pub fn outcome_unknown(&self) -> bool {
+        match self {
+            TalosApiError::Unreachable { .. } => true,
+            TalosApiError::Status { code: Code::Unavailable | Code::Cancelled | Code::DeadlineExceeded, .. } => true,
+            // A transport failure after the request went out (tonic reports it as Unknown).
+            TalosApiError::Status { code: Code::Unknown, message, .. } => {
+                ["transport error", "h2 protocol error", "connection reset", "broken pipe", "stream closed"]
+                    .iter()
+                    .any(|m| message.to_ascii_lowercase().contains(m))
+            }
+            _ => false,
+        }
+    }
+
     /// The gRPC code of a call that reached the node.
     pub fn code(&self) -> Option<Code> {
         match self {
@@ -440,6 +463,33 @@ impl TalosClient {
         Ok(())
     }
 
+    /// `MachineService/Read`: the contents of the file at `path` on the node
+    /// (e.g. [`CONFIG_PATH`], the machine configuration in effect).
+    pub async fn read_file(&self, path: &str) -> Result<Vec<u8>, TalosApiError> {
+        let req = machine::ReadRequest { path: path.to_string() };
+        let mut stream = self.machine().read(self.request(req)).await.map_err(|s| self.error("Read", s))?.into_inner();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = stream.message().await.map_err(|s| self.error("Read", s))? {
+            bytes.extend_from_slice(&chunk.bytes);
+        }
+        Ok(bytes)
+    }
+
+    /// `MachineService/Reset`: wipes the STATE and EPHEMERAL partitions (the
+    /// configuration and etcd data), leaving etcd first when `graceful`, then
+    /// reboots into maintenance mode (`reboot`) or powers off.
+    pub async fn reset(&self, graceful: bool, reboot: bool) -> Result<(), TalosApiError> {
+        let wipe = |label: &str| machine::ResetPartitionSpec { label: label.to_string(), wipe: true };
+        let req = machine::ResetRequest {
+            graceful,
+            reboot,
+            system_partitions_to_wipe: vec![wipe("STATE"), wipe("EPHEMERAL")],
+            ..Default::default()
+        };
+        self.machine().reset(self.request(req)).await.map_err(|s| self.error("Reset", s))?;
+        Ok(())
+    }
+
     /// `MachineService/Kubeconfig`: the admin kubeconfig, out of its tar.gz.
     pub async fn kubeconfig(&self) -> Result<String, TalosApiError> {
         let mut stream =
@@ -488,6 +538,17 @@ pub fn single_file_from_tar_gz(bytes: &[u8]) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dropped_connections_leave_the_outcome_unknown() {
+        let status = |code, message: &str| TalosApiError::Status { method: "M".into(), code, message: message.into() };
+        assert!(status(Code::Unknown, "transport error").outcome_unknown(), "tonic's text for a dropped connection");
+        assert!(status(Code::Unavailable, "the node is rebooting").outcome_unknown());
+        assert!(TalosApiError::Unreachable { endpoint: "e".into(), reason: "reset".into() }.outcome_unknown());
+        assert!(!status(Code::Unknown, "failed to parse config: unknown keys").outcome_unknown());
+        assert!(!status(Code::InvalidArgument, "configuration validation failed").outcome_unknown());
+        assert!(!TalosApiError::WrongCa { endpoint: "e".into(), reason: "r".into() }.outcome_unknown());
+    }
 
     #[test]
     fn endpoints_get_the_apid_port() {

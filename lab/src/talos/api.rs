@@ -7,7 +7,8 @@
 //! what the maintenance server offers; configured: the client certificate's
 //! roles, `PermissionDenied "not authorized"` otherwise), `node` metadata
 //! (this node, or another lab node of the same cluster, as apid proxies), and
-//! each method's answers and errors with Talos's codes and texts.
+//! each method's answers and errors with Talos's codes and texts; `Read`
+//! serves the files clients read: `/system/state/config.yaml` and the boot ID.
 //! Must not: bind sockets or decide lifecycles (it asks [`TalosNodes`]).
 
 use std::io::Write as _;
@@ -26,6 +27,13 @@ use machine::apply_configuration_request::Mode as ApplyMode;
 const ADMIN: &str = "os:admin";
 const OPERATOR: &str = "os:operator";
 const READER: &str = "os:reader";
+
+/// Where Talos keeps the machine configuration in effect (`Read` serves it).
+const CONFIG_PATH: &str = "/system/state/config.yaml";
+/// The kernel's boot ID, new at every boot (clients tell a reboot by it).
+const BOOT_ID_PATH: &str = "/proc/sys/kernel/random/boot_id";
+/// The chunk size of a `Read` stream.
+const READ_CHUNK: usize = 4096;
 
 /// Who may call a method (Talos's authz rules for the methods served here).
 #[derive(Clone, Copy)]
@@ -101,10 +109,7 @@ fn timestamp(t: SystemTime) -> prost_types::Timestamp {
 }
 
 fn actor_id() -> String {
-    let mut b = [0u8; 16];
-    let _ = getrandom::getrandom(&mut b);
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+    node::random_uuid()
 }
 
 impl NodeApi {
@@ -411,6 +416,31 @@ impl machine::machine_service_server::MachineService for NodeApi {
             super::pki::admin_kubeconfig(&ca, &config.cluster_name, &config.endpoint).map_err(Status::unknown)?;
         let data = common::Data { metadata: None, bytes: kubeconfig_tarball(kubeconfig.as_bytes()) };
         Ok(Response::new(tokio_stream::iter(vec![Ok(data)])))
+    }
+
+    type ReadStream = tokio_stream::Iter<std::vec::IntoIter<Result<common::Data, Status>>>;
+
+    async fn read(&self, request: Request<machine::ReadRequest>) -> Result<Response<Self::ReadStream>, Status> {
+        let call = self.call(&request, Access::Admin)?;
+        if call.maintenance() {
+            return Err(not_implemented("Read"));
+        }
+        let path = request.get_ref().path.as_str();
+        let contents = match path {
+            CONFIG_PATH => {
+                self.nodes.config_file(call.node.vmid).or_else(|| call.config().ok().map(|c| c.text.clone()))
+            }
+            BOOT_ID_PATH => Some(format!("{}\n", call.node.boot_id)),
+            _ => None,
+        }
+        .ok_or_else(|| Status::unknown(format!("open {path}: no such file or directory")))?;
+        // Talos streams files in chunks; so does the lab, to keep clients honest.
+        let chunks: Vec<Result<common::Data, Status>> = contents
+            .as_bytes()
+            .chunks(READ_CHUNK)
+            .map(|c| Ok(common::Data { metadata: None, bytes: c.to_vec() }))
+            .collect();
+        Ok(Response::new(tokio_stream::iter(chunks)))
     }
 
     async fn reboot(

@@ -149,6 +149,15 @@ impl TalosNodes {
         Some(self.inner.pve.read(|m| node.view(m)))
     }
 
+    /// What `/system/state/config.yaml` holds on node `vmid`: the configuration
+    /// on its disk (or, without a disk, in memory), if any; a staged one is
+    /// written there at once and takes effect at the next boot.
+    fn config_file(&self, vmid: u32) -> Option<String> {
+        let nodes = self.lock();
+        let node = nodes.get(&vmid)?;
+        self.inner.pve.read(|m| node.install(m)).map(|i| i.staged.unwrap_or(i.config))
+    }
+
     /// Runs `f` on node `vmid` with the model (saved afterwards).
     fn with_node<R>(&self, vmid: u32, f: impl FnOnce(&mut Node, &mut crate::pve::model::Model) -> R) -> Option<R> {
         let mut nodes = self.lock();

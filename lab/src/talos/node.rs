@@ -87,6 +87,8 @@ pub struct Node {
     pub last_error: Option<String>,
     /// Reset without reboot: when the machine powers off.
     pub power_off_at: Option<Instant>,
+    /// The kernel's boot ID (`/proc/sys/kernel/random/boot_id`): new at every boot.
+    pub boot_id: String,
 }
 
 /// What a listener was built for; a different key means a new listener.
@@ -108,6 +110,7 @@ pub struct NodeView {
     pub up_since: Option<Instant>,
     /// The etcd data directory is not empty.
     pub etcd: bool,
+    pub boot_id: String,
 }
 
 impl NodeView {
@@ -140,6 +143,7 @@ impl Node {
             in_memory: None,
             last_error: None,
             power_off_at: None,
+            boot_id: random_uuid(),
         }
     }
 
@@ -152,6 +156,7 @@ impl Node {
         }
         self.try_until = None;
         self.reboot = None;
+        self.boot_id = random_uuid();
         self.phase = match &self.system_disk {
             Some(disk) => boot_phase(m, Some(disk), &self.image),
             None => phase_of(self.in_memory.as_ref(), &self.image),
@@ -204,6 +209,7 @@ impl Node {
             hostname: self.hostname(),
             up_since: self.up_since,
             etcd: self.install(m).is_some_and(|i| i.etcd),
+            boot_id: self.boot_id.clone(),
         }
     }
 }
@@ -238,6 +244,16 @@ pub fn system_disk(m: &Model, vm: &Vm) -> Option<String> {
         .map(|v| Drive::parse(v))
         .find(|d| !d.is_cdrom() && !d.is_cloudinit() && m.volumes.contains_key(&d.file))
         .map(|d| d.file)
+}
+
+/// A random version-4-shaped UUID (boot IDs, actor IDs).
+pub fn random_uuid() -> String {
+    let mut b = [0u8; 16];
+    let _ = getrandom::getrandom(&mut b);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
 }
 
 /// Talos's stable hostname shape (`talos-` and two short tokens), derived from the VMID.

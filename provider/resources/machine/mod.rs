@@ -1,4 +1,15 @@
-//! `proxmox-talos:machine:*`: Talos machine secrets, configuration and bootstrap.
+//! `proxmox-talos:machine:*`: Talos machine secrets, configuration, applying it
+//! to nodes and bootstrap.
+//!
+//! `secrets`, `get_configuration`: local (no request); `configuration_apply`
+//! and `bootstrap`: the Talos API of one node, with its pure half in
+//! `apply_plan`, node access and bounded waits in `talos_node`, and the shared
+//! `timeouts` input.
 
+pub mod apply_plan;
+pub mod bootstrap;
+pub mod configuration_apply;
 pub mod get_configuration;
 pub mod secrets;
+pub mod talos_node;
+pub mod timeouts;

@@ -115,7 +115,8 @@ pub struct ClientConfiguration {
     pub ca_certificate: String,
     /// Admin client certificate (`O=os:admin`): base64 of its PEM.
     pub client_certificate: String,
-    /// Admin client private key: base64 of its PEM. Sensitive.
+    /// Admin client private key: base64 of its PEM. Secret.
+    #[pulumi(secret)]
     pub client_key: String,
 }
 

@@ -1,0 +1,491 @@
+//! `machine:ConfigurationApply`: applies a machine configuration (with patches)
+//! to one Talos node over the Talos API, and waits until the node runs it.
+//!
+//! Create and Update probe the node: in maintenance mode (it answers without a
+//! client certificate) the configuration goes over insecure TLS and the node
+//! reboots onto the configuration's static address; a connection dropped
+//! during that apply counts as possibly applied, and either way the node is
+//! polled with mutual TLS (at `endpoint`/`node` and at the static addresses)
+//! until its running configuration is the one applied. A configured node gets
+//! the configuration over mutual TLS in `applyMode`; when it reboots, the same
+//! wait follows. A node that already runs the configuration gets nothing.
+//! Read fetches the running configuration (`/system/state/config.yaml`) and
+//! reports a different one as drift; an unreachable node keeps its state.
+//! Delete resets the node when `onDestroy.reset` is set, else forgets it.
+//! `node` changes replace, except when the new `node` is a static address the
+//! applied configuration gave the same machine.
+//!
+//! Owns: the resource's types and operations. The pure parts are in
+//! [`super::apply_plan`], node access and waits in [`super::talos_node`].
+
+use serde::{Deserialize, Serialize};
+
+use super::apply_plan::{self as plan, ApplyMode};
+use super::talos_node::{self as talos_node, Awaited, Deadline, Probed};
+use super::timeouts::{self, Operation, Timeouts};
+use crate::framework::{
+    CheckFailure, CheckRequest, Context, CreateRequest, CreateResponse, CustomResource, DeleteRequest, ReadRequest,
+    ReadResponse, ResourceError, Severity, UpdateRequest,
+};
+use crate::schema::PulumiType;
+use crate::talos::api::machine::apply_configuration_request::Mode;
+use crate::talos::secrets::ClientConfiguration;
+
+/// Inputs of `machine:ConfigurationApply`.
+#[derive(Debug, Clone, Serialize, Deserialize, PulumiType)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConfigurationApplyArgs {
+    /// The admin client configuration (`clientConfiguration` of `machine.Secrets`), for mutual TLS
+    /// with the configured node.
+    pub client_configuration: ClientConfiguration,
+    /// The machine configuration to apply, e.g. `machineConfiguration` of `machine.getConfiguration`.
+    #[pulumi(secret)]
+    pub machine_configuration_input: String,
+    /// The node's address (IP or host name): where a node in maintenance mode answers, and the
+    /// node a configured cluster is asked about. Changing it replaces the resource, unless the new
+    /// address is a static address the applied configuration gave this node (a maintenance-mode
+    /// DHCP address read from the guest agent becomes the configured one).
+    pub node: String,
+    /// The Talos API endpoint to reach the configured node through (another node, a load
+    /// balancer); defaults to `node`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Patches applied to `machineConfigurationInput` in order, as Talos applies them (YAML
+    /// strategic merge patches or RFC 6902 JSON patches).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config_patches: Option<Vec<String>>,
+    /// How a configured node takes the configuration: `auto` (default; reboot only when needed),
+    /// `reboot`, `no_reboot`, `staged` (at the next reboot) or `staged_if_needing_reboot`. A node in
+    /// maintenance mode always reboots into its first configuration.
+    #[pulumi(default = "\"auto\"")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub apply_mode: Option<String>,
+    /// What destroying the resource does to the node (default: nothing).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_destroy: Option<OnDestroy>,
+    /// How long create, update and delete wait for the node.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeouts: Option<Timeouts>,
+}
+
+/// What destroying a `ConfigurationApply` does to the node.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, PulumiType)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[pulumi(token = "machine:ConfigurationApplyOnDestroy")]
+pub struct OnDestroy {
+    /// Reset the node: wipe its configuration (STATE) and data (EPHEMERAL). Default false: the
+    /// node keeps running its configuration.
+    #[pulumi(default = "false")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reset: Option<bool>,
+    /// Leave etcd (control planes) and drain before the reset. Default true.
+    #[pulumi(default = "true")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub graceful: Option<bool>,
+    /// Reboot after the reset (into maintenance mode) instead of powering off. Default false.
+    #[pulumi(default = "false")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reboot: Option<bool>,
+}
+
+/// A machine configuration applied to a Talos node over the Talos API.
+#[derive(Debug, Clone, Serialize, Deserialize, PulumiType)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigurationApplyState {
+    #[serde(flatten)]
+    pub args: ConfigurationApplyArgs,
+    /// The configuration applied: `machineConfigurationInput` with `configPatches` applied
+    /// (known at preview).
+    #[pulumi(secret)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub machine_configuration: Option<String>,
+}
+
+/// The `machine:ConfigurationApply` resource.
+pub struct ConfigurationApply;
+
+impl ConfigurationApplyArgs {
+    fn patches(&self) -> &[String] {
+        self.config_patches.as_deref().unwrap_or_default()
+    }
+
+    fn render(&self) -> Result<String, CheckFailure> {
+        plan::render(&self.machine_configuration_input, self.patches())
+    }
+
+    fn label(&self) -> String {
+        format!("talos {}", self.node)
+    }
+
+    fn mode(&self) -> ApplyMode {
+        ApplyMode::parse(self.apply_mode.as_deref()).unwrap_or(ApplyMode::Auto)
+    }
+}
+
+/// Everything wrong with `args`, by property path.
+fn failures(args: &ConfigurationApplyArgs) -> Vec<CheckFailure> {
+    let mut f = Vec::new();
+    if args.node.trim().is_empty() {
+        f.push(CheckFailure::new("node", "must not be empty; give the node's address, e.g. 192.168.1.211"));
+    }
+    if args.endpoint.as_deref().is_some_and(|e| e.trim().is_empty()) {
+        f.push(CheckFailure::new("endpoint", "must not be empty; leave it unset to reach the node at `node`"));
+    }
+    if let Err(e) = ApplyMode::parse(args.apply_mode.as_deref()) {
+        f.push(CheckFailure::new("applyMode", e));
+    }
+    if let Err(e) = args.render() {
+        f.push(e);
+    }
+    f.extend(timeouts::failures(args.timeouts.as_ref()));
+    f
+}
+
+fn invalid(f: CheckFailure) -> ResourceError {
+    ResourceError::Invalid(vec![f])
+}
+
+/// How far an apply got when it stopped.
+enum Stopped {
+    /// Nothing was applied.
+    Clean(String),
+    /// The node may run the configuration, or be on its way to it.
+    Uncertain(String),
+}
+
+/// Applies `rendered` to the node and waits until it runs it.
+async fn converge(
+    ctx: &Context,
+    args: &ConfigurationApplyArgs,
+    rendered: &str,
+    deadline: &Deadline,
+) -> Result<(), Stopped> {
+    let label = args.label();
+    let client_cfg = &args.client_configuration;
+    let targets = plan::configured_targets(&args.node, args.endpoint.as_deref(), rendered);
+    let probed = loop {
+        match talos_node::probe(&targets, &args.node, client_cfg).await {
+            Ok(p) => break p,
+            Err(e) if talos_node::transient(&e) => {
+                ctx.status(&format!("{label}: waiting for the Talos API, {}s", deadline.elapsed_secs()));
+                if !deadline.pause(ctx).await {
+                    return Err(Stopped::Clean(format!("{label}: no answer within {:?}: {e}", deadline.total())));
+                }
+            }
+            Err(e) => return Err(Stopped::Clean(format!("{label}: {e}"))),
+        }
+    };
+    let waiting = "waiting for the node to come back configured";
+    match probed {
+        Probed::Maintenance(client) => {
+            ctx.status(&format!("{label}: applying the configuration in maintenance mode"));
+            match client.apply_configuration(rendered, args.mode().maintenance_wire(), false).await {
+                Ok(_) => {}
+                Err(e) if e.outcome_unknown() => ctx.log(
+                    Severity::Info,
+                    &format!(
+                        "{label}: the connection dropped while applying ({e}); the node may have switched to its \
+                         static address: checking whether it took the configuration"
+                    ),
+                ),
+                Err(e) => return Err(Stopped::Clean(format!("{label}: {e}"))),
+            }
+            let awaited = Awaited { config: rendered, not_boot: None };
+            talos_node::wait_configured(ctx, &targets, client_cfg, &awaited, deadline, &label, waiting)
+                .await
+                .map(drop)
+                .map_err(Stopped::Uncertain)
+        }
+        Probed::Configured(client, _) => {
+            if talos_node::running_config(&client).await.is_ok_and(|r| talos_node::same_config(&r, rendered)) {
+                ctx.log(Severity::Debug, &format!("{label}: the node already runs this configuration"));
+                return Ok(());
+            }
+            let mode = match args.mode() {
+                ApplyMode::StagedIfNeedingReboot => {
+                    let dry = client.apply_configuration(rendered, Mode::Auto, true).await;
+                    match dry {
+                        Ok(r) if r.mode == Mode::Reboot as i32 => {
+                            ctx.log(
+                                Severity::Warning,
+                                &format!(
+                                    "{label}: this change needs a reboot: staged, in effect after the next reboot"
+                                ),
+                            );
+                            Mode::Staged
+                        }
+                        _ => Mode::Auto,
+                    }
+                }
+                m => m.wire(),
+            };
+            let boot = talos_node::boot_id(&client).await;
+            ctx.status(&format!("{label}: applying the configuration ({})", mode.as_str_name().to_lowercase()));
+            let reply = match client.apply_configuration(rendered, mode, false).await {
+                Ok(r) => r,
+                Err(e) if e.outcome_unknown() => {
+                    ctx.log(Severity::Info, &format!("{label}: the node stopped answering while applying ({e})"));
+                    let awaited = Awaited { config: rendered, not_boot: None };
+                    return talos_node::wait_configured(ctx, &targets, client_cfg, &awaited, deadline, &label, waiting)
+                        .await
+                        .map(drop)
+                        .map_err(Stopped::Uncertain);
+                }
+                Err(e) => return Err(Stopped::Clean(format!("{label}: {e}"))),
+            };
+            for w in &reply.warnings {
+                ctx.log(Severity::Warning, &format!("{label}: {w}"));
+            }
+            match Mode::try_from(reply.mode) {
+                Ok(Mode::Reboot) => {
+                    ctx.log(Severity::Info, &format!("{label}: rebooting to apply the configuration"));
+                    // The configuration is on disk before the reboot: wait for a new boot ID too.
+                    let awaited = Awaited { config: rendered, not_boot: boot.as_deref() };
+                    let what = "waiting for the node to reboot into the configuration";
+                    talos_node::wait_configured(ctx, &targets, client_cfg, &awaited, deadline, &label, what)
+                        .await
+                        .map(drop)
+                        .map_err(Stopped::Uncertain)
+                }
+                Ok(Mode::Staged) => {
+                    ctx.log(
+                        Severity::Info,
+                        &format!("{label}: configuration staged; it takes effect at the next reboot"),
+                    );
+                    Ok(())
+                }
+                _ => Ok(()),
+            }
+        }
+    }
+}
+
+fn state_of(args: &ConfigurationApplyArgs, rendered: String) -> ConfigurationApplyState {
+    ConfigurationApplyState { args: args.clone(), machine_configuration: Some(rendered) }
+}
+
+impl CustomResource for ConfigurationApply {
+    const TOKEN: &'static str = "proxmox-talos:machine:ConfigurationApply";
+    type Args = ConfigurationApplyArgs;
+    type State = ConfigurationApplyState;
+
+    fn check(
+        &self,
+        _ctx: &Context,
+        req: CheckRequest<'_, ConfigurationApplyArgs>,
+    ) -> Result<ConfigurationApplyArgs, Vec<CheckFailure>> {
+        let f = failures(&req.inputs);
+        if f.is_empty() {
+            Ok(req.inputs)
+        } else {
+            Err(f)
+        }
+    }
+
+    fn replacements(&self, old: &ConfigurationApplyArgs, new: &ConfigurationApplyArgs) -> Option<Vec<String>> {
+        let old_config = old.render().ok();
+        let same = plan::same_machine(&old.node, old_config.as_deref(), &new.node);
+        Some(if same { vec![] } else { vec!["node".into()] })
+    }
+
+    async fn create(
+        &self,
+        ctx: &Context,
+        req: CreateRequest<ConfigurationApplyArgs>,
+    ) -> Result<CreateResponse<ConfigurationApplyState>, ResourceError> {
+        let args = req.inputs;
+        let rendered = args.render().map_err(invalid)?;
+        if req.preview {
+            return Ok(CreateResponse { id: String::new(), state: state_of(&args, rendered) });
+        }
+        let deadline = Deadline::after(timeouts::resolve(ctx, args.timeouts.as_ref(), Operation::Create));
+        match converge(ctx, &args, &rendered, &deadline).await {
+            Ok(()) => Ok(CreateResponse { id: args.node.clone(), state: state_of(&args, rendered) }),
+            Err(Stopped::Clean(m)) => Err(ResourceError::Failed(m)),
+            // Record the resource: the next `up` continues with an update instead of losing it.
+            Err(Stopped::Uncertain(m)) => {
+                Err(ResourceError::init_failed(args.node.clone(), &state_of(&args, rendered), vec![m]))
+            }
+        }
+    }
+
+    async fn read(
+        &self,
+        ctx: &Context,
+        req: ReadRequest<ConfigurationApplyArgs, ConfigurationApplyState>,
+    ) -> Result<Option<ReadResponse<ConfigurationApplyArgs, ConfigurationApplyState>>, ResourceError> {
+        let (Some(mut inputs), Some(mut state)) = (req.inputs, req.state) else {
+            return Err(ResourceError::Failed(format!(
+                "{} cannot be imported: its inputs (the configuration and patches) cannot be read back from \
+                 the node; declare the resource and run `pulumi up`, which applies nothing when the node already \
+                 runs the configuration",
+                Self::TOKEN
+            )));
+        };
+        let label = inputs.label();
+        let recorded = state.machine_configuration.clone().map(Ok).unwrap_or_else(|| inputs.render());
+        let recorded = recorded.map_err(invalid)?;
+        let targets = plan::configured_targets(&inputs.node, inputs.endpoint.as_deref(), &recorded);
+        let running = match talos_node::probe(&targets, &inputs.node, &inputs.client_configuration).await {
+            Ok(Probed::Configured(client, _)) => talos_node::running_config(&client).await,
+            Ok(Probed::Maintenance(_)) => {
+                ctx.log(
+                    Severity::Warning,
+                    &format!(
+                        "{label}: the node is in maintenance mode: its configuration is gone; `up` applies it again"
+                    ),
+                );
+                return Ok(None);
+            }
+            Err(e) => Err(e),
+        };
+        match running {
+            Ok(running) if !talos_node::same_config(&running, &recorded) => {
+                ctx.log(
+                    Severity::Warning,
+                    &format!(
+                        "{label}: the node runs another configuration than the one applied; `up` applies it again"
+                    ),
+                );
+                // Inputs that reproduce what the node runs, so the program's own show as a change.
+                inputs.machine_configuration_input = running.clone();
+                inputs.config_patches = None;
+                state.args = inputs.clone();
+                state.machine_configuration = Some(running);
+            }
+            Ok(_) => {}
+            Err(e) => ctx.log(
+                Severity::Warning,
+                &format!("{label}: cannot read the node's configuration, keeping the recorded state: {e}"),
+            ),
+        }
+        Ok(Some(ReadResponse { id: req.id, inputs, state }))
+    }
+
+    async fn update(
+        &self,
+        ctx: &Context,
+        req: UpdateRequest<ConfigurationApplyArgs, ConfigurationApplyState>,
+    ) -> Result<ConfigurationApplyState, ResourceError> {
+        let args = req.inputs;
+        let rendered = args.render().map_err(invalid)?;
+        if req.preview {
+            return Ok(state_of(&args, rendered));
+        }
+        let deadline = Deadline::after(timeouts::resolve(ctx, args.timeouts.as_ref(), Operation::Update));
+        match converge(ctx, &args, &rendered, &deadline).await {
+            Ok(()) => Ok(state_of(&args, rendered)),
+            Err(Stopped::Clean(m)) => Err(ResourceError::Failed(m)),
+            Err(Stopped::Uncertain(m)) => Err(ResourceError::init_failed(req.id, &state_of(&args, rendered), vec![m])),
+        }
+    }
+
+    async fn delete(&self, ctx: &Context, req: DeleteRequest<ConfigurationApplyState>) -> Result<(), ResourceError> {
+        let args = &req.state.args;
+        let on_destroy = args.on_destroy.clone().unwrap_or_default();
+        if !on_destroy.reset.unwrap_or(false) {
+            return Ok(());
+        }
+        let label = args.label();
+        let client_cfg = &args.client_configuration;
+        let recorded = req.state.machine_configuration.clone().or_else(|| args.render().ok()).unwrap_or_default();
+        let targets = plan::configured_targets(&args.node, args.endpoint.as_deref(), &recorded);
+        let deadline = Deadline::after(timeouts::resolve(ctx, args.timeouts.as_ref(), Operation::Delete));
+        let (client, target) = loop {
+            match talos_node::probe(&targets, &args.node, client_cfg).await {
+                Ok(Probed::Configured(c, t)) => break (c, t),
+                Ok(Probed::Maintenance(_)) => {
+                    ctx.log(Severity::Info, &format!("{label}: already in maintenance mode, nothing to reset"));
+                    return Ok(());
+                }
+                Err(e) if talos_node::transient(&e) => {
+                    ctx.status(&format!(
+                        "{label}: waiting for the Talos API to reset the node, {}s",
+                        deadline.elapsed_secs()
+                    ));
+                    if !deadline.pause(ctx).await {
+                        return Err(ResourceError::Failed(format!("{label}: cannot reset the node: {e}")));
+                    }
+                }
+                Err(e) => return Err(ResourceError::Failed(format!("{label}: cannot reset the node: {e}"))),
+            }
+        };
+        let (graceful, reboot) = (on_destroy.graceful.unwrap_or(true), on_destroy.reboot.unwrap_or(false));
+        ctx.status(&format!("{label}: resetting the node"));
+        match client.reset(graceful, reboot).await {
+            Ok(()) => {}
+            Err(e) if e.outcome_unknown() => {
+                ctx.log(Severity::Info, &format!("{label}: the node stopped answering during the reset ({e})"))
+            }
+            Err(e) => return Err(ResourceError::Failed(format!("{label}: reset: {e}"))),
+        }
+        let what = "waiting for the node to go down for the reset";
+        if !talos_node::wait_down(ctx, &target, client_cfg, &deadline, &label, what).await {
+            return Err(ResourceError::Uncertain(format!(
+                "{label}: the node accepted the reset but still answers after {:?}",
+                deadline.total()
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args() -> ConfigurationApplyArgs {
+        let yaml = include_str!("../../../tests/fixtures/talosctl-secrets.yaml");
+        let secrets = crate::talos::secrets::from_talosctl_yaml(yaml).unwrap();
+        let input = crate::talos::config::GenerateInput::new(
+            "lab",
+            "https://127.9.9.5:6443",
+            crate::talos::config::MachineType::Worker,
+            &secrets,
+        );
+        let patch = "machine:\n  network:\n    interfaces:\n      - interface: eth0\n        addresses:\n          - 127.9.9.20/24\n";
+        ConfigurationApplyArgs {
+            client_configuration: ClientConfiguration {
+                ca_certificate: "ca".into(),
+                client_certificate: "crt".into(),
+                client_key: "key".into(),
+            },
+            machine_configuration_input: crate::talos::config::render(&input, &[patch.into()]).unwrap(),
+            node: "127.9.9.100".into(),
+            endpoint: None,
+            config_patches: Some(vec!["machine:\n  certSANs:\n    - w.lab\n".into()]),
+            apply_mode: None,
+            on_destroy: None,
+            timeouts: None,
+        }
+    }
+
+    #[test]
+    fn check_names_each_bad_input() {
+        assert!(failures(&args()).is_empty(), "{:?}", failures(&args()));
+        let mut a = args();
+        a.node = " ".into();
+        a.endpoint = Some(String::new());
+        a.apply_mode = Some("sometimes".into());
+        a.config_patches = Some(vec!["machine:\n  bogus: 1\n".into()]);
+        a.timeouts = Some(Timeouts { create: Some("forever".into()), ..Default::default() });
+        let f = failures(&a);
+        let paths: Vec<&str> = f.iter().map(|f| f.property.as_str()).collect();
+        assert_eq!(paths, ["node", "endpoint", "applyMode", "configPatches[0]", "timeouts.create"]);
+        assert!(f[2].reason.contains("staged_if_needing_reboot"), "{}", f[2].reason);
+    }
+
+    #[test]
+    fn node_changes_replace_unless_the_node_moved_to_its_static_address() {
+        let old = args();
+        let mut moved = args();
+        moved.node = "127.9.9.20".into();
+        assert_eq!(ConfigurationApply.replacements(&old, &moved), Some(vec![]));
+        let mut other = args();
+        other.node = "127.9.9.21".into();
+        assert_eq!(ConfigurationApply.replacements(&old, &other), Some(vec!["node".to_string()]));
+        let mut patched = args();
+        patched.config_patches = None;
+        assert_eq!(ConfigurationApply.replacements(&old, &patched), Some(vec![]), "a patch change is in place");
+    }
+}

@@ -1,0 +1,194 @@
+//! Talos nodes configured through the real `pulumi` CLI against the lab
+//! (`sdk-examples/yaml-talos-apply`): a Talos image downloaded into storage,
+//! a control plane and a worker VM booting it in maintenance mode (their
+//! addresses from the guest agent), machine secrets, configurations with
+//! static addresses and the VIP, `machine:ConfigurationApply` for both and
+//! `machine:Bootstrap`.
+//!
+//! - `up` configures both nodes (they answer with mutual TLS on their static
+//!   addresses, running exactly `machineConfiguration`) and bootstraps etcd;
+//!   a second preview changes nothing;
+//! - the state holds `machineConfiguration`, the input configuration and the
+//!   client key only as secrets;
+//! - a config patch change updates in place (no replace) and reaches the node;
+//! - a configuration applied on the node directly shows in `refresh` as a
+//!   diff, and the next `up` applies the program's again (the node's
+//!   maintenance address, now its static one, is the same machine: no replace);
+//! - removing the apply resources resets the nodes back to maintenance mode
+//!   (`onDestroy.reset`), and `destroy` leaves the lab empty.
+//!
+//! The lab runs on a random loopback subnet so its node addresses are its own.
+
+mod support;
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use proxmox_talos::talos::api::machine::apply_configuration_request::Mode;
+use proxmox_talos::talos::api_client::{self, Credentials, CONFIG_PATH};
+use proxmox_talos::talos::secrets::ClientConfiguration;
+use proxmox_talos_lab::pve::admin;
+use proxmox_talos_lab::pve::lab_config::{LabConfig, Timing};
+use rand_core::RngCore as _;
+use support::lab::CliLab;
+use support::pulumi::Stack;
+
+struct Net {
+    subnet: [u8; 2],
+}
+
+impl Net {
+    fn ip(&self, last: u8) -> Ipv4Addr {
+        Ipv4Addr::new(127, self.subnet[0], self.subnet[1], last)
+    }
+}
+
+fn lab() -> (CliLab, Net) {
+    let mut rng = rand_core::OsRng;
+    let net = Net { subnet: [64 + (rng.next_u32() % 180) as u8, (rng.next_u32() % 256) as u8] };
+    let mut config = LabConfig::single_node();
+    config.bridges[0].subnet = net.ip(0);
+    config.bridges[0].gateway = net.ip(1);
+    config.timing = Timing { task_ms: 20, boot_ms: 300, agent_ms: 300, lock_wait_ms: 3000 };
+    (CliLab::start(config), net)
+}
+
+/// Runs `f` on the lab's runtime (the Talos client needs a Tokio runtime).
+fn on<T>(lab: &CliLab, f: impl std::future::Future<Output = T>) -> T {
+    lab.runtime.block_on(f)
+}
+
+async fn running_config(address: Ipv4Addr, client: &ClientConfiguration) -> String {
+    let c = api_client::connect(&address.to_string(), Credentials::Mutual(client)).await.unwrap();
+    String::from_utf8(c.read_file(CONFIG_PATH).await.unwrap()).unwrap()
+}
+
+fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "{what} within {timeout:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Whether the value at `path` (dotted) of an exported resource is secret, itself or
+/// inside a secret object on the way.
+fn secret_at(resource: &serde_json::Value, path: &str) -> bool {
+    let mut at = resource;
+    for key in path.split('.') {
+        if at.get("ciphertext").is_some() {
+            return true;
+        }
+        at = &at[key];
+    }
+    at.get("ciphertext").is_some()
+}
+
+/// The example without the apply and bootstrap resources (and their outputs).
+fn without_applies(program: &str) -> String {
+    let mut out = Vec::new();
+    let mut skipping = false;
+    for line in program.lines() {
+        let top_resource = line.starts_with("  ") && !line.starts_with("   ");
+        if top_resource {
+            skipping = ["  controlPlaneApply:", "  workerApply:", "  bootstrap:"].contains(&line);
+        }
+        if !line.starts_with(' ') {
+            skipping = false; // a top-level section
+        }
+        if !skipping && !line.contains("Apply.machineConfiguration") {
+            out.push(line);
+        }
+    }
+    out.join("\n") + "\n"
+}
+
+#[test]
+fn talos_nodes_configured_bootstrapped_updated_refreshed_and_reset_through_the_cli() {
+    let (lab, net) = lab();
+    let base = lab.serve_files(HashMap::from([("talos.raw".to_string(), vec![0u8; 1 << 20])]));
+    let stack = Stack::new("yaml-talos-apply", lab.token_env());
+    stack.set("talosImageUrl", &format!("{base}/talos.raw"));
+    stack.set("vip", &net.ip(5).to_string());
+    stack.set("controlPlaneAddress", &net.ip(10).to_string());
+    stack.set("workerAddress", &net.ip(20).to_string());
+
+    stack.ok(&["up", "--yes", "--skip-preview"]);
+    let out = stack.outputs();
+    let client: ClientConfiguration = serde_json::from_value(out["clientConfiguration"].clone()).unwrap();
+    let maintenance_ip = out["controlPlaneMaintenanceIp"].as_str().unwrap().to_string();
+    assert!(maintenance_ip.starts_with(&format!("127.{}.{}.", net.subnet[0], net.subnet[1])), "{out}");
+    assert_ne!(maintenance_ip, net.ip(10).to_string());
+    let status = lab.lab.talos.status();
+    assert_eq!(status.len(), 2, "{status:?}");
+    assert!(status.iter().all(|s| !s.maintenance), "{status:?}");
+    let mut addresses: Vec<_> = status.iter().filter_map(|s| s.address).collect();
+    addresses.sort();
+    assert_eq!(addresses, vec![net.ip(10), net.ip(20)]);
+    let applied = out["controlPlaneConfiguration"].as_str().unwrap().to_string();
+    assert!(applied.contains("        - cp.lab\n"), "the patch is applied: {applied}");
+    assert_eq!(on(&lab, running_config(net.ip(10), &client)), applied);
+    // Bootstrapped: etcd answers with one member.
+    let members = on(&lab, async {
+        let c = api_client::connect(&net.ip(10).to_string(), Credentials::Mutual(&client)).await.unwrap();
+        c.machine().etcd_member_list(c.request(Default::default())).await.unwrap().into_inner()
+    });
+    assert_eq!(members.messages[0].members.len(), 1);
+
+    stack.ok(&["preview", "--expect-no-changes"]);
+
+    // Secrets stay secrets in the state.
+    let export = stack.ok(&["stack", "export"]);
+    assert!(!export.contains(&client.client_key), "the client key is stored in plain text");
+    assert!(!export.contains("kind: HostnameConfig"), "a machine configuration is stored in plain text");
+    let deployment: serde_json::Value = serde_json::from_str(&export).unwrap();
+    let resources = deployment["deployment"]["resources"].as_array().unwrap();
+    let apply = resources.iter().find(|r| r["urn"].as_str().unwrap().ends_with("::controlPlaneApply")).unwrap();
+    for path in [
+        "outputs.machineConfiguration",
+        "inputs.machineConfigurationInput",
+        "inputs.clientConfiguration.clientKey",
+        "outputs.clientConfiguration.clientKey",
+    ] {
+        assert!(secret_at(apply, path), "{path} is not a secret: {apply}");
+    }
+
+    // A patch change updates in place and reaches the node.
+    stack.set("controlPlanePatch", "machine:\n  certSANs:\n    - cp2.lab\n");
+    let preview = stack.ok(&["preview", "--diff"]);
+    assert!(preview.contains("controlPlaneApply") && !preview.contains("replace"), "{preview}");
+    stack.ok(&["up", "--yes", "--skip-preview"]);
+    let patched = on(&lab, running_config(net.ip(10), &client));
+    assert!(patched.contains("        - cp2.lab\n"), "{patched}");
+    assert_eq!(stack.outputs()["controlPlaneConfiguration"].as_str().unwrap(), patched);
+    stack.ok(&["preview", "--expect-no-changes"]);
+
+    // A configuration applied on the node directly is drift that refresh shows.
+    let edited = patched.replacen("        - cp2.lab\n", "        - cp2.lab\n        - edited.lab\n", 1);
+    on(&lab, async {
+        let c = api_client::connect(&net.ip(10).to_string(), Credentials::Mutual(&client)).await.unwrap();
+        c.apply_configuration(&edited, Mode::NoReboot, false).await.unwrap();
+    });
+    let refresh = stack.ok(&["refresh", "--yes", "--skip-preview", "--diff"]);
+    assert!(refresh.contains("controlPlaneApply") && refresh.contains("machineConfiguration"), "{refresh}");
+    // The next up applies the program's configuration again, in place.
+    let preview = stack.ok(&["preview", "--diff"]);
+    assert!(preview.contains("controlPlaneApply") && !preview.contains("replace"), "{preview}");
+    stack.ok(&["up", "--yes", "--skip-preview"]);
+    assert_eq!(on(&lab, running_config(net.ip(10), &client)), patched);
+    stack.ok(&["preview", "--expect-no-changes"]);
+
+    // Removing the applies resets the nodes (onDestroy.reset) back to maintenance mode.
+    let program = std::fs::read_to_string(stack.dir.join("Pulumi.yaml")).unwrap();
+    stack.write_program(&without_applies(&program));
+    stack.ok(&["up", "--yes", "--skip-preview"]);
+    wait_until("both nodes back in maintenance mode", Duration::from_secs(30), || {
+        let s = lab.lab.talos.status();
+        s.len() == 2 && s.iter().all(|n| n.maintenance)
+    });
+
+    stack.ok(&["destroy", "--yes", "--skip-preview"]);
+    let left = lab.lab.state.read(|m| admin::inventory(m, lab.lab.state.state_dir()).without_seed(m));
+    assert!(left.vms.is_empty() && left.files.is_empty(), "left behind: {left:?}");
+}

@@ -1,0 +1,429 @@
+//! `machine:ConfigurationApply` and `machine:Bootstrap` driven directly (their
+//! `CustomResource` methods, with a real `Context`) against lab Talos nodes:
+//!
+//! - maintenance → configured on the static address, with progress lines;
+//!   Read without and with drift (a configuration applied on the node
+//!   directly); updates in place (the node moved to its static address is the
+//!   same machine); Delete with `onDestroy.reset` back to maintenance, after
+//!   which Read finds the configuration gone;
+//! - a connection dropped in the middle of the maintenance apply (a proxy cuts
+//!   the node's answer) is confirmed on the static address;
+//! - errors that say which: another cluster's credentials, a node that never
+//!   answers (within the timeout), a configuration the node refuses;
+//! - Bootstrap retried until the node is ready, then idempotent; a worker fails.
+//!
+//! Each test runs its own lab on a random loopback subnet. The CLI flow is
+//! `tests/pulumi_talos_apply.rs`.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use proxmox_talos::framework::{
+    CheckRequest, Context, CreateRequest, CustomResource, DeleteRequest, LogSink, ReadRequest, ResourceError, Severity,
+    UpdateRequest,
+};
+use proxmox_talos::resources::machine::bootstrap::{Bootstrap, BootstrapArgs};
+use proxmox_talos::resources::machine::configuration_apply::{
+    ConfigurationApply, ConfigurationApplyArgs, ConfigurationApplyState, OnDestroy,
+};
+use proxmox_talos::resources::machine::timeouts::Timeouts;
+use proxmox_talos::talos::api::machine::apply_configuration_request::Mode;
+use proxmox_talos::talos::api_client::{self, Credentials, CONFIG_PATH};
+use proxmox_talos::talos::config::{self, GenerateInput, MachineType};
+use proxmox_talos::talos::secrets::{self, ClientConfiguration, MachineSecrets, SystemClock, VersionContract};
+use proxmox_talos_lab::in_process::{self, InProcessLab};
+use proxmox_talos_lab::pve::lab_config::{LabConfig, Timing};
+use proxmox_talos_lab::pve::model::{lab_mac, Vm, Volume};
+use proxmox_talos_lab::pve::state::now_ms;
+use rand_core::RngCore as _;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const TALOS_IMAGE: &str = "local:import/talos-v1.12.4-nocloud-amd64.raw";
+
+struct Lab {
+    lab: InProcessLab,
+    subnet: [u8; 2],
+    _dir: tempfile::TempDir,
+}
+
+impl Lab {
+    async fn start(boot_ms: u64, agent_ms: u64) -> Lab {
+        let mut rng = rand_core::OsRng;
+        let subnet = [64 + (rng.next_u32() % 180) as u8, (rng.next_u32() % 256) as u8];
+        let mut config = LabConfig::single_node();
+        config.bridges[0].subnet = Ipv4Addr::new(127, subnet[0], subnet[1], 0);
+        config.bridges[0].gateway = Ipv4Addr::new(127, subnet[0], subnet[1], 1);
+        config.timing = Timing { task_ms: 0, boot_ms, agent_ms, lock_wait_ms: 2000 };
+        let dir = tempfile::tempdir().unwrap();
+        let lab = in_process::start(config, dir.path()).await.unwrap();
+        Lab { lab, subnet, _dir: dir }
+    }
+
+    fn ip(&self, last: u8) -> Ipv4Addr {
+        Ipv4Addr::new(127, self.subnet[0], self.subnet[1], last)
+    }
+
+    /// A running VM booting a Talos disk image; returns its DHCP address.
+    fn talos_vm(&self, vmid: u32) -> Ipv4Addr {
+        let volid = format!("local-zfs:vm-{vmid}-disk-0");
+        let config = [
+            ("name", format!("talos-{vmid}")),
+            ("scsi0", format!("{volid},size=8G")),
+            ("net0", format!("virtio={},bridge=vmbr0", lab_mac(vmid, 0))),
+            ("boot", "order=scsi0".into()),
+            ("agent", "1".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        self.lab.state.write(|m| {
+            let volume = Volume {
+                volid: volid.clone(),
+                storage: "local-zfs".into(),
+                node: Some("pve".into()),
+                vmid,
+                size: 8 << 30,
+                format: "raw".into(),
+                origin: Some(TALOS_IMAGE.into()),
+                talos: None,
+            };
+            m.volumes.insert(volid.clone(), volume);
+            let vm =
+                Vm { vmid, node: "pve".into(), config, running: true, started_at_ms: Some(now_ms()), ..Vm::default() };
+            m.vms.insert(vmid, vm);
+        });
+        proxmox_talos_lab::pve::qemu::guest_address(&self.lab.state, vmid).expect("a DHCP lease")
+    }
+
+    fn maintenance(&self) -> Vec<bool> {
+        self.lab.talos.status().iter().map(|s| s.maintenance).collect()
+    }
+}
+
+#[derive(Default)]
+struct Sink(Mutex<Vec<(Severity, String, bool)>>);
+
+impl LogSink for Sink {
+    fn log(&self, severity: Severity, _urn: &str, message: &str, ephemeral: bool) {
+        self.0.lock().unwrap().push((severity, message.to_string(), ephemeral));
+    }
+}
+
+impl Sink {
+    fn any(&self, needle: &str) -> bool {
+        self.0.lock().unwrap().iter().any(|(_, m, _)| m.contains(needle))
+    }
+
+    fn status_lines(&self) -> Vec<String> {
+        self.0.lock().unwrap().iter().filter(|(_, _, e)| *e).map(|(_, m, _)| m.clone()).collect()
+    }
+}
+
+fn context(sink: Arc<Sink>) -> Context {
+    // Nothing cancels; the sender must live (a dropped one reads as "cancelled").
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    std::mem::forget(tx);
+    Context::new(Arc::default(), sink, "urn:pulumi:test::talos::proxmox-talos:machine:ConfigurationApply::a", rx, None)
+}
+
+fn cluster() -> (MachineSecrets, ClientConfiguration) {
+    let bundle = secrets::generate(VersionContract::V1_6, &SystemClock, &mut rand_core::OsRng).unwrap();
+    let client = secrets::client_configuration(&bundle, &SystemClock).unwrap();
+    (bundle, client)
+}
+
+fn machine_config(bundle: &MachineSecrets, kind: MachineType, address: Ipv4Addr, vip: Ipv4Addr) -> String {
+    let input = GenerateInput::new("lab", &format!("https://{vip}:6443"), kind, bundle);
+    let vip_patch = match kind {
+        MachineType::ControlPlane => format!("\n        vip:\n          ip: {vip}"),
+        MachineType::Worker => String::new(),
+    };
+    let patch = format!(
+        "machine:\n  network:\n    interfaces:\n      - interface: eth0\n        addresses:\n          - {address}/24{vip_patch}\n"
+    );
+    config::render(&input, &[patch]).unwrap()
+}
+
+fn apply_args(
+    client: &ClientConfiguration,
+    config: String,
+    node: &str,
+    create_timeout: &str,
+) -> ConfigurationApplyArgs {
+    ConfigurationApplyArgs {
+        client_configuration: client.clone(),
+        machine_configuration_input: config,
+        node: node.to_string(),
+        endpoint: None,
+        config_patches: Some(vec!["machine:\n  certSANs:\n    - cp.lab\n".into()]),
+        apply_mode: None,
+        on_destroy: Some(OnDestroy { reset: Some(true), graceful: Some(true), reboot: Some(true) }),
+        timeouts: Some(Timeouts {
+            create: Some(create_timeout.into()),
+            update: Some("30s".into()),
+            delete: Some("30s".into()),
+        }),
+    }
+}
+
+fn check(ctx: &Context, args: ConfigurationApplyArgs) -> ConfigurationApplyArgs {
+    ConfigurationApply.check(ctx, CheckRequest { name: "a", inputs: args, olds: None, random_seed: &[] }).unwrap()
+}
+
+async fn create(
+    ctx: &Context,
+    args: ConfigurationApplyArgs,
+) -> Result<(String, ConfigurationApplyState), ResourceError> {
+    let r = ConfigurationApply
+        .create(ctx, CreateRequest { name: "a".into(), inputs: check(ctx, args), preview: false })
+        .await?;
+    Ok((r.id, r.state))
+}
+
+async fn running(address: Ipv4Addr, client: &ClientConfiguration) -> String {
+    let c = api_client::connect(&address.to_string(), Credentials::Mutual(client)).await.unwrap();
+    String::from_utf8(c.read_file(CONFIG_PATH).await.unwrap()).unwrap()
+}
+
+async fn eventually(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "{what} within {timeout:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn apply_read_drift_update_and_reset() {
+    let lab = Lab::start(300, 0).await;
+    let (bundle, client) = cluster();
+    let dhcp = lab.talos_vm(100);
+    let sink = Arc::new(Sink::default());
+    let ctx = context(sink.clone());
+    let base = machine_config(&bundle, MachineType::ControlPlane, lab.ip(10), lab.ip(5));
+    let args = apply_args(&client, base.clone(), &dhcp.to_string(), "60s");
+
+    // Preview renders the configuration without touching the node.
+    let preview = ConfigurationApply
+        .create(&ctx, CreateRequest { name: "a".into(), inputs: args.clone(), preview: true })
+        .await
+        .unwrap();
+    let rendered = preview.state.machine_configuration.clone().unwrap();
+    assert!(rendered.contains("    certSANs:\n        - cp.lab\n"), "{rendered}");
+
+    let (id, state) = create(&ctx, args.clone()).await.unwrap();
+    assert_eq!(id, dhcp.to_string());
+    assert_eq!(state.machine_configuration.as_deref(), Some(rendered.as_str()));
+    assert_eq!(lab.maintenance(), vec![false]);
+    assert_eq!(lab.lab.talos.status()[0].address, Some(lab.ip(10)), "configured on its static address");
+    assert_eq!(running(lab.ip(10), &client).await, rendered);
+    let lines = sink.status_lines();
+    assert!(
+        lines.iter().any(|l| l.starts_with(&format!("talos {dhcp}: waiting for the node to come back configured, "))),
+        "{lines:?}"
+    );
+
+    // Read: no drift.
+    let read = |inputs: ConfigurationApplyArgs, state: ConfigurationApplyState| {
+        ConfigurationApply.read(&ctx, ReadRequest { id: id.clone(), inputs: Some(inputs), state: Some(state) })
+    };
+    let same = read(args.clone(), state.clone()).await.unwrap().unwrap();
+    assert_eq!(same.state.machine_configuration, state.machine_configuration);
+    assert_eq!(same.inputs.config_patches, args.config_patches);
+
+    // A configuration applied on the node directly is drift: the inputs reproduce the node's.
+    let edited = rendered.replacen("        - cp.lab\n", "        - cp.lab\n        - edited.lab\n", 1);
+    let direct = api_client::connect(&lab.ip(10).to_string(), Credentials::Mutual(&client)).await.unwrap();
+    direct.apply_configuration(&edited, Mode::NoReboot, false).await.unwrap();
+    let drift = read(args.clone(), state.clone()).await.unwrap().unwrap();
+    assert_eq!(drift.state.machine_configuration.as_deref(), Some(edited.as_str()));
+    assert_eq!(drift.inputs.machine_configuration_input, edited);
+    assert_eq!(drift.inputs.config_patches, None);
+    assert!(sink.any("runs another configuration than the one applied"));
+
+    // Update: the program's inputs again; `node` (the maintenance address) no longer
+    // answers, the static address of the configuration does.
+    let update = |old_inputs: ConfigurationApplyArgs, old_state: ConfigurationApplyState, inputs| {
+        ConfigurationApply.update(&ctx, UpdateRequest { id: id.clone(), old_inputs, old_state, inputs, preview: false })
+    };
+    let state = update(drift.inputs, drift.state, args.clone()).await.unwrap();
+    assert_eq!(running(lab.ip(10), &client).await, rendered, "the drift is undone");
+
+    // `node` now the static address: the same machine, no replacement. A patch change
+    // applies in place, without a reboot (nothing in it needs one).
+    let mut moved = args.clone();
+    moved.node = lab.ip(10).to_string();
+    assert_eq!(ConfigurationApply.replacements(&args, &moved), Some(vec![]));
+    let mut patched = moved.clone();
+    patched.config_patches = Some(vec!["machine:\n  certSANs:\n    - cp2.lab\n".into()]);
+    let state = update(args.clone(), state, patched.clone()).await.unwrap();
+    let now = running(lab.ip(10), &client).await;
+    assert!(now.contains("        - cp2.lab\n"), "{now}");
+    assert_eq!(state.machine_configuration.as_deref(), Some(now.as_str()));
+    assert!(sink.any("applying the configuration (auto)"));
+
+    // applyMode reboot: the node goes down and comes back running the new configuration.
+    let mut rebooting = patched.clone();
+    rebooting.apply_mode = Some("reboot".into());
+    rebooting.config_patches = Some(vec!["machine:\n  certSANs:\n    - cp3.lab\n".into()]);
+    let state = update(patched.clone(), state, rebooting.clone()).await.unwrap();
+    assert!(sink.any("rebooting to apply the configuration"));
+    assert!(sink.status_lines().iter().any(|l| l.contains("waiting for the node to reboot into the configuration")));
+    assert!(running(lab.ip(10), &client).await.contains("        - cp3.lab\n"));
+    let patched = rebooting;
+
+    // Delete with onDestroy.reset: back to maintenance on the DHCP address.
+    ConfigurationApply.delete(&ctx, DeleteRequest { id: id.clone(), state: state.clone() }).await.unwrap();
+    eventually("maintenance after the reset", Duration::from_secs(20), || {
+        lab.lab.talos.status().iter().any(|s| s.maintenance && s.address == Some(dhcp))
+    })
+    .await;
+    // Nothing answers at the static address any more: Read keeps the state and warns.
+    let kept = read(patched, state.clone()).await.unwrap().expect("kept");
+    assert_eq!(kept.state.machine_configuration, state.machine_configuration);
+    assert!(sink.any("cannot read the node's configuration, keeping the recorded state"));
+    // At the maintenance address the node answers without a configuration: gone.
+    assert!(read(args, state).await.unwrap().is_none(), "a node in maintenance has lost the configuration");
+}
+
+/// A proxy to `upstream` that, on the first connection carrying more than
+/// `cut_after` bytes from the client, forwards the rest of the request but
+/// never the answer, then closes: the client cannot know whether it worked.
+async fn cutting_proxy(upstream: SocketAddr, cut_after: usize) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let used = Arc::new(AtomicBool::new(false));
+    tokio::spawn(async move {
+        loop {
+            let Ok((client, _)) = listener.accept().await else { return };
+            let used = used.clone();
+            tokio::spawn(async move {
+                let Ok(server) = tokio::net::TcpStream::connect(upstream).await else { return };
+                let (mut cr, mut cw) = client.into_split();
+                let (mut sr, mut sw) = server.into_split();
+                let cut = Arc::new(AtomicBool::new(false));
+                let cut_up = cut.clone();
+                let up = tokio::spawn(async move {
+                    let (mut sent, mut buf) = (0usize, vec![0u8; 16384]);
+                    loop {
+                        let n = match cr.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => n,
+                        };
+                        if sw.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                        sent += n;
+                        if sent > cut_after && !used.swap(true, Ordering::SeqCst) {
+                            cut_up.store(true, Ordering::SeqCst);
+                        }
+                    }
+                });
+                let mut buf = vec![0u8; 16384];
+                loop {
+                    let n = match sr.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    if cut.load(Ordering::SeqCst) {
+                        // Let the rest of the request through, then drop everything.
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        break;
+                    }
+                    if cw.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+                up.abort();
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connection_dropped_during_the_maintenance_apply_is_confirmed_on_the_static_address() {
+    let lab = Lab::start(300, 0).await;
+    let (bundle, client) = cluster();
+    let dhcp = lab.talos_vm(100);
+    let config = machine_config(&bundle, MachineType::ControlPlane, lab.ip(10), lab.ip(5));
+    let proxy = cutting_proxy(SocketAddr::new(dhcp.into(), 50000), config.len()).await;
+    let sink = Arc::new(Sink::default());
+    let ctx = context(sink.clone());
+    let (id, state) = create(&ctx, apply_args(&client, config, &proxy.to_string(), "60s")).await.unwrap();
+    assert_eq!(id, proxy.to_string());
+    assert!(sink.any("the connection dropped while applying"), "{:?}", sink.0.lock().unwrap());
+    assert_eq!(running(lab.ip(10), &client).await, state.machine_configuration.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn errors_say_which_credentials_address_or_configuration_is_wrong() {
+    let lab = Lab::start(200, 0).await;
+    let (bundle, client) = cluster();
+    let dhcp = lab.talos_vm(100);
+    let ctx = context(Arc::new(Sink::default()));
+
+    // The node refuses the configuration: a clean failure with Talos's reason, nothing recorded.
+    let config = machine_config(&bundle, MachineType::ControlPlane, lab.ip(10), lab.ip(5));
+    let wrong_type = config.replacen("type: controlplane", "type: database", 1);
+    let err = create(&ctx, apply_args(&client, wrong_type, &dhcp.to_string(), "20s")).await.unwrap_err();
+    assert!(matches!(&err, ResourceError::Failed(m) if m.contains("unknown machine type \"database\"")), "{err:?}");
+    assert_eq!(lab.maintenance(), vec![true], "nothing was applied");
+
+    // Nothing answers: bounded by the timeout, and says it cannot reach the node.
+    let started = Instant::now();
+    let err = create(&ctx, apply_args(&client, config.clone(), &lab.ip(77).to_string(), "2s")).await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(15), "{:?}", started.elapsed());
+    assert!(err.to_string().contains("cannot reach the Talos API"), "{err}");
+
+    // Another cluster's credentials on a configured node: says the CA does not match.
+    create(&ctx, apply_args(&client, config.clone(), &dhcp.to_string(), "30s")).await.unwrap();
+    let (_, foreign) = cluster();
+    let err = create(&ctx, apply_args(&foreign, config, &lab.ip(10).to_string(), "20s")).await.unwrap_err();
+    assert!(
+        matches!(&err, ResourceError::Failed(m) if m.contains("not signed by the client configuration's CA")),
+        "{err:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bootstrap_waits_for_the_node_and_is_idempotent() {
+    // agent_ms: how long after coming up the node accepts Bootstrap.
+    let lab = Lab::start(200, 1500).await;
+    let (bundle, client) = cluster();
+    let cp_dhcp = lab.talos_vm(100);
+    let sink = Arc::new(Sink::default());
+    let ctx = context(sink.clone());
+    let cp = machine_config(&bundle, MachineType::ControlPlane, lab.ip(10), lab.ip(5));
+    create(&ctx, apply_args(&client, cp, &cp_dhcp.to_string(), "30s")).await.unwrap();
+
+    let args = |node: Ipv4Addr| BootstrapArgs {
+        client_configuration: client.clone(),
+        node: node.to_string(),
+        endpoint: None,
+        timeouts: Some(Timeouts { create: Some("20s".into()), ..Default::default() }),
+    };
+    let bootstrap =
+        |a: BootstrapArgs| Bootstrap.create(&ctx, CreateRequest { name: "b".into(), inputs: a, preview: false });
+    let created = bootstrap(args(lab.ip(10))).await.unwrap();
+    assert_eq!(created.id, lab.ip(10).to_string());
+    let lines = sink.status_lines();
+    assert!(
+        lines.iter().any(|l| l.contains("waiting to bootstrap etcd") && l.contains("not available yet")),
+        "{lines:?}"
+    );
+    // Again (a replaced resource, an imported cluster): already bootstrapped is success.
+    bootstrap(args(lab.ip(10))).await.unwrap();
+    assert!(sink.any("etcd is already bootstrapped"));
+
+    // A worker cannot be bootstrapped: a failure at once, not after the timeout.
+    let worker_dhcp = lab.talos_vm(200);
+    let worker = machine_config(&bundle, MachineType::Worker, lab.ip(20), lab.ip(5));
+    create(&ctx, apply_args(&client, worker, &worker_dhcp.to_string(), "30s")).await.unwrap();
+    let started = Instant::now();
+    let Err(err) = bootstrap(args(lab.ip(20))).await else { panic!("a worker was bootstrapped") };
+    assert!(err.to_string().contains("not a worker"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}

@@ -33,74 +33,9 @@ use proxmox_talos::talos::api::machine::apply_configuration_request::Mode;
 use proxmox_talos::talos::api_client::{self, Credentials, CONFIG_PATH};
 use proxmox_talos::talos::config::{self, GenerateInput, MachineType};
 use proxmox_talos::talos::secrets::{self, ClientConfiguration, MachineSecrets, SystemClock, VersionContract};
-use proxmox_talos_lab::in_process::{self, InProcessLab};
-use proxmox_talos_lab::pve::lab_config::{LabConfig, Timing};
-use proxmox_talos_lab::pve::model::{lab_mac, Vm, Volume};
-use proxmox_talos_lab::pve::state::now_ms;
-use rand_core::RngCore as _;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const TALOS_IMAGE: &str = "local:import/talos-v1.12.4-nocloud-amd64.raw";
-
-struct Lab {
-    lab: InProcessLab,
-    subnet: [u8; 2],
-    _dir: tempfile::TempDir,
-}
-
-impl Lab {
-    async fn start(boot_ms: u64, agent_ms: u64) -> Lab {
-        let mut rng = rand_core::OsRng;
-        let subnet = [64 + (rng.next_u32() % 180) as u8, (rng.next_u32() % 256) as u8];
-        let mut config = LabConfig::single_node();
-        config.bridges[0].subnet = Ipv4Addr::new(127, subnet[0], subnet[1], 0);
-        config.bridges[0].gateway = Ipv4Addr::new(127, subnet[0], subnet[1], 1);
-        config.timing = Timing { task_ms: 0, boot_ms, agent_ms, lock_wait_ms: 2000 };
-        let dir = tempfile::tempdir().unwrap();
-        let lab = in_process::start(config, dir.path()).await.unwrap();
-        Lab { lab, subnet, _dir: dir }
-    }
-
-    fn ip(&self, last: u8) -> Ipv4Addr {
-        Ipv4Addr::new(127, self.subnet[0], self.subnet[1], last)
-    }
-
-    /// A running VM booting a Talos disk image; returns its DHCP address.
-    fn talos_vm(&self, vmid: u32) -> Ipv4Addr {
-        let volid = format!("local-zfs:vm-{vmid}-disk-0");
-        let config = [
-            ("name", format!("talos-{vmid}")),
-            ("scsi0", format!("{volid},size=8G")),
-            ("net0", format!("virtio={},bridge=vmbr0", lab_mac(vmid, 0))),
-            ("boot", "order=scsi0".into()),
-            ("agent", "1".into()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-        self.lab.state.write(|m| {
-            let volume = Volume {
-                volid: volid.clone(),
-                storage: "local-zfs".into(),
-                node: Some("pve".into()),
-                vmid,
-                size: 8 << 30,
-                format: "raw".into(),
-                origin: Some(TALOS_IMAGE.into()),
-                talos: None,
-            };
-            m.volumes.insert(volid.clone(), volume);
-            let vm =
-                Vm { vmid, node: "pve".into(), config, running: true, started_at_ms: Some(now_ms()), ..Vm::default() };
-            m.vms.insert(vmid, vm);
-        });
-        proxmox_talos_lab::pve::qemu::guest_address(&self.lab.state, vmid).expect("a DHCP lease")
-    }
-
-    fn maintenance(&self) -> Vec<bool> {
-        self.lab.talos.status().iter().map(|s| s.maintenance).collect()
-    }
-}
+use proxmox_talos_lab::talos_testbed::TalosTestbed as Lab;
 
 #[derive(Default)]
 struct Sink(Mutex<Vec<(Severity, String, bool)>>);
@@ -197,9 +132,9 @@ async fn eventually(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn apply_read_drift_update_and_reset() {
-    let lab = Lab::start(300, 0).await;
+    let lab = Lab::start(300, 0).await.unwrap();
     let (bundle, client) = cluster();
-    let dhcp = lab.talos_vm(100);
+    let dhcp = lab.talos_vm(100, &format!("talos-{}", 100));
     let sink = Arc::new(Sink::default());
     let ctx = context(sink.clone());
     let base = machine_config(&bundle, MachineType::ControlPlane, lab.ip(10), lab.ip(5));
@@ -345,9 +280,9 @@ async fn cutting_proxy(upstream: SocketAddr, cut_after: usize) -> SocketAddr {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_connection_dropped_during_the_maintenance_apply_is_confirmed_on_the_static_address() {
-    let lab = Lab::start(300, 0).await;
+    let lab = Lab::start(300, 0).await.unwrap();
     let (bundle, client) = cluster();
-    let dhcp = lab.talos_vm(100);
+    let dhcp = lab.talos_vm(100, &format!("talos-{}", 100));
     let config = machine_config(&bundle, MachineType::ControlPlane, lab.ip(10), lab.ip(5));
     let proxy = cutting_proxy(SocketAddr::new(dhcp.into(), 50000), config.len()).await;
     let sink = Arc::new(Sink::default());
@@ -360,9 +295,9 @@ async fn a_connection_dropped_during_the_maintenance_apply_is_confirmed_on_the_s
 
 #[tokio::test(flavor = "multi_thread")]
 async fn errors_say_which_credentials_address_or_configuration_is_wrong() {
-    let lab = Lab::start(200, 0).await;
+    let lab = Lab::start(200, 0).await.unwrap();
     let (bundle, client) = cluster();
-    let dhcp = lab.talos_vm(100);
+    let dhcp = lab.talos_vm(100, &format!("talos-{}", 100));
     let ctx = context(Arc::new(Sink::default()));
 
     // The node refuses the configuration: a clean failure with Talos's reason, nothing recorded.
@@ -391,9 +326,9 @@ async fn errors_say_which_credentials_address_or_configuration_is_wrong() {
 #[tokio::test(flavor = "multi_thread")]
 async fn bootstrap_waits_for_the_node_and_is_idempotent() {
     // agent_ms: how long after coming up the node accepts Bootstrap.
-    let lab = Lab::start(200, 1500).await;
+    let lab = Lab::start(200, 1500).await.unwrap();
     let (bundle, client) = cluster();
-    let cp_dhcp = lab.talos_vm(100);
+    let cp_dhcp = lab.talos_vm(100, &format!("talos-{}", 100));
     let sink = Arc::new(Sink::default());
     let ctx = context(sink.clone());
     let cp = machine_config(&bundle, MachineType::ControlPlane, lab.ip(10), lab.ip(5));
@@ -419,7 +354,7 @@ async fn bootstrap_waits_for_the_node_and_is_idempotent() {
     assert!(sink.any("etcd is already bootstrapped"));
 
     // A worker cannot be bootstrapped: a failure at once, not after the timeout.
-    let worker_dhcp = lab.talos_vm(200);
+    let worker_dhcp = lab.talos_vm(200, &format!("talos-{}", 200));
     let worker = machine_config(&bundle, MachineType::Worker, lab.ip(20), lab.ip(5));
     create(&ctx, apply_args(&client, worker, &worker_dhcp.to_string(), "30s")).await.unwrap();
     let started = Instant::now();

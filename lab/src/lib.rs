@@ -19,3 +19,4 @@ pub mod in_process;
 pub mod pve;
 pub mod ssh;
 pub mod talos;
+pub mod talos_testbed;

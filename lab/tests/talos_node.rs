@@ -24,88 +24,12 @@ use proxmox_talos::talos::api::machine::apply_configuration_request::Mode;
 use proxmox_talos::talos::api_client::{self, Credentials, TalosApiError, TalosClient};
 use proxmox_talos::talos::config::{self, GenerateInput, MachineType};
 use proxmox_talos::talos::secrets::{self, ClientConfiguration, MachineSecrets, SystemClock, VersionContract};
-use proxmox_talos_lab::in_process::{self, InProcessLab};
-use proxmox_talos_lab::pve::lab_config::{LabConfig, Timing};
-use proxmox_talos_lab::pve::model::{lab_mac, Vm, Volume};
 use proxmox_talos_lab::pve::qemu::guest_address;
-use proxmox_talos_lab::pve::state::now_ms;
 use proxmox_talos_lab::talos::pki;
-use rand_core::RngCore as _;
 use tonic::Code;
 
-const TALOS_IMAGE: &str = "local:import/talos-v1.12.4-nocloud-amd64.raw";
-
-/// A lab on a random 127.X.Y.0/24 subnet.
-struct Lab {
-    lab: InProcessLab,
-    subnet: [u8; 2],
-    _dir: tempfile::TempDir,
-}
-
-impl Lab {
-    async fn start(boot_ms: u64, agent_ms: u64) -> Lab {
-        let mut rng = rand_core::OsRng;
-        let subnet = [64 + (rng.next_u32() % 180) as u8, (rng.next_u32() % 256) as u8];
-        let mut config = LabConfig::single_node();
-        config.bridges[0].subnet = Ipv4Addr::new(127, subnet[0], subnet[1], 0);
-        config.bridges[0].gateway = Ipv4Addr::new(127, subnet[0], subnet[1], 1);
-        config.timing = Timing { task_ms: 0, boot_ms, agent_ms, lock_wait_ms: 2000 };
-        let dir = tempfile::tempdir().unwrap();
-        let lab = in_process::start(config, dir.path()).await.unwrap();
-        Lab { lab, subnet, _dir: dir }
-    }
-
-    fn ip(&self, last: u8) -> Ipv4Addr {
-        Ipv4Addr::new(127, self.subnet[0], self.subnet[1], last)
-    }
-
-    /// A running VM booting a Talos disk image (its NIC leases `.100` upwards).
-    fn talos_vm(&self, vmid: u32, name: &str) {
-        let volid = format!("local-zfs:vm-{vmid}-disk-0");
-        let config = [
-            ("name", name.to_string()),
-            ("scsi0", format!("{volid},size=8G")),
-            ("scsihw", "virtio-scsi-pci".into()),
-            ("net0", format!("virtio={},bridge=vmbr0", lab_mac(vmid, 0))),
-            ("boot", "order=scsi0".into()),
-            ("agent", "1".into()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-        self.lab.state.write(|m| {
-            m.volumes.insert(
-                volid.clone(),
-                Volume {
-                    volid: volid.clone(),
-                    storage: "local-zfs".into(),
-                    node: Some("pve".into()),
-                    vmid,
-                    size: 8 << 30,
-                    format: "raw".into(),
-                    origin: Some(TALOS_IMAGE.into()),
-                    talos: None,
-                },
-            );
-            m.vms.insert(
-                vmid,
-                Vm { vmid, node: "pve".into(), config, running: true, started_at_ms: Some(now_ms()), ..Vm::default() },
-            );
-        });
-    }
-
-    fn stop_vm(&self, vmid: u32) {
-        self.lab.state.write(|m| proxmox_talos_lab::pve::qemu::stopped(m, vmid));
-    }
-
-    fn start_vm(&self, vmid: u32) {
-        self.lab.state.write(|m| {
-            let vm = m.vms.get_mut(&vmid).unwrap();
-            vm.running = true;
-            vm.started_at_ms = Some(now_ms());
-        });
-    }
-}
+/// The testbed: a lab on a random 127.X.Y.0/24 subnet.
+use proxmox_talos_lab::talos_testbed::TalosTestbed as Lab;
 
 /// A fast bundle (ECDSA service-account key) and its admin client configuration.
 fn cluster_secrets() -> (MachineSecrets, ClientConfiguration) {
@@ -179,7 +103,7 @@ async fn configured_control_plane(lab: &Lab, bundle: &MachineSecrets, client: &C
 
 #[tokio::test(flavor = "multi_thread")]
 async fn maintenance_mode_apply_and_reboot_to_the_static_address() {
-    let lab = Lab::start(300, 0).await;
+    let lab = Lab::start(300, 0).await.unwrap();
     let (bundle, client) = cluster_secrets();
     lab.talos_vm(100, "cp-1");
     let node = wait_for(lab.ip(100), Credentials::Insecure, Duration::from_secs(20)).await;
@@ -250,7 +174,7 @@ async fn maintenance_mode_apply_and_reboot_to_the_static_address() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn mutual_tls_refuses_other_cas_and_insufficient_roles() {
-    let lab = Lab::start(100, 0).await;
+    let lab = Lab::start(100, 0).await.unwrap();
     let (bundle, client) = cluster_secrets();
     let node = configured_control_plane(&lab, &bundle, &client).await;
     let endpoint = lab.ip(10).to_string();
@@ -319,7 +243,7 @@ async fn mutual_tls_refuses_other_cas_and_insufficient_roles() {
 #[tokio::test(flavor = "multi_thread")]
 async fn bootstrap_kubeconfig_and_the_kubernetes_api_on_the_vip() {
     // agent_ms: how long after coming up the node accepts Bootstrap.
-    let lab = Lab::start(100, 1500).await;
+    let lab = Lab::start(100, 1500).await.unwrap();
     let (bundle, client) = cluster_secrets();
     let node = configured_control_plane(&lab, &bundle, &client).await;
     let (code, message) = status_of(node.bootstrap().await.unwrap_err());
@@ -407,7 +331,7 @@ async fn bootstrap_kubeconfig_and_the_kubernetes_api_on_the_vip() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn workers_wait_for_trustd_and_cannot_bootstrap() {
-    let lab = Lab::start(100, 0).await;
+    let lab = Lab::start(100, 0).await.unwrap();
     let (bundle, client) = cluster_secrets();
     lab.talos_vm(200, "worker-1");
     let worker = wait_for(lab.ip(100), Credentials::Insecure, Duration::from_secs(20)).await;
@@ -443,7 +367,7 @@ async fn workers_wait_for_trustd_and_cannot_bootstrap() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn restarts_reboots_staged_configurations_and_resets_follow_the_disk() {
-    let lab = Lab::start(100, 0).await;
+    let lab = Lab::start(100, 0).await.unwrap();
     let (bundle, client) = cluster_secrets();
     let node = configured_control_plane(&lab, &bundle, &client).await;
     drop(node);

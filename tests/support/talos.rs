@@ -14,75 +14,32 @@ use proxmox_talos::talos::api::machine::apply_configuration_request::Mode;
 use proxmox_talos::talos::api_client::{self, Credentials, TalosClient};
 use proxmox_talos::talos::config::{self, GenerateInput, MachineType};
 use proxmox_talos::talos::secrets::{self, ClientConfiguration, MachineSecrets, SystemClock, VersionContract};
-use proxmox_talos_lab::in_process::{self, InProcessLab};
-use proxmox_talos_lab::pve::lab_config::{LabConfig, Timing};
-use proxmox_talos_lab::pve::model::{lab_mac, Vm, Volume};
+use proxmox_talos_lab::in_process::InProcessLab;
 use proxmox_talos_lab::pve::qemu::guest_address;
-use proxmox_talos_lab::pve::state::now_ms;
-use rand_core::RngCore as _;
+use proxmox_talos_lab::talos_testbed::TalosTestbed;
 use tonic::Code;
-
-const TALOS_IMAGE: &str = "local:import/talos-v1.12.4-nocloud-amd64.raw";
 
 /// A lab on a random 127.X.Y.0/24 subnet (started on the current runtime).
 pub struct TalosLab {
+    pub bed: TalosTestbed,
     pub lab: InProcessLab,
-    subnet: [u8; 2],
-    _dir: tempfile::TempDir,
 }
 
 impl TalosLab {
     /// `boot_ms`: how long a (re)boot takes; `agent_ms`: how long after coming up Bootstrap is refused.
     pub async fn start(boot_ms: u64, agent_ms: u64) -> TalosLab {
-        let mut rng = rand_core::OsRng;
-        let subnet = [64 + (rng.next_u32() % 180) as u8, (rng.next_u32() % 256) as u8];
-        let mut config = LabConfig::single_node();
-        config.bridges[0].subnet = Ipv4Addr::new(127, subnet[0], subnet[1], 0);
-        config.bridges[0].gateway = Ipv4Addr::new(127, subnet[0], subnet[1], 1);
-        config.timing = Timing { task_ms: 0, boot_ms, agent_ms, lock_wait_ms: 2000 };
-        let dir = tempfile::tempdir().unwrap();
-        let lab = in_process::start(config, dir.path()).await.unwrap();
-        TalosLab { lab, subnet, _dir: dir }
+        let bed = TalosTestbed::start(boot_ms, agent_ms).await.unwrap();
+        TalosLab { lab: bed.lab.clone(), bed }
     }
 
     /// `127.X.Y.<last>` in this lab's subnet.
     pub fn ip(&self, last: u8) -> Ipv4Addr {
-        Ipv4Addr::new(127, self.subnet[0], self.subnet[1], last)
+        self.bed.ip(last)
     }
 
     /// A running VM booting a Talos disk image (its NIC leases `.100` upwards).
     pub fn talos_vm(&self, vmid: u32, name: &str) {
-        let volid = format!("local-zfs:vm-{vmid}-disk-0");
-        let config = [
-            ("name", name.to_string()),
-            ("scsi0", format!("{volid},size=8G")),
-            ("scsihw", "virtio-scsi-pci".into()),
-            ("net0", format!("virtio={},bridge=vmbr0", lab_mac(vmid, 0))),
-            ("boot", "order=scsi0".into()),
-            ("agent", "1".into()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-        self.lab.state.write(|m| {
-            m.volumes.insert(
-                volid.clone(),
-                Volume {
-                    volid: volid.clone(),
-                    storage: "local-zfs".into(),
-                    node: Some("pve".into()),
-                    vmid,
-                    size: 8 << 30,
-                    format: "raw".into(),
-                    origin: Some(TALOS_IMAGE.into()),
-                    talos: None,
-                },
-            );
-            m.vms.insert(
-                vmid,
-                Vm { vmid, node: "pve".into(), config, running: true, started_at_ms: Some(now_ms()), ..Vm::default() },
-            );
-        });
+        self.bed.talos_vm(vmid, name);
     }
 
     /// VM `vmid` booted from a Talos image, configured as `kind` on `.last` (VIP `.vip` on

@@ -4,8 +4,9 @@
 #   tools/test.sh
 #
 # 0. makes sure Debian's openssh-server is installed (the lab's nodes run real sshd);
-# 1. installs the pinned Pulumi toolchain (CLI, YAML host, SDK generator) and the
-#    Python venv with the pinned Pulumi SDK (both cached outside the repo);
+# 1. installs the pinned Pulumi toolchain (CLI, YAML host, SDK generator), the pinned
+#    talosctl (lab/tests/talosctl_conformance.rs drives a lab node with it) and the
+#    Python venv with the pinned Pulumi SDK (all cached outside the repo);
 # 2. generates the nodejs, python and go SDKs from schema.json and compiles each
 #    (tools/check-sdks.sh, through tools/sdk-programs-env.sh: skipped when schema.json and the
 #    generator are unchanged since it last passed), and installs the TypeScript programs'
@@ -26,6 +27,11 @@ step "Pulumi toolchain"
 PULUMI_BIN="$(tools/install-pulumi.sh | tail -n1)"
 export PATH="$PULUMI_BIN:$PATH"
 pulumi version >&2
+
+step "talosctl (real client for the lab's Talos conformance test)"
+TALOSCTL_BIN="$(tools/install-talosctl.sh | tail -n1)"
+export PATH="$TALOSCTL_BIN:$PATH"
+talosctl version --client >&2
 
 step "Python environment"
 PROXMOX_TALOS_PYTHON="$(tools/python-env.sh | tail -n1)"

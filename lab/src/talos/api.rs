@@ -5,9 +5,10 @@
 //!
 //! Owns: per-call authorization as Talos does it (maintenance: no roles, only
 //! what the maintenance server offers; configured: the client certificate's
-//! roles, `PermissionDenied "not authorized"` otherwise), `node` metadata
-//! (this node, or another lab node of the same cluster, as apid proxies), and
-//! each method's answers and errors with Talos's codes and texts; `Read`
+//! roles, `PermissionDenied "not authorized"` otherwise), resolving the
+//! targets `node` / `nodes` metadata name (this node, or another lab node of
+//! the same cluster, as apid proxies; see `apid` for the one-to-many shape),
+//! and each method's answers and errors with Talos's codes and texts; `Read`
 //! serves the files clients read: `/system/state/config.yaml` and the boot ID.
 //! Must not: bind sockets or decide lifecycles (it asks [`TalosNodes`]).
 
@@ -17,6 +18,7 @@ use std::time::{Duration, Instant, SystemTime};
 use proxmox_talos::talos::api::{cluster, common, machine, storage};
 use tonic::{Request, Response, Status};
 
+use super::apid::{self, NodeMessage, Targets};
 use super::machine_config::{self, ConfigError, MachineConfig};
 use super::node::{self, NodeView, Phase};
 use super::server::Peer;
@@ -74,6 +76,7 @@ pub fn router(nodes: TalosNodes, vmid: u32) -> tonic::transport::server::Router 
 }
 
 /// A call after authorization: the node that answers and the caller's roles.
+#[derive(Clone)]
 struct Call {
     node: NodeView,
     roles: Vec<String>,
@@ -112,36 +115,102 @@ fn actor_id() -> String {
     node::random_uuid()
 }
 
+/// One target of a streaming call: its name (one to many only) and its call or failure.
+type StreamCall = (Option<String>, Result<Call, Status>);
+
+/// Where an authorized call is answered.
+enum Route {
+    /// This node, or the one `node` metadata names: errors are gRPC errors.
+    One(Call),
+    /// `nodes` metadata: every target answers, or fails, in band.
+    Many(Vec<(String, Result<Call, Status>)>),
+}
+
 impl NodeApi {
-    /// Authorizes a call and resolves the node it is for.
-    fn call<T>(&self, req: &Request<T>, access: Access) -> Result<Call, Status> {
+    /// Authorizes a call and resolves the nodes it is for.
+    fn route<T>(&self, req: &Request<T>, access: Access) -> Result<Route, Status> {
         let roles = req.extensions().get::<Peer>().and_then(|p| p.roles.clone());
         let own = self.nodes.view(self.vmid).ok_or_else(|| Status::unavailable("the node went down"))?;
         if matches!(own.phase, Phase::Maintenance) {
             // The maintenance server has no apid: no roles, no proxying.
-            return Ok(Call { node: own, roles: roles.unwrap_or_default() });
+            return Ok(Route::One(Call { node: own, roles: roles.unwrap_or_default() }));
         }
         let roles = roles.unwrap_or_default();
         if !access.allows(&roles) {
             return Err(Status::permission_denied("not authorized"));
         }
-        let target = req.metadata().get("node").and_then(|v| v.to_str().ok()).map(str::trim).unwrap_or_default();
-        let is_self = target.is_empty()
-            || target == own.hostname
+        Ok(match apid::targets(req.metadata())? {
+            Targets::Local => Route::One(Call { node: own, roles }),
+            Targets::One(target) => Route::One(self.resolve(&own, &target, &roles)?),
+            Targets::Many(targets) => Route::Many(
+                targets
+                    .into_iter()
+                    .map(|target| {
+                        let call = self.resolve(&own, &target, &roles);
+                        (target, call)
+                    })
+                    .collect(),
+            ),
+        })
+    }
+
+    /// The node `target` names: this one, or (apid proxies) another node of the cluster.
+    fn resolve(&self, own: &NodeView, target: &str, roles: &[String]) -> Result<Call, Status> {
+        let is_self = target == own.hostname
             || own.address.is_some_and(|a| target == a.to_string() || target == format!("{a}:50000"));
         if is_self {
-            return Ok(Call { node: own, roles });
+            return Ok(Call { node: own.clone(), roles: roles.to_vec() });
         }
-        // apid proxies one-to-one to another node of the cluster.
         let host = target.trim_end_matches(":50000");
         let same_cluster =
             |v: &NodeView| v.config().zip(own.config()).is_some_and(|(a, b)| a.os_ca.crt_pem == b.os_ca.crt_pem);
         match self.nodes.find(host).filter(same_cluster) {
-            Some(node) => Ok(Call { node, roles }),
+            Some(node) => Ok(Call { node, roles: roles.to_vec() }),
             None => Err(Status::unavailable(format!(
                 "connection error: desc = \"transport: Error while dialing: dial tcp {host}:50000: connect: connection refused\""
             ))),
         }
+    }
+
+    /// Answers a unary call on each node it is routed to (one to many: the
+    /// answers stamped and concatenated, failures in band).
+    fn unary<T, M: NodeMessage>(
+        &self,
+        req: &Request<T>,
+        access: Access,
+        answer: impl Fn(&Call) -> Result<Vec<M>, Status>,
+    ) -> Result<Vec<M>, Status> {
+        match self.route(req, access)? {
+            Route::One(call) => answer(&call),
+            Route::Many(targets) => Ok(targets
+                .into_iter()
+                .flat_map(|(target, call)| apid::unary_answer(&target, call.and_then(|c| answer(&c))))
+                .collect()),
+        }
+    }
+
+    /// The calls a streaming method serves: one without a target name, or
+    /// per target (`nodes`) a call or its failure.
+    fn streams<T>(&self, req: &Request<T>, access: Access) -> Result<Vec<StreamCall>, Status> {
+        Ok(match self.route(req, access)? {
+            Route::One(call) => vec![(None, Ok(call))],
+            Route::Many(targets) => targets.into_iter().map(|(t, call)| (Some(t), call)).collect(),
+        })
+    }
+
+    /// The files `Read` serves: the running configuration and the boot ID.
+    fn file(&self, call: &Call, path: &str) -> Result<String, Status> {
+        if call.maintenance() {
+            return Err(not_implemented("Read"));
+        }
+        match path {
+            CONFIG_PATH => {
+                self.nodes.config_file(call.node.vmid).or_else(|| call.config().ok().map(|c| c.text.clone()))
+            }
+            BOOT_ID_PATH => Some(format!("{}\n", call.node.boot_id)),
+            _ => None,
+        }
+        .ok_or_else(|| Status::unknown(format!("open {path}: no such file or directory")))
     }
 }
 
@@ -171,8 +240,8 @@ impl NodeApi {
     fn apply_maintenance(
         &self,
         call: &Call,
-        req: machine::ApplyConfigurationRequest,
-    ) -> Result<Response<machine::ApplyConfigurationResponse>, Status> {
+        req: &machine::ApplyConfigurationRequest,
+    ) -> Result<Vec<machine::ApplyConfiguration>, Status> {
         if !matches!(ApplyMode::try_from(req.mode), Ok(ApplyMode::Reboot | ApplyMode::Auto | ApplyMode::Try)) {
             return Err(Status::unimplemented(format!(
                 "apply configuration --mode='{}' is not supported in maintenance mode",
@@ -191,14 +260,14 @@ impl NodeApi {
         } else if loaded.is_some() {
             self.nodes.install(call.node.vmid, text);
         }
-        one(machine::ApplyConfigurationResponse { messages: vec![reply] })
+        Ok(vec![reply])
     }
 
     fn apply_configured(
         &self,
         call: &Call,
-        req: machine::ApplyConfigurationRequest,
-    ) -> Result<Response<machine::ApplyConfigurationResponse>, Status> {
+        req: &machine::ApplyConfigurationRequest,
+    ) -> Result<Vec<machine::ApplyConfiguration>, Status> {
         let current = call.config()?.clone();
         let text = String::from_utf8_lossy(&req.data).into_owned();
         let new = match machine_config::load(&text, call.node.image.mode) {
@@ -235,13 +304,11 @@ impl NodeApi {
         if req.dry_run {
             let diff = line_diff(&current.text, &text);
             let details = format!("Dry run summary:\n{details} (skipped in dry-run).\nConfig diff:\n\n{diff}");
-            return one(machine::ApplyConfigurationResponse {
-                messages: vec![machine::ApplyConfiguration {
-                    mode: mode as i32,
-                    mode_details: details,
-                    ..Default::default()
-                }],
-            });
+            return Ok(vec![machine::ApplyConfiguration {
+                mode: mode as i32,
+                mode_details: details,
+                ..Default::default()
+            }]);
         }
         match mode {
             ApplyMode::Try => {
@@ -265,13 +332,11 @@ impl NodeApi {
                 self.nodes.reboot(call.node.vmid);
             }
         }
-        one(machine::ApplyConfigurationResponse {
-            messages: vec![machine::ApplyConfiguration {
-                mode: mode as i32,
-                mode_details: details + &suffix,
-                ..Default::default()
-            }],
-        })
+        Ok(vec![machine::ApplyConfiguration {
+            mode: mode as i32,
+            mode_details: details + &suffix,
+            ..Default::default()
+        }])
     }
 }
 
@@ -323,199 +388,177 @@ impl machine::machine_service_server::MachineService for NodeApi {
         &self,
         request: Request<machine::ApplyConfigurationRequest>,
     ) -> Result<Response<machine::ApplyConfigurationResponse>, Status> {
-        let call = self.call(&request, Access::Admin)?;
-        if call.maintenance() {
-            self.apply_maintenance(&call, request.into_inner())
-        } else {
-            self.apply_configured(&call, request.into_inner())
-        }
+        let req = request.get_ref();
+        let messages = self.unary(&request, Access::Admin, |call| {
+            if call.maintenance() {
+                self.apply_maintenance(call, req)
+            } else {
+                self.apply_configured(call, req)
+            }
+        })?;
+        one(machine::ApplyConfigurationResponse { messages })
     }
 
     async fn bootstrap(
         &self,
         request: Request<machine::BootstrapRequest>,
     ) -> Result<Response<machine::BootstrapResponse>, Status> {
-        let call = self.call(&request, Access::Admin)?;
-        if call.maintenance() {
-            return Err(not_implemented("Bootstrap"));
-        }
-        let ready_after = Duration::from_millis(self.nodes.pve().timing().agent_ms);
-        if call.node.up_since.is_none_or(|t| t.elapsed() < ready_after) {
-            return Err(Status::failed_precondition("bootstrap is not available yet"));
-        }
-        if !call.config()?.machine_type.is_control_plane() {
-            return Err(Status::failed_precondition("bootstrap can only be performed on a control plane node"));
-        }
-        if call.node.etcd {
-            return Err(Status::already_exists("etcd data directory is not empty"));
-        }
-        self.nodes.bootstrap(call.node.vmid);
-        one(machine::BootstrapResponse { messages: vec![machine::Bootstrap::default()] })
+        let messages = self.unary(&request, Access::Admin, |call| {
+            if call.maintenance() {
+                return Err(not_implemented("Bootstrap"));
+            }
+            let ready_after = Duration::from_millis(self.nodes.pve().timing().agent_ms);
+            if call.node.up_since.is_none_or(|t| t.elapsed() < ready_after) {
+                return Err(Status::failed_precondition("bootstrap is not available yet"));
+            }
+            if !call.config()?.machine_type.is_control_plane() {
+                return Err(Status::failed_precondition("bootstrap can only be performed on a control plane node"));
+            }
+            if call.node.etcd {
+                return Err(Status::already_exists("etcd data directory is not empty"));
+            }
+            self.nodes.bootstrap(call.node.vmid);
+            Ok(vec![machine::Bootstrap::default()])
+        })?;
+        one(machine::BootstrapResponse { messages })
     }
 
     async fn etcd_member_list(
         &self,
         request: Request<machine::EtcdMemberListRequest>,
     ) -> Result<Response<machine::EtcdMemberListResponse>, Status> {
-        let call = self.call(&request, Access::Reader)?;
-        if call.maintenance() {
-            return Err(not_implemented("EtcdMemberList"));
-        }
-        let config = call.config()?;
-        if !config.machine_type.is_control_plane() {
-            return Err(Status::unimplemented("member list is only available on control plane nodes"));
-        }
-        if request.get_ref().query_local && !call.node.etcd {
-            return Err(Status::unavailable("etcd is not running on this node"));
-        }
-        let members = self.nodes.etcd_members(&config.cluster_id);
-        if members.is_empty() {
-            return Err(Status::unavailable("etcdserver: no leader (the cluster is not bootstrapped)"));
-        }
-        let members: Vec<machine::EtcdMember> = members
-            .into_iter()
-            .map(|(vmid, hostname, address)| machine::EtcdMember {
-                id: member_id(&config.cluster_id, vmid),
-                hostname,
-                peer_urls: vec![format!("https://{address}:2380")],
-                client_urls: vec![format!("https://{address}:2379")],
-                is_learner: false,
-            })
-            .collect();
-        one(machine::EtcdMemberListResponse {
-            messages: vec![machine::EtcdMembers {
+        let query_local = request.get_ref().query_local;
+        let messages = self.unary(&request, Access::Reader, |call| {
+            if call.maintenance() {
+                return Err(not_implemented("EtcdMemberList"));
+            }
+            let config = call.config()?;
+            if !config.machine_type.is_control_plane() {
+                return Err(Status::unimplemented("member list is only available on control plane nodes"));
+            }
+            if query_local && !call.node.etcd {
+                return Err(Status::unavailable("etcd is not running on this node"));
+            }
+            let members = self.nodes.etcd_members(&config.cluster_id);
+            if members.is_empty() {
+                return Err(Status::unavailable("etcdserver: no leader (the cluster is not bootstrapped)"));
+            }
+            let members: Vec<machine::EtcdMember> = members
+                .into_iter()
+                .map(|(vmid, hostname, address)| machine::EtcdMember {
+                    id: member_id(&config.cluster_id, vmid),
+                    hostname,
+                    peer_urls: vec![format!("https://{address}:2380")],
+                    client_urls: vec![format!("https://{address}:2379")],
+                    is_learner: false,
+                })
+                .collect();
+            Ok(vec![machine::EtcdMembers {
                 metadata: None,
                 legacy_members: members.iter().map(|m| m.hostname.clone()).collect(),
                 members,
-            }],
-        })
+            }])
+        })?;
+        one(machine::EtcdMemberListResponse { messages })
     }
 
     type KubeconfigStream = tokio_stream::Iter<std::vec::IntoIter<Result<common::Data, Status>>>;
 
     async fn kubeconfig(&self, request: Request<()>) -> Result<Response<Self::KubeconfigStream>, Status> {
-        let call = self.call(&request, Access::Admin)?;
-        if call.maintenance() {
-            return Err(not_implemented("Kubeconfig"));
+        let mut stream = Vec::new();
+        for (target, call) in self.streams(&request, Access::Admin)? {
+            match (call.and_then(|c| admin_kubeconfig_tarball(&c)), target) {
+                (Ok(bytes), target) => {
+                    let mut data = common::Data { metadata: None, bytes };
+                    if let Some(target) = target {
+                        apid::stamp(&mut data, &target);
+                    }
+                    stream.push(Ok(data));
+                }
+                (Err(status), Some(target)) => stream.push(Ok(apid::error_message(&target, &status))),
+                (Err(status), None) => return Err(status),
+            }
         }
-        let config = call.config()?;
-        if !config.machine_type.is_control_plane() {
-            return Err(Status::unimplemented("kubeconfig is only available on control plane nodes"));
-        }
-        let ca = config
-            .kubernetes_ca
-            .as_ref()
-            .and_then(|ca| ca.key_pem.as_ref().map(|key| (ca.crt_pem.as_str(), key.as_str())))
-            .ok_or_else(|| {
-                Status::unknown(
-                    "failed to generate the admin kubeconfig: the configuration has no Kubernetes CA key (.cluster.ca)",
-                )
-            })?;
-        let ca = super::pki::Ca::load(ca.0, ca.1).map_err(|e| Status::unknown(format!("Kubernetes CA: {e}")))?;
-        let kubeconfig =
-            super::pki::admin_kubeconfig(&ca, &config.cluster_name, &config.endpoint).map_err(Status::unknown)?;
-        let data = common::Data { metadata: None, bytes: kubeconfig_tarball(kubeconfig.as_bytes()) };
-        Ok(Response::new(tokio_stream::iter(vec![Ok(data)])))
+        Ok(Response::new(tokio_stream::iter(stream)))
     }
 
     type ReadStream = tokio_stream::Iter<std::vec::IntoIter<Result<common::Data, Status>>>;
 
     async fn read(&self, request: Request<machine::ReadRequest>) -> Result<Response<Self::ReadStream>, Status> {
-        let call = self.call(&request, Access::Admin)?;
-        if call.maintenance() {
-            return Err(not_implemented("Read"));
-        }
-        let path = request.get_ref().path.as_str();
-        let contents = match path {
-            CONFIG_PATH => {
-                self.nodes.config_file(call.node.vmid).or_else(|| call.config().ok().map(|c| c.text.clone()))
+        let path = request.get_ref().path.clone();
+        let mut stream = Vec::new();
+        for (target, call) in self.streams(&request, Access::Admin)? {
+            match (call.and_then(|c| self.file(&c, &path)), target) {
+                // Talos streams files in chunks; so does the lab, to keep clients honest.
+                (Ok(contents), target) => {
+                    for chunk in contents.as_bytes().chunks(READ_CHUNK) {
+                        let mut data = common::Data { metadata: None, bytes: chunk.to_vec() };
+                        if let Some(target) = &target {
+                            apid::stamp(&mut data, target);
+                        }
+                        stream.push(Ok(data));
+                    }
+                }
+                (Err(status), Some(target)) => stream.push(Ok(apid::error_message(&target, &status))),
+                (Err(status), None) => return Err(status),
             }
-            BOOT_ID_PATH => Some(format!("{}\n", call.node.boot_id)),
-            _ => None,
         }
-        .ok_or_else(|| Status::unknown(format!("open {path}: no such file or directory")))?;
-        // Talos streams files in chunks; so does the lab, to keep clients honest.
-        let chunks: Vec<Result<common::Data, Status>> = contents
-            .as_bytes()
-            .chunks(READ_CHUNK)
-            .map(|c| Ok(common::Data { metadata: None, bytes: c.to_vec() }))
-            .collect();
-        Ok(Response::new(tokio_stream::iter(chunks)))
+        Ok(Response::new(tokio_stream::iter(stream)))
     }
 
     async fn reboot(
         &self,
         request: Request<machine::RebootRequest>,
     ) -> Result<Response<machine::RebootResponse>, Status> {
-        let call = self.call(&request, Access::Operator)?;
-        if call.maintenance() {
-            return Err(not_implemented("Reboot"));
-        }
-        self.nodes.reboot(call.node.vmid);
-        one(machine::RebootResponse { messages: vec![machine::Reboot { metadata: None, actor_id: actor_id() }] })
+        let messages = self.unary(&request, Access::Operator, |call| {
+            if call.maintenance() {
+                return Err(not_implemented("Reboot"));
+            }
+            self.nodes.reboot(call.node.vmid);
+            Ok(vec![machine::Reboot { metadata: None, actor_id: actor_id() }])
+        })?;
+        one(machine::RebootResponse { messages })
     }
 
     async fn reset(&self, request: Request<machine::ResetRequest>) -> Result<Response<machine::ResetResponse>, Status> {
-        let call = self.call(&request, Access::Admin)?;
-        if call.maintenance() {
-            return Err(maintenance_admin_only());
-        }
-        let req = request.into_inner();
+        let req = request.get_ref();
         let labels: Vec<&str> =
             req.system_partitions_to_wipe.iter().filter(|p| p.wipe).map(|p| p.label.as_str()).collect();
         let wipe_all = labels.is_empty() && req.mode != machine::reset_request::WipeMode::UserDisks as i32;
-        self.nodes.reset(
-            call.node.vmid,
-            wipe_all || labels.contains(&"STATE"),
-            wipe_all || labels.contains(&"EPHEMERAL"),
-            req.reboot,
-        );
-        one(machine::ResetResponse { messages: vec![machine::Reset { metadata: None, actor_id: actor_id() }] })
+        let messages = self.unary(&request, Access::Admin, |call| {
+            if call.maintenance() {
+                return Err(maintenance_admin_only());
+            }
+            self.nodes.reset(
+                call.node.vmid,
+                wipe_all || labels.contains(&"STATE"),
+                wipe_all || labels.contains(&"EPHEMERAL"),
+                req.reboot,
+            );
+            Ok(vec![machine::Reset { metadata: None, actor_id: actor_id() }])
+        })?;
+        one(machine::ResetResponse { messages })
     }
 
     async fn service_list(&self, request: Request<()>) -> Result<Response<machine::ServiceListResponse>, Status> {
-        let call = self.call(&request, Access::Reader)?;
-        if call.maintenance() {
-            return Err(not_implemented("ServiceList"));
-        }
-        let bootstrapped = !self.nodes.etcd_members(&call.config()?.cluster_id).is_empty();
-        let since = call.node.up_since.map(|t| SystemTime::now() - t.elapsed()).unwrap_or_else(SystemTime::now);
-        let services = node::services(&call.node, bootstrapped)
-            .into_iter()
-            .map(|(id, state, healthy)| machine::ServiceInfo {
-                id: id.into(),
-                state: state.into(),
-                events: Some(machine::ServiceEvents {
-                    events: vec![machine::ServiceEvent {
-                        msg: if state == "Running" {
-                            "Service started".into()
-                        } else {
-                            "Waiting for etcd bootstrap".into()
-                        },
-                        state: state.into(),
-                        ts: Some(timestamp(since)),
-                    }],
-                }),
-                health: Some(machine::ServiceHealth {
-                    unknown: healthy.is_none(),
-                    healthy: healthy.unwrap_or(false),
-                    last_message: String::new(),
-                    last_change: Some(timestamp(since)),
-                }),
-            })
-            .collect();
-        one(machine::ServiceListResponse { messages: vec![machine::ServiceList { metadata: None, services }] })
+        let messages = self.unary(&request, Access::Reader, |call| {
+            if call.maintenance() {
+                return Err(not_implemented("ServiceList"));
+            }
+            let bootstrapped = !self.nodes.etcd_members(&call.config()?.cluster_id).is_empty();
+            Ok(vec![machine::ServiceList { metadata: None, services: service_infos(&call.node, bootstrapped) }])
+        })?;
+        one(machine::ServiceListResponse { messages })
     }
 
     async fn version(&self, request: Request<()>) -> Result<Response<machine::VersionResponse>, Status> {
-        let call = self.call(&request, Access::Reader)?;
-        let maintenance = call.maintenance();
-        if maintenance && !Access::Admin.allows(&call.roles) {
-            return Err(maintenance_admin_only());
-        }
-        let image = &call.node.image;
-        one(machine::VersionResponse {
-            messages: vec![machine::Version {
+        let messages = self.unary(&request, Access::Reader, |call| {
+            let maintenance = call.maintenance();
+            if maintenance && !Access::Admin.allows(&call.roles) {
+                return Err(maintenance_admin_only());
+            }
+            let image = &call.node.image;
+            Ok(vec![machine::Version {
                 metadata: None,
                 version: Some(machine::VersionInfo {
                     tag: image.tag.clone(),
@@ -527,9 +570,63 @@ impl machine::machine_service_server::MachineService for NodeApi {
                 }),
                 platform: Some(machine::PlatformInfo { name: image.platform.into(), mode: image.mode.as_str().into() }),
                 features: (!maintenance).then_some(machine::FeaturesInfo { rbac: true }),
-            }],
-        })
+            }])
+        })?;
+        one(machine::VersionResponse { messages })
     }
+}
+
+/// The admin kubeconfig of a control plane, in Talos's tarball.
+fn admin_kubeconfig_tarball(call: &Call) -> Result<Vec<u8>, Status> {
+    if call.maintenance() {
+        return Err(not_implemented("Kubeconfig"));
+    }
+    let config = call.config()?;
+    if !config.machine_type.is_control_plane() {
+        return Err(Status::unimplemented("kubeconfig is only available on control plane nodes"));
+    }
+    let ca = config
+        .kubernetes_ca
+        .as_ref()
+        .and_then(|ca| ca.key_pem.as_ref().map(|key| (ca.crt_pem.as_str(), key.as_str())))
+        .ok_or_else(|| {
+            Status::unknown(
+                "failed to generate the admin kubeconfig: the configuration has no Kubernetes CA key (.cluster.ca)",
+            )
+        })?;
+    let ca = super::pki::Ca::load(ca.0, ca.1).map_err(|e| Status::unknown(format!("Kubernetes CA: {e}")))?;
+    let kubeconfig =
+        super::pki::admin_kubeconfig(&ca, &config.cluster_name, &config.endpoint).map_err(Status::unknown)?;
+    Ok(kubeconfig_tarball(kubeconfig.as_bytes()))
+}
+
+/// A service's events, oldest first: started (or waiting), then the health check's success.
+fn service_events(state: &str, healthy: Option<bool>, since: SystemTime) -> Vec<machine::ServiceEvent> {
+    let event = |msg: &str| machine::ServiceEvent { msg: msg.into(), state: state.into(), ts: Some(timestamp(since)) };
+    match (state, healthy) {
+        ("Running", Some(true)) => vec![event("Service started"), event("Health check successful")],
+        ("Running", _) => vec![event("Service started")],
+        _ => vec![event("Waiting for etcd bootstrap")],
+    }
+}
+
+/// `ServiceList`'s entries: state, events and health of each service.
+fn service_infos(node: &NodeView, bootstrapped: bool) -> Vec<machine::ServiceInfo> {
+    let since = node.up_since.map(|t| SystemTime::now() - t.elapsed()).unwrap_or_else(SystemTime::now);
+    node::services(node, bootstrapped)
+        .into_iter()
+        .map(|(id, state, healthy)| machine::ServiceInfo {
+            id: id.into(),
+            state: state.into(),
+            events: Some(machine::ServiceEvents { events: service_events(state, healthy, since) }),
+            health: Some(machine::ServiceHealth {
+                unknown: healthy.is_none(),
+                healthy: healthy.unwrap_or(false),
+                last_message: String::new(),
+                last_change: Some(timestamp(since)),
+            }),
+        })
+        .collect()
 }
 
 /// A stable etcd member ID for a node of a cluster.
@@ -542,9 +639,10 @@ fn member_id(cluster_id: &str, vmid: u32) -> u64 {
 #[tonic::async_trait]
 impl storage::storage_service_server::StorageService for NodeApi {
     async fn disks(&self, request: Request<()>) -> Result<Response<storage::DisksResponse>, Status> {
-        let call = self.call(&request, Access::Reader)?;
-        let disks = self.nodes.disks(call.node.vmid);
-        one(storage::DisksResponse { messages: vec![storage::Disks { metadata: None, disks }] })
+        let messages = self.unary(&request, Access::Reader, |call| {
+            Ok(vec![storage::Disks { metadata: None, disks: self.nodes.disks(call.node.vmid) }])
+        })?;
+        one(storage::DisksResponse { messages })
     }
 }
 
@@ -556,46 +654,68 @@ impl cluster::cluster_service_server::ClusterService for NodeApi {
         &self,
         request: Request<cluster::HealthCheckRequest>,
     ) -> Result<Response<Self::HealthCheckStream>, Status> {
-        let call = self.call(&request, Access::Reader)?;
-        if call.maintenance() {
-            return Err(Status::unimplemented("unknown service cluster.ClusterService"));
-        }
-        let cluster_id = call.config()?.cluster_id.clone();
         let wait = request
             .get_ref()
             .wait_timeout
             .map(|d| Duration::from_secs(d.seconds.max(0) as u64))
             .unwrap_or(Duration::from_secs(600));
         let (tx, rx) = tokio::sync::mpsc::channel(16);
-        let nodes = self.nodes.clone();
-        tokio::spawn(async move {
-            let deadline = Instant::now() + wait;
-            let say = |m: String| cluster::HealthCheckProgress { metadata: None, message: m };
-            let _ = tx.send(Ok(say("discovered nodes: the lab's running nodes of this cluster".into()))).await;
-            let _ = tx.send(Ok(say("waiting for etcd to be healthy: ...".into()))).await;
-            loop {
-                if !nodes.etcd_members(&cluster_id).is_empty() {
-                    break;
+        for (target, call) in self.streams(&request, Access::Reader)? {
+            let cluster_id = call.and_then(|call| {
+                if call.maintenance() {
+                    return Err(Status::unimplemented("unknown service cluster.ClusterService"));
                 }
-                if Instant::now() >= deadline {
-                    let _ = tx
-                        .send(Err(Status::deadline_exceeded("etcd is not healthy: the cluster is not bootstrapped")))
-                        .await;
-                    return;
+                Ok(call.config()?.cluster_id.clone())
+            });
+            match (cluster_id, target) {
+                (Ok(cluster_id), target) => {
+                    tokio::spawn(health_check(self.nodes.clone(), cluster_id, wait, target, tx.clone()));
                 }
-                tokio::time::sleep(Duration::from_millis(250)).await;
+                (Err(status), Some(target)) => {
+                    let _ = tx.send(Ok(apid::error_message(&target, &status))).await;
+                }
+                (Err(status), None) => return Err(status),
             }
-            for check in [
-                "etcd to be healthy",
-                "etcd members to be consistent across nodes",
-                "apid to be ready",
-                "kubelet to be healthy",
-                "all nodes to finish boot sequence",
-            ] {
-                let _ = tx.send(Ok(say(format!("waiting for {check}: OK")))).await;
-            }
-        });
+        }
         Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(rx)))
+    }
+}
+
+/// Streams the cluster health check's progress for `cluster_id` (stamped
+/// with `target` and failing in band when called one to many).
+async fn health_check(
+    nodes: TalosNodes,
+    cluster_id: String,
+    wait: Duration,
+    target: Option<String>,
+    tx: tokio::sync::mpsc::Sender<Result<cluster::HealthCheckProgress, Status>>,
+) {
+    let deadline = Instant::now() + wait;
+    let say = |m: String| {
+        let mut progress = cluster::HealthCheckProgress { metadata: None, message: m };
+        if let Some(target) = &target {
+            apid::stamp(&mut progress, target);
+        }
+        Ok(progress)
+    };
+    let _ = tx.send(say("discovered nodes: the lab's running nodes of this cluster".into())).await;
+    let _ = tx.send(say("waiting for etcd to be healthy: ...".into())).await;
+    while nodes.etcd_members(&cluster_id).is_empty() {
+        if Instant::now() >= deadline {
+            let status = Status::deadline_exceeded("etcd is not healthy: the cluster is not bootstrapped");
+            let _ = tx.send(target.as_ref().map(|t| apid::error_message(t, &status)).ok_or(status)).await;
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    for check in [
+        "etcd to be healthy",
+        "etcd members to be consistent across nodes",
+        "apid to be ready",
+        "kubelet to be healthy",
+        "all nodes to finish boot sequence",
+    ] {
+        let _ = tx.send(say(format!("waiting for {check}: OK"))).await;
     }
 }
 

@@ -32,13 +32,15 @@
 //!
 //! Layout: [`machine_config`] (load and validate), [`pki`] (certificates,
 //! TLS, kubeconfig), `node` (one machine), `server` (TLS listeners), `api`
-//! (the gRPC services), `kube_api` (the VIP), `supervisor` (the loop).
+//! (the gRPC services), `apid` (node / nodes routing, one-to-many answers),
+//! `kube_api` (the VIP), `supervisor` (the loop).
 //! Owns: [`TalosNodes`], the registry handlers and the supervisor share.
 //! Must not: change VM configs; the only PVE state it writes is the disks'
 //! Talos contents, DHCP leases (through the agent's address lookup) and, for
 //! a Reset without reboot, the VM's power state.
 
 pub mod api;
+mod apid;
 mod kube_api;
 pub mod machine_config;
 mod node;

@@ -5,12 +5,18 @@
 #   tools/run-seed.sh            # up (again: updates; nothing changes if nothing changed)
 #   tools/run-seed.sh destroy    # tear the stack down and stop the lab
 #
-# The seed program is sdk-examples/yaml-homelab-seed: an Image Factory schematic,
-# the Talos image downloaded into Proxmox storage, 3 control-plane and 3 worker
-# VMs (one with the GPU passed through), their guest-agent addresses, machine
-# secrets and a talosconfig. It runs against the lab (`proxmox-talos-lab up`,
-# state in ~/.cache/proxmox-talos/lab); point it at real hardware by sourcing
-# your own PROXMOX_VE_* variables instead (set PROXMOX_TALOS_SEED_NO_LAB=1).
+# The seed program is sdk-examples/yaml-talos-cluster: Image Factory schematics for
+# the base and the GPU image, both images downloaded into Proxmox storage, 3
+# control-plane and 4 worker VMs (worker4 with the GPU passed through, so the
+# provider logs in as root@pam), machine secrets, the per-node Talos
+# configurations applied through the guest-agent addresses, etcd bootstrapped, a
+# wait for cluster health, and the kubeconfig and talosconfig, which this script
+# writes to $SEED/kubeconfig and $SEED/talosconfig (mode 0600; destroy removes them).
+# It runs against the lab (`proxmox-talos-lab up`, state in
+# ~/.cache/proxmox-talos/lab), whose network the program's address defaults are
+# for; point it at real hardware by sourcing your own PROXMOX_VE_* variables
+# instead (set PROXMOX_TALOS_SEED_NO_LAB=1) and setting the addresses in the
+# stack's config (vip, controllerIps, workerIps, gateway, nameservers).
 # Pulumi state lives in ${PROXMOX_TALOS_CACHE:-$HOME/.cache/proxmox-talos}/seed.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -40,7 +46,7 @@ export PULUMI_SKIP_UPDATE_CHECK=true
 export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
 mkdir -p "$SEED/state" "$SEED/home"
 
-cd sdk-examples/yaml-homelab-seed
+cd sdk-examples/yaml-talos-cluster
 pulumi stack select --create seed --non-interactive >/dev/null
 if [[ -n "${TALOS_IMAGE_FACTORY_URL:-}" ]]; then
   pulumi config set factoryUrl "$TALOS_IMAGE_FACTORY_URL" --non-interactive
@@ -49,14 +55,22 @@ case "$ACTION" in
   up)
     pulumi up --yes --non-interactive
     pulumi stack output
-    pulumi stack output talosconfig --show-secrets > "$SEED/talosconfig"
-    chmod 600 "$SEED/talosconfig"
-    echo "talosconfig: $SEED/talosconfig (kubeconfig comes with the Talos bootstrap)" >&2
-    [[ -z "${PROXMOX_TALOS_SEED_NO_LAB:-}" ]] && echo "lab: source $ENV_FILE; inventory: $LAB inventory" >&2
+    for credentials in kubeconfig talosconfig; do
+      (umask 077 && pulumi stack output "$credentials" --show-secrets > "$SEED/$credentials.tmp")
+      mv "$SEED/$credentials.tmp" "$SEED/$credentials"
+    done
+    echo "kubeconfig:  $SEED/kubeconfig   (kubectl --kubeconfig $SEED/kubeconfig ...)" >&2
+    echo "talosconfig: $SEED/talosconfig  (talosctl --talosconfig $SEED/talosconfig ...)" >&2
+    if [[ -z "${PROXMOX_TALOS_SEED_NO_LAB:-}" ]]; then
+      echo "lab: source $ENV_FILE; inventory: $LAB inventory" >&2
+    fi
     ;;
   destroy)
     pulumi destroy --yes --non-interactive
-    [[ -z "${PROXMOX_TALOS_SEED_NO_LAB:-}" ]] && "$LAB" down
+    rm -f "$SEED/kubeconfig" "$SEED/talosconfig"
+    if [[ -z "${PROXMOX_TALOS_SEED_NO_LAB:-}" ]]; then
+      "$LAB" down
+    fi
     ;;
   *)
     echo "usage: tools/run-seed.sh [up|destroy]" >&2

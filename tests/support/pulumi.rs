@@ -4,11 +4,15 @@
 //! extra environment for the plugin (endpoints and credentials of the lab).
 //! [`Stack::from_dir`] copies a whole project (TypeScript, Python); the runners
 //! of `tools/run-program.*` take the same environment through [`Stack::tool`].
+//! [`plain_secrets`] finds secrets a `pulumi stack export` holds in plain text.
 
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use base64::Engine as _;
+use serde_json::Value;
 
 pub struct Stack {
     pub dir: PathBuf,
@@ -173,4 +177,45 @@ fn copy_project(src: &Path, dst: &Path) {
 /// Where this build's plugin binary is.
 pub fn plugin_dir() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_pulumi-resource-proxmox-talos")).parent().unwrap()
+}
+
+/// Every string in `value`, recursively; a decrypted secret (`plaintext`, JSON text) is read too.
+fn strings(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::String(s) => out.push(s.clone()),
+        Value::Array(a) => a.iter().for_each(|v| strings(v, out)),
+        Value::Object(o) => match o.get("plaintext").and_then(Value::as_str) {
+            Some(text) => strings(&serde_json::from_str(text).unwrap_or(Value::String(text.into())), out),
+            None => o.values().for_each(|v| strings(v, out)),
+        },
+        _ => {}
+    }
+}
+
+/// What of `export` (`pulumi stack export`) is a secret in plain text: a `known` one, a private
+/// key (PEM, or PEM in base64), a kubeconfig's client key, a whole machine configuration.
+pub fn plain_secrets(export: &str, known: &[(&str, &str)]) -> Vec<String> {
+    let deployment: Value = serde_json::from_str(export).unwrap();
+    let mut all = Vec::new();
+    strings(&deployment, &mut all);
+    let mut found = Vec::new();
+    for (what, secret) in known {
+        if all.iter().any(|s| s.contains(secret)) {
+            found.push(what.to_string());
+        }
+    }
+    for s in &all {
+        let decoded = base64::engine::general_purpose::STANDARD.decode(s.trim()).ok();
+        let decoded = decoded.map(|d| String::from_utf8_lossy(&d).to_string()).unwrap_or_default();
+        for text in [s.as_str(), decoded.as_str()] {
+            for marker in ["PRIVATE KEY", "client-key-data"].into_iter().filter(|m| text.contains(m)) {
+                found.push(format!("{marker:?} in {:.60}", s));
+            }
+            // A v1alpha1 document: a whole machine configuration (patches are not secret).
+            if text.starts_with("version: v1alpha1") || text.contains("\nversion: v1alpha1") {
+                found.push(format!("a machine configuration: {:.60}", s));
+            }
+        }
+    }
+    found
 }

@@ -33,6 +33,8 @@ pub const DEFAULT_EFI_TYPE: &str = "2m";
 pub const DEFAULT_TPM_VERSION: &str = "v2.0";
 /// Slot of a new cloud-init drive without `interface`.
 pub const DEFAULT_CLOUD_INIT_INTERFACE: &str = "ide2";
+/// Slot of the CD-ROM drive without `interface`.
+pub const DEFAULT_CDROM_INTERFACE: &str = "ide3";
 /// How long create and read wait for guest agent data when `agent.timeout` is unset.
 pub const DEFAULT_AGENT_TIMEOUT: &str = "15m";
 /// Default of every `timeout*` input except `timeoutStopVm`, in seconds.
@@ -103,6 +105,10 @@ pub struct VirtualMachineArgs {
     /// Unset: a clone keeps its template's disks.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disks: Option<Vec<Disk>>,
+    /// The CD-ROM drive and what is in it. When set, it is the VM's only CD-ROM drive besides the
+    /// cloud-init drive: others are removed. Changes apply in place; removing it leaves the drive.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cdrom: Option<Cdrom>,
     /// The EFI variables disk (with `bios: ovmf`). Added in place; removing it leaves it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub efi_disk: Option<EfiDisk>,
@@ -130,8 +136,9 @@ pub struct VirtualMachineArgs {
     /// The display.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vga: Option<Vga>,
-    /// Boot devices in order, e.g. `["scsi0", "net0"]`: each a configured disk, the cloud-init
-    /// drive, a CD-ROM (`ideN`), a network device (`netN`) or a host PCI device. Empty: PVE's default.
+    /// Boot devices in order, e.g. `["scsi0", "ide3", "net0"]`: each a configured disk, the
+    /// cloud-init drive, a CD-ROM (`cdrom.interface`, or any `ideN`), a network device (`netN`) or a
+    /// host PCI device. Empty: PVE's default.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub boot_orders: Option<Vec<String>>,
     /// Start and shutdown order when the node boots or shuts down.
@@ -191,7 +198,7 @@ pub struct VirtualMachineArgs {
 /// | `efiDisk.type`, `tpmState.version`, `initialization.type` (both set, different) | replace |
 /// | `nodeName` | replace, or migrate when `migrate` is true |
 /// | adding or removing `clone`, an import source, the EFI disk, the TPM state or cloud-init | in place |
-/// | everything else: cpu, memory, disks (added, detached, grown, options, moved to `datastoreId`), network devices, cloud-init settings, passthrough, tags, boot order, `started`, `template` (false to true) | in place; some apply at the next reboot |
+/// | everything else: cpu, memory, disks (added, detached, grown, options, moved to `datastoreId`), the CD-ROM, network devices, cloud-init settings, passthrough, tags, boot order, `started`, `template` (false to true) | in place; some apply at the next reboot |
 /// | `timeout*`, `stopOnDestroy`, `purgeOnDestroy`, `migrate`, `agent.timeout`, `agent.waitForIp`, `clone.retries` | provider-side only |
 ///
 /// A replacement creates the new VM before deleting the old one, except when `vmId`

@@ -402,6 +402,21 @@ pub struct SerialDevice {
     pub device: String,
 }
 
+/// The VM's CD-ROM drive, e.g. with an installer ISO to boot.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, PulumiType)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[pulumi(token = "vm:VirtualMachineCdrom")]
+pub struct Cdrom {
+    /// What is in the drive: a volume of `iso` content (`local:iso/talos-v1.12.4-metal-amd64.iso`,
+    /// e.g. `volumeId` of a `download.File` with `contentType: iso`), `none` for an empty drive,
+    /// or `cdrom` for the host's physical drive.
+    pub file_id: String,
+    /// Slot: `ide0`..`ide3` (default `ide3`), `sata0`..`sata5` or `scsi0`..`scsi30`; not one a
+    /// disk or the cloud-init drive uses.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
+}
+
 /// The display.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, PulumiType)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use super::args::{Disk, HostPci, VirtualMachineArgs};
+use super::args::{Cdrom, Disk, HostPci, VirtualMachineArgs, DEFAULT_CDROM_INTERFACE, DEFAULT_CLOUD_INIT_INTERFACE};
 use super::format::{self as f, Bus};
 use crate::framework::CheckFailure;
 
@@ -255,6 +255,41 @@ impl Checker {
                 );
             }
         }
+        if let Some(c) = &a.cdrom {
+            self.cdrom(a, c, &used);
+        }
+    }
+
+    fn cdrom(&mut self, a: &VirtualMachineArgs, c: &Cdrom, disks: &BTreeMap<String, String>) {
+        let slot = c.interface.as_deref().unwrap_or(DEFAULT_CDROM_INTERFACE);
+        if c.interface.is_some() {
+            self.disk_interface("cdrom.interface", slot, false);
+            if slot.starts_with("virtio") {
+                self.fail(
+                    "cdrom.interface",
+                    "a CD-ROM cannot be on virtio; use ide0-ide3 (default ide3), sataN or scsiN",
+                );
+            }
+        }
+        let cloud_init =
+            a.initialization.as_ref().map(|i| i.interface.as_deref().unwrap_or(DEFAULT_CLOUD_INIT_INTERFACE));
+        let taken =
+            disks.get(slot).cloned().or_else(|| (cloud_init == Some(slot)).then(|| "the cloud-init drive".into()));
+        if let Some(by) = taken {
+            let path = if c.interface.is_some() { "cdrom.interface" } else { "cdrom" };
+            self.fail(path, format!("{slot} is also used by {by}; put the CD-ROM on a free slot such as ide3"));
+        }
+        let id = c.file_id.as_str();
+        if !matches!(id, "none" | "cdrom") && f::volid_content(id) != Some("iso") {
+            self.fail(
+                "cdrom.fileId",
+                format!(
+                    "{id:?} is not an ISO: use a volume of iso content such as local:iso/talos-v1.12.4-metal-amd64.iso \
+                     (volumeId of a download.File with contentType: iso), none for an empty drive, or cdrom for \
+                     the host's drive"
+                ),
+            );
+        }
     }
 
     fn disk_interface(&mut self, path: &str, iface: &str, cloud_init: bool) {
@@ -432,6 +467,7 @@ impl Checker {
             .initialization
             .as_ref()
             .map(|i| i.interface.as_deref().unwrap_or(super::args::DEFAULT_CLOUD_INIT_INTERFACE));
+        let cdrom = a.cdrom.as_ref().map(|c| c.interface.as_deref().unwrap_or(DEFAULT_CDROM_INTERFACE));
         let mut seen: Vec<&str> = Vec::new();
         for (i, dev) in a.boot_orders.iter().flatten().enumerate() {
             let at = format!("bootOrders[{i}]");
@@ -439,7 +475,9 @@ impl Checker {
                 self.fail(&at, format!("{dev} is listed twice"));
             }
             seen.push(dev);
-            if f::is_disk_key(dev) {
+            if cdrom == Some(dev.as_str()) {
+                // The CD-ROM drive.
+            } else if f::is_disk_key(dev) {
                 // ide slots are often CD-ROMs, which these inputs do not describe.
                 if let Some(disks) = a.disks.as_ref().filter(|_| !dev.starts_with("ide") || ci == Some(dev.as_str())) {
                     if !disks.iter().any(|d| &d.interface == dev) && ci != Some(dev.as_str()) {

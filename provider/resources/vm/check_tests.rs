@@ -439,6 +439,28 @@ fn devices_and_boot_order() {
 }
 
 #[test]
+fn the_cdrom_holds_an_iso_on_a_free_slot() {
+    let cdrom = |iface: Option<&str>, file: &str| {
+        with(|a| a.cdrom = Some(Cdrom { file_id: file.into(), interface: iface.map(str::to_string) }))
+    };
+    assert_eq!(check(&cdrom(None, "local:iso/talos.iso"), None), vec![]);
+    assert_eq!(check(&cdrom(Some("sata1"), "none"), None), vec![]);
+    assert_eq!(check(&cdrom(Some("ide0"), "cdrom"), None), vec![]);
+    fails(cdrom(None, "local:import/talos.raw"), "cdrom.fileId", "contentType: iso");
+    fails(cdrom(None, "talos.iso"), "cdrom.fileId", "local:iso/");
+    fails(cdrom(Some("virtio1"), "none"), "cdrom.interface", "cannot be on virtio");
+    fails(cdrom(Some("ide4"), "none"), "cdrom.interface", "out of range");
+    fails(cdrom(Some("scsi0"), "none"), "cdrom.interface", "disks[0]");
+    fails(cdrom(Some("ide2"), "none"), "cdrom.interface", "the cloud-init drive");
+    // Booting from it, on any bus.
+    let boot = with(|a| {
+        a.cdrom = Some(Cdrom { file_id: "none".into(), interface: Some("sata1".into()) });
+        a.boot_orders = Some(vec!["scsi0".into(), "sata1".into()]);
+    });
+    assert_eq!(check(&boot, None), vec![]);
+}
+
+#[test]
 fn normalise_sorts_tags_and_upper_cases_macs() {
     let a = normalise(with(|a| {
         a.tags = Some(vec!["worker".into(), " talos".into(), "worker".into(), String::new()]);

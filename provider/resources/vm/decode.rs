@@ -170,6 +170,7 @@ pub fn read_args(config: &Config, prior: Option<&VirtualMachineArgs>) -> Virtual
                 .value(num(PropString::parse(get("ivshmem").unwrap_or(""), "size").get("size")), Some(0)),
         }),
         disks: read_disks(config, prior),
+        cdrom: read_cdrom(config, prior),
         efi_disk: prior_of!(efi_disk).object(|p| {
             let e = f::drive(get("efidisk0").unwrap_or(""));
             if get("efidisk0").is_none() && matches!(p, Prior::Set(_)) {
@@ -239,6 +240,27 @@ pub fn read_args(config: &Config, prior: Option<&VirtualMachineArgs>) -> Virtual
         timeout_stop_vm: prior.and_then(|p| p.timeout_stop_vm),
         timeout_migrate: prior.and_then(|p| p.timeout_migrate),
         timeout_reboot: prior.and_then(|p| p.timeout_reboot),
+    }
+}
+
+/// The CD-ROM drive: with prior inputs, the drive at their slot (an empty `fileId` when the slot
+/// holds no CD-ROM); when importing, the first CD-ROM drive that is not the cloud-init drive.
+fn read_cdrom(config: &Config, prior: Option<&VirtualMachineArgs>) -> Option<Cdrom> {
+    let file_at = |slot: &str| {
+        let value = config.get(slot).filter(|v| f::is_cdrom(v) && !f::is_cloud_init(v))?;
+        f::drive(value).get("file").map(str::to_string)
+    };
+    match prior {
+        Some(p) => {
+            let c = p.cdrom.as_ref()?;
+            let slot = c.interface.as_deref().unwrap_or(DEFAULT_CDROM_INTERFACE);
+            Some(Cdrom { file_id: file_at(slot).unwrap_or_default(), interface: c.interface.clone() })
+        }
+        None => {
+            let mut slots: Vec<&String> = config.keys().filter(|k| f::is_disk_key(k)).collect();
+            slots.sort_by_key(|k| f::disk_slot(k).map(|(bus, n)| (bus.name(), n)));
+            slots.into_iter().find_map(|k| Some(Cdrom { file_id: file_at(k)?, interface: Some(k.clone()) }))
+        }
     }
 }
 

@@ -216,3 +216,24 @@ fn descriptions_and_removed_devices() {
     assert_eq!(a.tags, Some(vec![]));
     assert!(replacement_paths(&a, &prior).is_empty());
 }
+
+#[test]
+fn the_cdrom_reads_back_at_its_slot() {
+    // Importing: the first CD-ROM drive that is not the cloud-init drive.
+    let imported = read_args(&hand_made(), None).cdrom;
+    assert_eq!(imported, Some(Cdrom { file_id: "none".into(), interface: Some("ide0".into()) }));
+    let prior = VirtualMachineArgs {
+        node_name: "pve".into(),
+        cdrom: Some(Cdrom { file_id: "local:iso/talos.iso".into(), interface: None }),
+        ..Default::default()
+    };
+    let stored = config(&[("ide3", "local:iso/talos.iso,media=cdrom,size=64K")]);
+    assert_eq!(read_args(&stored, Some(&prior)).cdrom, prior.cdrom);
+    // Ejected, or the drive removed, outside Pulumi: drift.
+    let ejected = read_args(&config(&[("ide3", "none,media=cdrom")]), Some(&prior)).cdrom.unwrap();
+    assert_eq!(ejected.file_id, "none");
+    assert_eq!(read_args(&config(&[]), Some(&prior)).cdrom.unwrap().file_id, "");
+    // Unmanaged stays unmanaged.
+    let unmanaged = VirtualMachineArgs { node_name: "pve".into(), ..Default::default() };
+    assert_eq!(read_args(&stored, Some(&unmanaged)).cdrom, None);
+}

@@ -8,7 +8,8 @@
 //! Rules: an unset input is not managed (left out of a create; never changed or
 //! deleted by an update), the empty string or list clears; the lists `disks`,
 //! `networkDevices`, `hostpcis`, `serialDevices` and `initialization.ipConfigs`
-//! are complete when set (what is configured beyond them is deleted). Property
+//! are complete when set (what is configured beyond them is deleted), and so is
+//! `cdrom` (the one CD-ROM drive besides the cloud-init drive). Property
 //! strings are merged: options an input leaves unset keep their current value
 //! (a clone keeps its template's disk options). Values are written in PVE's own
 //! printed form, and compared by meaning (key order, `1`/`on`, defaults), so an
@@ -49,6 +50,8 @@ enum Same {
     SshKeys,
     /// The same `order=` list.
     Boot,
+    /// A CD-ROM drive with the same file (PVE adds `size=` for an ISO).
+    Cdrom,
     /// Never equal when absent; never compared when present (write-only secrets).
     SetOnce,
 }
@@ -162,6 +165,10 @@ fn equal(same: Same, cur: Option<&str>, new: &str) -> bool {
         }
         (Same::WordSet, c) => c.is_some_and(|c| words(c) == words(new)),
         (Same::SshKeys, c) => c.is_some_and(|c| ssh_keys(c) == ssh_keys(new)),
+        (Same::Cdrom, c) => c.is_some_and(|c| {
+            let (cur, new) = (f::drive(c), f::drive(new));
+            f::is_cdrom(c) && cur.get("file") == new.get("file")
+        }),
         (Same::Boot, c) => c.is_some_and(|c| {
             PropString::parse(c, "legacy").get("order") == PropString::parse(new, "legacy").get("order")
         }),
@@ -198,8 +205,25 @@ fn plan<'c>(args: &VirtualMachineArgs, current: &'c Config) -> Plan<'c> {
     disks(&mut p, args);
     network(&mut p, args);
     cloud_init(&mut p, args);
+    cdrom(&mut p, args);
     devices(&mut p, args);
     p
+}
+
+/// The CD-ROM drive at its slot, and no other CD-ROM drive but the cloud-init drive.
+fn cdrom(p: &mut Plan<'_>, args: &VirtualMachineArgs) {
+    let Some(c) = &args.cdrom else { return };
+    let slot = c.interface.as_deref().unwrap_or(a::DEFAULT_CDROM_INTERFACE);
+    let others: Vec<String> = p
+        .current
+        .iter()
+        .filter(|(k, v)| f::is_disk_key(k) && k.as_str() != slot && f::is_cdrom(v) && !f::is_cloud_init(v))
+        .map(|(k, _)| k.clone())
+        .collect();
+    for key in others {
+        p.want(key, Want::Delete, Same::Cdrom);
+    }
+    p.want(slot, Want::Set(format!("{},media=cdrom", c.file_id)), Same::Cdrom);
 }
 
 /// Merges `options` into the current property string of `key` (or an empty one).

@@ -313,6 +313,32 @@ fn the_cloud_init_drive_moves_when_its_interface_changes() {
 }
 
 #[test]
+fn the_cdrom_holds_its_iso_and_is_the_only_cdrom_besides_the_cloud_init_drive() {
+    let with_cdrom = |file: &str, iface: Option<&str>| VirtualMachineArgs {
+        node_name: "pve".into(),
+        cdrom: Some(Cdrom { file_id: file.into(), interface: iface.map(str::to_string) }),
+        ..Default::default()
+    };
+    let iso = with_cdrom("local:iso/talos.iso", None);
+    assert_eq!(get(&create_params(&iso, 100), "ide3"), Some("local:iso/talos.iso,media=cdrom"));
+    // PVE adds the ISO's size: no change. Another CD-ROM goes; the cloud-init drive stays.
+    let current = config(&[
+        ("ide0", "none,media=cdrom"),
+        ("ide2", "local-zfs:vm-100-cloudinit,media=cdrom"),
+        ("ide3", "local:iso/talos.iso,media=cdrom,size=64K"),
+    ]);
+    assert_eq!(config_diff(&current, &iso), (vec![], vec!["ide0".to_string()]));
+    // Another ISO on another slot.
+    let moved = with_cdrom("local:iso/other.iso", Some("sata0"));
+    let (set, delete) = config_diff(&current, &moved);
+    assert_eq!(set, vec![("sata0".to_string(), "local:iso/other.iso,media=cdrom".to_string())]);
+    assert_eq!(delete, vec!["ide0".to_string(), "ide3".to_string()]);
+    // Ejected.
+    let (set, _) = config_diff(&current, &with_cdrom("none", None));
+    assert_eq!(set, vec![("ide3".to_string(), "none,media=cdrom".to_string())]);
+}
+
+#[test]
 fn resizes_grow_only_and_read_unit_sizes() {
     let current = config(&[
         ("scsi0", "local-zfs:vm-100-disk-0,size=3584M"),

@@ -189,6 +189,7 @@ fn talos_cluster() -> Vec<VirtualMachineArgs> {
         ..Default::default()
     }]);
     vms[6].tags.as_mut().unwrap().push("gpu".into());
+    vms[0].cdrom = Some(Cdrom { file_id: "local:iso/talos-v1.12.4-metal-amd64.iso".into(), interface: None });
     vms.into_iter().map(check::normalise).collect()
 }
 

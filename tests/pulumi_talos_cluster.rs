@@ -1,0 +1,295 @@
+//! The seed homelab with Talos (`sdk-examples/yaml-talos-cluster`) through the
+//! real `pulumi` CLI against an in-process lab with its Image Factory: two
+//! schematics and their images, 3 control planes and 4 workers (the last with
+//! the GPU, so the provider logs in as root@pam), secrets, per-node configs
+//! applied through the guest-agent addresses, bootstrap, health, kubeconfig.
+//!
+//! - `up` configures every node on its static address with its hostname, etcd
+//!   has the three control planes, the kubeconfig's server answers `/version`
+//!   over TLS verified with the kubeconfig's CA, and the talosconfig's
+//!   credentials work with the provider's Talos client (and `talosctl version`
+//!   when `talosctl` is on PATH);
+//! - a second preview and a refresh change nothing;
+//! - a config value the per-node patches use (the DNS servers) is re-applied in
+//!   place, on every node;
+//! - a configuration applied on a node directly shows in `refresh`, and the next
+//!   `up` applies the program's again;
+//! - the state holds no private key, token, password or machine configuration
+//!   in plain text;
+//! - destroying the configuration resources resets every node back to
+//!   maintenance mode (`onDestroy.reset`), and `destroy` leaves the lab empty.
+//!
+//! The lab runs on a random loopback subnet so its node addresses are its own.
+//! Each step's wall time goes to stderr (`--nocapture` shows it).
+
+mod support;
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use proxmox_talos::talos::api::machine::apply_configuration_request::Mode;
+use proxmox_talos::talos::api_client::{self, Credentials, CONFIG_PATH};
+use proxmox_talos::talos::secrets::ClientConfiguration;
+use proxmox_talos_lab::factory::{self, FactoryState};
+use proxmox_talos_lab::pve::admin;
+use proxmox_talos_lab::pve::lab_config::{LabConfig, Timing};
+use rand_core::RngCore as _;
+use serde_json::Value;
+use support::lab::CliLab;
+use support::pulumi::{plain_secrets, Stack};
+
+const PROJECT: &str = "yaml-talos-cluster";
+const CONTROLLERS: [u8; 3] = [11, 12, 13];
+const WORKERS: [u8; 4] = [21, 22, 23, 24];
+
+struct Net {
+    subnet: [u8; 2],
+}
+
+impl Net {
+    fn ip(&self, last: u8) -> Ipv4Addr {
+        Ipv4Addr::new(127, self.subnet[0], self.subnet[1], last)
+    }
+}
+
+/// The single-node lab (it has the GPU) on a random subnet, with fast timing.
+fn lab() -> (CliLab, Net) {
+    let mut rng = rand_core::OsRng;
+    let net = Net { subnet: [64 + (rng.next_u32() % 180) as u8, (rng.next_u32() % 256) as u8] };
+    let mut config = LabConfig::single_node();
+    config.bridges[0].subnet = net.ip(0);
+    config.bridges[0].gateway = net.ip(1);
+    config.timing = Timing { task_ms: 20, boot_ms: 300, agent_ms: 300, lock_wait_ms: 3000 };
+    (CliLab::start(config), net)
+}
+
+/// The lab's Image Factory on the lab's runtime; its URL and state.
+fn lab_factory(lab: &CliLab) -> (String, FactoryState) {
+    let listener = lab.runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let state = FactoryState::new();
+    lab.runtime.spawn(factory::serve(listener, state.clone(), std::future::pending()));
+    (url, state)
+}
+
+/// root@pam with its password (raw PCI passthrough needs it) and the factory.
+fn env(lab: &CliLab, factory_url: &str) -> Vec<(String, String)> {
+    vec![
+        ("PROXMOX_VE_ENDPOINT".into(), lab.lab.endpoint.clone()),
+        ("PROXMOX_VE_USERNAME".into(), "root@pam".into()),
+        ("PROXMOX_VE_PASSWORD".into(), lab.lab.credentials.password.clone()),
+        ("PROXMOX_VE_CA_CERT".into(), lab.lab.ca_path.display().to_string()),
+        ("TALOS_IMAGE_FACTORY_URL".into(), factory_url.into()),
+    ]
+}
+
+fn on<T>(lab: &CliLab, f: impl std::future::Future<Output = T>) -> T {
+    lab.runtime.block_on(f)
+}
+
+async fn running_config(address: Ipv4Addr, client: &ClientConfiguration) -> String {
+    let c = api_client::connect(&address.to_string(), Credentials::Mutual(client)).await.unwrap();
+    String::from_utf8(c.read_file(CONFIG_PATH).await.unwrap()).unwrap()
+}
+
+fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "{what} within {timeout:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Runs a pulumi command, reporting its wall time.
+fn timed(stack: &Stack, args: &[&str]) -> String {
+    let started = Instant::now();
+    let out = stack.ok(args);
+    eprintln!("pulumi_talos_cluster: `pulumi {}` took {:.1?}", args.join(" "), started.elapsed());
+    out
+}
+
+fn unb64(text: &str) -> Vec<u8> {
+    base64::engine::general_purpose::STANDARD.decode(text.trim()).unwrap()
+}
+
+/// The admin credentials of the talosconfig's current context, and its endpoints.
+fn talosconfig_credentials(talosconfig: &str) -> (ClientConfiguration, Vec<String>) {
+    let doc: Value = serde_norway::from_str(talosconfig).unwrap();
+    let context = &doc["contexts"][doc["context"].as_str().unwrap()];
+    let field = |k: &str| context[k].as_str().unwrap_or_else(|| panic!("talosconfig: no {k}")).to_string();
+    let endpoints = context["endpoints"].as_array().unwrap().iter().map(|e| e.as_str().unwrap().to_string()).collect();
+    let client =
+        ClientConfiguration { ca_certificate: field("ca"), client_certificate: field("crt"), client_key: field("key") };
+    (client, endpoints)
+}
+
+/// `talosctl --talosconfig FILE version` when `talosctl` is on PATH: `None` when it is not.
+fn talosctl_version(talosconfig: &str, dir: &Path) -> Option<std::process::Output> {
+    let file = dir.join("talosconfig");
+    std::fs::write(&file, talosconfig).unwrap();
+    let run = std::process::Command::new("talosctl").arg("--talosconfig").arg(&file).arg("version").output();
+    match run {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        other => Some(other.unwrap()),
+    }
+}
+
+#[test]
+fn the_talos_cluster_program_lives_and_dies_through_the_cli() {
+    let (lab, net) = lab();
+    let (factory_url, factory_state) = lab_factory(&lab);
+    let stack = Stack::new(PROJECT, env(&lab, &factory_url));
+    stack.set("factoryUrl", &factory_url);
+    stack.set("vip", &net.ip(10).to_string());
+    stack.set("gateway", &net.ip(1).to_string());
+    for (i, last) in CONTROLLERS.iter().enumerate() {
+        stack.ok(&["config", "set", "--path", &format!("controllerIps[{i}]"), &net.ip(*last).to_string()]);
+    }
+    for (i, last) in WORKERS.iter().enumerate() {
+        stack.ok(&["config", "set", "--path", &format!("workerIps[{i}]"), &net.ip(*last).to_string()]);
+    }
+    stack.ok(&["config", "set", "--path", "nameservers[0]", &net.ip(1).to_string()]);
+
+    timed(&stack, &["up", "--yes", "--skip-preview"]);
+
+    // Every node runs its configuration on its static address, with its hostname.
+    let mut status = lab.lab.talos.status();
+    status.sort_by_key(|s| s.vmid);
+    let seen: Vec<_> = status.iter().map(|s| (s.vmid, s.address, s.maintenance, s.hostname.as_str())).collect();
+    let expected: Vec<_> = CONTROLLERS
+        .iter()
+        .enumerate()
+        .map(|(i, last)| (1101 + i as u32, *last, format!("k8s-controller{}", i + 1)))
+        .chain(WORKERS.iter().enumerate().map(|(i, last)| (1201 + i as u32, *last, format!("k8s-worker{}", i + 1))))
+        .collect();
+    let expected: Vec<_> =
+        expected.iter().map(|(vmid, last, name)| (*vmid, Some(net.ip(*last)), false, name.as_str())).collect();
+    assert_eq!(seen, expected);
+    // Both schematics reached the factory; the GPU worker boots the GPU image, with the GPU.
+    assert_eq!(factory_state.schematic_ids().len(), 3, "vanilla, base and GPU: {:?}", factory_state.schematic_ids());
+    let gpu = lab.lab.state.read(|m| m.vms[&1204].config.clone());
+    assert_eq!(gpu["hostpci0"], "host=0000:28:00.0,pcie=1,x-vga=1", "{gpu:?}");
+    let origin = lab.lab.state.read(|m| {
+        let disk = m.vms[&1204].config["scsi0"].split(',').next().unwrap().to_string();
+        m.volumes[&disk].origin.clone()
+    });
+    assert_eq!(origin.as_deref(), Some("local:import/talos-v1.12.4-nvidia-nocloud-amd64.raw"));
+
+    // The talosconfig's credentials work: version from a control plane, three etcd members.
+    let out = stack.outputs();
+    let talosconfig = out["talosconfig"].as_str().unwrap().to_string();
+    let (client, endpoints) = talosconfig_credentials(&talosconfig);
+    let controllers: Vec<String> = CONTROLLERS.iter().map(|l| net.ip(*l).to_string()).collect();
+    assert_eq!(endpoints, controllers);
+    let (version, members) = on(&lab, async {
+        let c = api_client::connect(&endpoints[0], Credentials::Mutual(&client)).await.unwrap();
+        let version = c.version().await.unwrap();
+        let members = c.machine().etcd_member_list(c.request(Default::default())).await.unwrap().into_inner();
+        (version, members)
+    });
+    assert_eq!(version.version.as_ref().map(|v| v.tag.as_str()), Some("v1.12.4"), "{version:?}");
+    assert_eq!(members.messages[0].members.len(), 3, "{members:?}");
+    // The seed's patches: one interface entry per node (the VIP with the static address on
+    // control planes), no CNI, no kube-proxy, the worker modules and label, NVIDIA on worker4.
+    let configs: Vec<String> =
+        CONTROLLERS.iter().chain(&WORKERS).map(|last| on(&lab, running_config(net.ip(*last), &client))).collect();
+    for (config, last) in configs.iter().zip(CONTROLLERS.iter().chain(&WORKERS)) {
+        let controlplane = CONTROLLERS.contains(last);
+        assert_eq!(config.matches("deviceSelector:").count(), 1, ".{last}: {config}");
+        assert!(config.contains(&format!("- {}/24\n", net.ip(*last))) && config.contains("dhcp: false"), ".{last}");
+        assert!(config.contains(&format!("gateway: {}\n", net.ip(1))), ".{last}: {config}");
+        assert_eq!(config.contains(&format!("ip: {}\n", net.ip(10))), controlplane, ".{last}: VIP");
+        assert!(config.contains("name: none") && config.contains("proxy:\n        disabled: true"), ".{last}");
+        assert_eq!(config.contains("name: iscsi_tcp"), !controlplane, ".{last}: worker modules");
+        assert_eq!(config.contains("node.longhorn.io/create-default-disk: config"), !controlplane, ".{last}");
+        assert_eq!(config.contains("name: nvidia_uvm"), *last == WORKERS[3], ".{last}: GPU modules");
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    if let Some(run) = talosctl_version(&talosconfig, scratch.path()) {
+        let text = format!("{}{}", String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
+        assert!(run.status.success() && text.contains("Server:") && text.contains("v1.12.4"), "{text}");
+    }
+
+    // The kubeconfig's server answers /version over TLS verified with the kubeconfig's CA.
+    let kubeconfig = out["kubeconfig"].as_str().unwrap().to_string();
+    let doc: Value = serde_norway::from_str(&kubeconfig).unwrap();
+    let cluster = &doc["clusters"][0]["cluster"];
+    let server = cluster["server"].as_str().unwrap().to_string();
+    assert_eq!(server, format!("https://{}:6443", net.ip(10)));
+    assert_eq!(out["kubernetesEndpoint"], server.as_str());
+    let ca = reqwest::Certificate::from_pem(&unb64(cluster["certificate-authority-data"].as_str().unwrap())).unwrap();
+    let answer: Value = on(&lab, async {
+        let https = reqwest::Client::builder().add_root_certificate(ca).no_proxy().build().unwrap();
+        serde_json::from_str(&https.get(format!("{server}/version")).send().await.unwrap().text().await.unwrap())
+            .unwrap()
+    });
+    assert_eq!(answer["gitVersion"], "v1.35.0", "{answer}");
+    assert_eq!(out["nodes"]["k8s-worker4"], net.ip(24).to_string().as_str(), "{}", out["nodes"]);
+
+    timed(&stack, &["preview", "--expect-no-changes"]);
+    timed(&stack, &["refresh", "--yes", "--expect-no-changes", "--skip-preview"]);
+
+    // A config value of the per-node patches: every node gets it in place.
+    let dns = net.ip(53).to_string();
+    stack.ok(&["config", "set", "--path", "nameservers[0]", &dns]);
+    let preview = stack.ok(&["preview", "--diff"]);
+    assert!(preview.contains("worker4Apply") && !preview.contains("replace"), "{preview}");
+    timed(&stack, &["up", "--yes", "--skip-preview"]);
+    let worker2 = net.ip(WORKERS[1]);
+    let patched = on(&lab, running_config(worker2, &client));
+    assert!(patched.contains(&format!("- {dns}\n")), "{patched}");
+    for last in CONTROLLERS.iter().chain(&WORKERS) {
+        assert!(on(&lab, running_config(net.ip(*last), &client)).contains(&format!("- {dns}\n")), ".{last}");
+    }
+    timed(&stack, &["preview", "--expect-no-changes"]);
+
+    // A configuration applied on a node directly is drift that refresh shows; up undoes it.
+    let edited = patched.replace(&format!("- {dns}\n"), &format!("- {}\n", net.ip(54)));
+    on(&lab, async {
+        let c = api_client::connect(&worker2.to_string(), Credentials::Mutual(&client)).await.unwrap();
+        c.apply_configuration(&edited, Mode::NoReboot, false).await.unwrap();
+    });
+    let refresh = timed(&stack, &["refresh", "--yes", "--skip-preview", "--diff"]);
+    assert!(refresh.contains("worker2Apply") && refresh.contains("machineConfiguration"), "{refresh}");
+    let preview = stack.ok(&["preview", "--diff"]);
+    assert!(preview.contains("worker2Apply") && !preview.contains("replace"), "{preview}");
+    timed(&stack, &["up", "--yes", "--skip-preview"]);
+    assert_eq!(on(&lab, running_config(worker2, &client)), patched);
+    timed(&stack, &["preview", "--expect-no-changes"]);
+
+    // No private key, token, password or machine configuration in plain text in the state.
+    let export = stack.ok(&["stack", "export"]);
+    let token = patched.lines().find(|l| l.trim_start().starts_with("token: ")).unwrap().trim().to_string();
+    let known = [
+        ("the talosconfig's client key", client.client_key.as_str()),
+        ("the talosconfig", talosconfig.as_str()),
+        ("the kubeconfig", kubeconfig.as_str()),
+        ("the machine token", token.as_str()),
+        ("the root@pam password", lab.lab.credentials.password.as_str()),
+    ];
+    let found = plain_secrets(&export, &known);
+    assert!(found.is_empty(), "secrets in the state in plain text: {found:?}");
+    let shown = plain_secrets(&stack.ok(&["stack", "export", "--show-secrets"]), &known);
+    for what in ["the talosconfig", "the kubeconfig", "the machine token", "a machine configuration", "PRIVATE KEY"] {
+        assert!(shown.iter().any(|f| f.contains(what)), "the check finds {what} once decrypted: {shown:?}");
+    }
+
+    // Destroying the configurations (and what depends on them) resets every node to maintenance.
+    let urn = |name: &str| format!("urn:pulumi:dev::{PROJECT}::proxmox-talos:machine:ConfigurationApply::{name}");
+    let mut targets =
+        vec!["destroy".to_string(), "--yes".into(), "--skip-preview".into(), "--target-dependents".into()];
+    for name in ["controller1", "controller2", "controller3", "worker1", "worker2", "worker3", "worker4"] {
+        targets.extend(["--target".to_string(), urn(&format!("{name}Apply"))]);
+    }
+    timed(&stack, &targets.iter().map(String::as_str).collect::<Vec<_>>());
+    wait_until("all seven nodes back in maintenance mode", Duration::from_secs(30), || {
+        let s = lab.lab.talos.status();
+        s.len() == 7 && s.iter().all(|n| n.maintenance)
+    });
+
+    timed(&stack, &["destroy", "--yes", "--skip-preview"]);
+    let left = lab.lab.state.read(|m| admin::inventory(m, lab.lab.state.state_dir()).without_seed(m));
+    assert!(left.vms.is_empty() && left.files.is_empty(), "left behind: {left:?}");
+}

@@ -275,11 +275,21 @@ impl CustomResource for ConfigurationApply {
         req: CheckRequest<'_, ConfigurationApplyArgs>,
     ) -> Result<ConfigurationApplyArgs, Vec<CheckFailure>> {
         let f = failures(&req.inputs);
-        if f.is_empty() {
-            Ok(req.inputs)
-        } else {
-            Err(f)
+        if !f.is_empty() {
+            return Err(f);
         }
+        let mut inputs = req.inputs;
+        // The same machine, now reached on a static address its configuration gave it (a VM's
+        // guest-agent address moves from its DHCP lease to it after the apply): keep the node
+        // it was applied through, so the move is no change at all. Every call also tries the
+        // configuration's static addresses.
+        if let Some(old) = &req.olds {
+            let old_config = old.render().ok();
+            if old.node != inputs.node && plan::same_machine(&old.node, old_config.as_deref(), &inputs.node) {
+                inputs.node = old.node.clone();
+            }
+        }
+        Ok(inputs)
     }
 
     fn replacements(&self, old: &ConfigurationApplyArgs, new: &ConfigurationApplyArgs) -> Option<Vec<String>> {

@@ -1,31 +1,39 @@
-//! The Python and TypeScript programs of `sdk-examples/` end to end through the real
+//! The Go, Python and TypeScript programs of `sdk-examples/` end to end through the real
 //! `pulumi` CLI and the real Pulumi SDKs, against the lab:
 //! - `python-rke2-clone`: six full clones of template 90001 with static addresses;
 //! - `ts-ubuntu-nodes`: the Ubuntu cloud image downloaded, a cloud-init snippet per node
 //!   over SFTP (a real sshd chrooted to the lab node), seven VMs importing the image, one
-//!   with the GPU passed through as root@pam.
+//!   with the GPU passed through as root@pam;
+//! - `go-talos-cluster`: two Image Factory schematics and their images (the lab factory),
+//!   seven VMs booting Talos, the configurations applied through the maintenance addresses,
+//!   etcd bootstrapped, the cluster healthy; the kubeconfig and talosconfig outputs work.
 //!
-//! The python and nodejs language hosts cannot be built here, so each program runs through
-//! its language's Automation API in inline mode (`tools/run-program.py`,
-//! `tools/run-program.js`: the program file is the inline program, the CLI runs with
-//! `--client`; docs/adr/0007-sdk-programs-via-automation.md). Per program: `up` on a fresh
-//! lab, the lab's VMs checked, `preview` and `refresh` with no changes, no credential in
+//! The go, python and nodejs language hosts cannot be built here, so each program runs through
+//! its language's Automation API in inline mode (`tools/run-program-go`,
+//! `tools/run-program.py`, `tools/run-program.js`: the program is the inline program, the CLI
+//! runs with `--client`; docs/adr/0007-sdk-programs-via-automation.md). Per program: `up` on a
+//! fresh lab, the lab's VMs checked, `preview` and `refresh` with no changes, no credential in
 //! plain text in `pulumi stack export`, `destroy`, an empty lab inventory.
 //!
 //! Addresses and credentials are stack config (`proxmox-talos:*` and the program's own
-//! keys); the caller's `PROXMOX_VE_*` variables are removed. Needs Node.js, Python 3 and
+//! keys); the caller's `PROXMOX_VE_*` variables are removed. Needs Go, Node.js, Python 3 and
 //! the toolchain `tools/sdk-programs-env.sh` prepares (run first, once per test binary), and
 //! for the TypeScript program Debian's openssh-server run as root.
 
 mod support;
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+use proxmox_talos::talos::api_client::{self, Credentials};
+use proxmox_talos::talos::secrets::ClientConfiguration;
+use proxmox_talos_lab::factory::{self, FactoryState};
 use proxmox_talos_lab::pve::admin;
 use proxmox_talos_lab::pve::lab_config::{LabConfig, Timing};
+use proxmox_talos_lab::pve::qemu::agent;
 use proxmox_talos_lab::ssh;
 use sha2::{Digest, Sha256};
 use support::lab::CliLab;
@@ -60,6 +68,7 @@ fn base_env() -> Vec<(String, String)> {
 
 #[derive(Clone, Copy)]
 enum Runner {
+    Go,
     Python,
     Node,
 }
@@ -67,6 +76,7 @@ enum Runner {
 /// Runs `action` of the stack's program through its Automation API runner; demands success.
 fn run(stack: &Stack, runner: Runner, action: &str, expect_no_changes: bool) -> String {
     let mut command = match runner {
+        Runner::Go => stack.tool(&programs_env()["PROXMOX_TALOS_GO_RUNNER"]),
         Runner::Python => {
             let mut c = stack.tool(&programs_env()["PROXMOX_TALOS_PYTHON"]);
             c.arg(Path::new(ROOT).join("tools/run-program.py"));
@@ -382,4 +392,186 @@ fn automation_driver_streams_progress_through_a_program_lifecycle() {
     assert!(config.contains("proxmox-talos:apiToken:\n    secure: "), "{config}");
     assert!(!config.contains(&lab.lab.credentials.token_secret), "{config}");
     assert_empty(&lab);
+}
+
+/// A lab on a random loopback /24 of its own (Talos nodes listen on their addresses, so tests
+/// running at the same time must not share them), with the lab Image Factory: (lab, its
+/// address `.n` maker, the factory URL).
+fn talos_lab() -> (CliLab, impl Fn(u8) -> Ipv4Addr, String) {
+    use rand_core::RngCore as _;
+    let mut rng = rand_core::OsRng;
+    let (a, b) = (64 + (rng.next_u32() % 180) as u8, (rng.next_u32() % 256) as u8);
+    let ip = move |last: u8| Ipv4Addr::new(127, a, b, last);
+    let mut config = LabConfig::single_node();
+    config.bridges[0].subnet = ip(0);
+    config.bridges[0].gateway = ip(1);
+    let lab = lab(config, tempfile::tempdir().unwrap());
+    let listener = lab.runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let factory_url = format!("http://{}", listener.local_addr().unwrap());
+    lab.runtime.spawn(factory::serve(listener, FactoryState::new(), std::future::pending()));
+    (lab, ip, factory_url)
+}
+
+fn yaml(text: &str) -> serde_json::Value {
+    serde_norway::from_str(text).unwrap_or_else(|e| panic!("not YAML ({e}):\n{text}"))
+}
+
+/// `value` of `pulumi stack export --show-secrets` with each secret (`{sig, plaintext}`) replaced
+/// by its value.
+fn revealed(value: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::Object(m) => match m.get("plaintext").and_then(Value::as_str) {
+            Some(text) => revealed(&serde_json::from_str(text).unwrap()),
+            None => Value::Object(m.iter().map(|(k, v)| (k.clone(), revealed(v))).collect()),
+        },
+        Value::Array(items) => Value::Array(items.iter().map(revealed).collect()),
+        other => other.clone(),
+    }
+}
+
+fn base64_text(b64: &str) -> String {
+    use base64::Engine as _;
+    String::from_utf8(base64::engine::general_purpose::STANDARD.decode(b64).unwrap()).unwrap()
+}
+
+#[test]
+fn go_talos_cluster_program_lifecycle() {
+    let (lab, ip, factory_url) = talos_lab();
+    let stack = Stack::from_dir("go-talos-cluster", base_env());
+    // Raw PCI passthrough (k8s-worker4's GPU) needs root@pam with a password.
+    stack.set("proxmox-talos:endpoint", &lab.lab.endpoint);
+    stack.set("proxmox-talos:username", "root@pam");
+    set_secret(&stack, "proxmox-talos:password", &lab.lab.credentials.password, false);
+    stack.set("proxmox-talos:caCertificate", &lab.lab.ca_path.display().to_string());
+    stack.set("proxmox-talos:imageFactoryUrl", &factory_url);
+    stack.set("vip", &ip(5).to_string());
+    stack.set("gateway", &ip(1).to_string());
+    stack.ok(&["config", "set", "--path", "dnsServers[0]", &ip(1).to_string()]);
+    for i in 0..4u8 {
+        if i < 3 {
+            stack.ok(&["config", "set", "--path", &format!("controllerAddresses[{i}]"), &format!("{}/24", ip(11 + i))]);
+        }
+        stack.ok(&["config", "set", "--path", &format!("workerAddresses[{i}]"), &format!("{}/24", ip(21 + i))]);
+    }
+
+    let started = std::time::Instant::now();
+    let up = run(&stack, Runner::Go, "up", false);
+    // 2 schematics, 2 images, the secrets, 7 VMs, 7 applies, the bootstrap, the kubeconfig, the stack.
+    assert!(up.contains("up succeeded: {\"create\":22}"), "{up}");
+    println!("go-talos-cluster: up took {:?}", started.elapsed());
+
+    let machines = [
+        (1101, "k8s-controller1", "2", "4096", "30G", ip(11)),
+        (1102, "k8s-controller2", "2", "4096", "30G", ip(12)),
+        (1103, "k8s-controller3", "2", "4096", "30G", ip(13)),
+        (1201, "k8s-worker1", "4", "8192", "125G", ip(21)),
+        (1202, "k8s-worker2", "4", "8192", "125G", ip(22)),
+        (1203, "k8s-worker3", "4", "8192", "125G", ip(23)),
+        (1204, "k8s-worker4", "4", "8192", "125G", ip(24)),
+    ];
+    let outputs = stack.outputs();
+    let schematic = |image: &str| outputs["schematicIds"][image].as_str().unwrap().to_string();
+    for (vmid, name, cores, memory, disk, _) in machines {
+        let c = vm_config(&lab, vmid);
+        assert_eq!(c["name"], name, "{c:?}");
+        assert_eq!((c["cores"].as_str(), c["memory"].as_str(), c["ostype"].as_str()), (cores, memory, "l26"), "{c:?}");
+        let scsi0 = &c["scsi0"];
+        assert!(scsi0.starts_with(&format!("local-zfs:vm-{vmid}-disk-")) && scsi0.contains(&format!("size={disk}")));
+        assert!(c["net0"].starts_with("virtio=") && c["net0"].contains("bridge=vmbr0"), "{c:?}");
+        let gpu = c.get("hostpci0").map(String::as_str);
+        let image = lab.lab.state.read(|m| agent::guest_os(m, &m.vms[&vmid])).unwrap_or_default();
+        if vmid == 1204 {
+            assert_eq!((gpu, c["machine"].as_str()), (Some("host=0000:28:00.0,pcie=1"), "q35"), "{c:?}");
+            assert!(image.contains(&schematic("gpu")[..12]), "{image}");
+        } else {
+            assert_eq!(gpu, None, "{c:?}");
+            assert!(image.contains(&schematic("base")[..12]), "{image}");
+        }
+    }
+    // Every node configured, at its static address, with its hostname.
+    let mut status: Vec<_> =
+        lab.lab.talos.status().into_iter().map(|s| (s.vmid, s.address, s.hostname, s.maintenance)).collect();
+    status.sort();
+    let expected: Vec<_> = machines.iter().map(|m| (m.0, Some(m.5), m.1.to_string(), false)).collect();
+    assert_eq!(status, expected);
+    for (_, name, .., address) in machines {
+        assert_eq!(outputs["nodeIps"][name], address.to_string(), "{outputs}");
+    }
+    let vip = format!("https://{}:6443", ip(5));
+    assert_eq!(outputs["kubernetesEndpoint"], vip.as_str(), "{outputs}");
+    assert!(outputs["healthChecks"].as_array().is_some_and(|c| c.len() > 3), "{outputs}");
+
+    // The kubeconfig's server answers /version over TLS verified with the kubeconfig's CA.
+    let kubeconfig = yaml(outputs["kubeconfig"].as_str().unwrap());
+    let cluster = &kubeconfig["clusters"][0]["cluster"];
+    assert_eq!(cluster["server"], vip.as_str(), "{kubeconfig}");
+    let ca = base64_text(cluster["certificate-authority-data"].as_str().unwrap());
+    let version: serde_json::Value = lab.runtime.block_on(async {
+        let https = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).unwrap())
+            .no_proxy()
+            .build()
+            .unwrap();
+        let body = https.get(format!("{vip}/version")).send().await.unwrap().text().await.unwrap();
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("/version: {e}: {body}"))
+    });
+    assert_eq!(version["gitVersion"], "v1.35.0", "{version}");
+
+    // The talosconfig's credentials work: each node answers Version through the first endpoint
+    // (`talosctl version`).
+    let talosconfig = yaml(outputs["talosconfig"].as_str().unwrap());
+    let context = &talosconfig["contexts"][talosconfig["context"].as_str().unwrap()];
+    assert_eq!(talosconfig["context"], "talos-cluster", "{talosconfig}");
+    let client = ClientConfiguration {
+        ca_certificate: context["ca"].as_str().unwrap().to_string(),
+        client_certificate: context["crt"].as_str().unwrap().to_string(),
+        client_key: context["key"].as_str().unwrap().to_string(),
+    };
+    let endpoint = context["endpoints"][0].as_str().unwrap().to_string();
+    assert_eq!(endpoint, ip(11).to_string());
+    for (_, name, .., address) in machines {
+        let reply = lab.runtime.block_on(async {
+            let c = api_client::connect(&endpoint, Credentials::Mutual(&client)).await.unwrap();
+            c.with_node(address.to_string()).version().await.unwrap()
+        });
+        assert_eq!(reply.version.map(|v| v.tag).as_deref(), Some("v1.12.4"), "{name}");
+    }
+
+    let preview = run(&stack, Runner::Go, "preview", true);
+    assert!(preview.contains("preview succeeded: {\"same\":22}"), "{preview}");
+    let refresh = run(&stack, Runner::Go, "refresh", true);
+    assert!(refresh.contains("refresh succeeded: {\"same\":22}"), "{refresh}");
+    // The refreshed VMs report the nodes' static addresses now; the applies keep the address they
+    // first reached (ignoreChanges), so the program still changes nothing.
+    let state = stack.export();
+    let resources = state["deployment"]["resources"].as_array().unwrap().clone();
+    let worker1 =
+        resources.iter().find(|r| r["urn"].as_str().unwrap().ends_with("VirtualMachine::k8s-worker1")).unwrap();
+    assert_eq!(worker1["outputs"]["ipv4Addresses"][1][0], ip(21).to_string(), "{worker1}");
+    let preview = run(&stack, Runner::Go, "preview", true);
+    assert!(preview.contains("preview succeeded: {\"same\":22}"), "{preview}");
+
+    // No credential and no machine configuration in plain text.
+    let secrets = resources.iter().find(|r| r["type"] == "proxmox-talos:machine:Secrets").unwrap();
+    let bundle = revealed(&secrets["outputs"]["machineSecrets"]);
+    let kube_key = kubeconfig["users"][0]["user"]["client-key-data"].as_str().unwrap().to_string();
+    assert_no_plain_secrets(
+        &stack,
+        &[
+            &lab.lab.credentials.password,
+            &client.client_key,
+            &kube_key,
+            bundle["secrets"]["bootstrapToken"].as_str().unwrap(),
+            bundle["trustdinfo"]["token"].as_str().unwrap(),
+            bundle["certs"]["os"]["key"].as_str().unwrap(),
+            "PRIVATE KEY",
+            "version: v1alpha1",
+        ],
+    );
+
+    let destroy = run(&stack, Runner::Go, "destroy", false);
+    assert!(destroy.contains("destroy succeeded: {\"delete\":22}"), "{destroy}");
+    assert_empty(&lab);
+    println!("go-talos-cluster: the lifecycle took {:?}", started.elapsed());
 }

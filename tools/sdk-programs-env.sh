@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Prepare what the TypeScript and Python programs in sdk-examples/ need to run through the
-# Automation API runners (tools/run-program.py, tools/run-program.js):
+# Prepare what the Go, TypeScript and Python programs in sdk-examples/ need to run through the
+# Automation API runners (tools/run-program-go, tools/run-program.py, tools/run-program.js):
 #
-#   eval "$(tools/sdk-programs-env.sh)"   # PROXMOX_TALOS_PYTHON, _NODE_PROGRAMS, _PULUMI_BIN; PATH
+#   eval "$(tools/sdk-programs-env.sh)"   # PROXMOX_TALOS_PYTHON, _NODE_PROGRAMS, _GO_RUNNER, _PULUMI_BIN; PATH
 #
 # 1. the pinned Pulumi toolchain (tools/install-pulumi.sh) and Python venv (tools/python-env.sh);
 # 2. the SDKs in target/sdk/ generated from schema.json and compiled (tools/check-sdks.sh), only
@@ -15,6 +15,11 @@
 #    `file:` paths made absolute and local packages copied (--install-links, so the program and
 #    the SDK share one @pulumi/pulumi); reinstalled only when the package.json or the SDK changed.
 #    tools/run-program.js links a program's node_modules there.
+# 4. the Go runner built into target/run-program-go (PROXMOX_TALOS_GO_RUNNER), and each
+#    sdk-examples/*/ with a go.mod built by it (`--build-only`: the program's package plus the
+#    runner's inline file, in ${PROXMOX_TALOS_CACHE:-~/.cache/proxmox-talos}/go-programs/). Both
+#    are `go build`s, which the Go build cache makes no-ops when nothing changed; the first
+#    build of a program compiles the Pulumi Go SDK and its Automation API (minutes).
 # Python programs need nothing more: the venv has the Pulumi SDK, and tools/run-program.py puts
 # target/sdk/python first on sys.path.
 #
@@ -97,7 +102,19 @@ EOF
     flock -u 9
 done
 
+# --- go programs --------------------------------------------------------------
+GO_RUNNER="$ROOT/target/run-program-go"
+log "go: building the runner ($GO_RUNNER)"
+go build -C "$ROOT/tools/run-program-go" -o "$GO_RUNNER" . >&2 || die "building tools/run-program-go failed"
+for modfile in "$ROOT"/sdk-examples/*/go.mod; do
+    [[ -f "$modfile" ]] || continue
+    program="$(dirname "$modfile")"
+    log "go: building $(basename "$program")"
+    "$GO_RUNNER" --build-only "$program" >&2 || die "$(basename "$program"): the Go program does not build"
+done
+
 printf 'export PROXMOX_TALOS_PYTHON=%q\n' "$PY"
+printf 'export PROXMOX_TALOS_GO_RUNNER=%q\n' "$GO_RUNNER"
 printf 'export PROXMOX_TALOS_NODE_PROGRAMS=%q\n' "$NODE_PROGRAMS"
 printf 'export PROXMOX_TALOS_PULUMI_BIN=%q\n' "$BIN"
 printf 'export PATH=%q:"$PATH"\n' "$BIN"

@@ -394,6 +394,51 @@ fn automation_driver_streams_progress_through_a_program_lifecycle() {
     assert_empty(&lab);
 }
 
+/// The automation example driving talos-cluster (its YAML form, which the CLI runs with the
+/// YAML host): root@pam and the factory from a lab.env, addresses from `--set`; up, preview,
+/// refresh and destroy with progress; the lab is empty afterwards.
+#[test]
+fn automation_driver_runs_the_talos_cluster_lifecycle() {
+    let (lab, ip, factory_url) = talos_lab();
+    let stack = Stack::from_dir("yaml-talos-cluster", base_env());
+    let env_file = stack.dir.parent().unwrap().join("lab.env");
+    let q = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+    let vars = [
+        ("PROXMOX_VE_ENDPOINT", lab.lab.endpoint.clone()),
+        ("PROXMOX_VE_USERNAME", "root@pam".to_string()),
+        ("PROXMOX_VE_PASSWORD", lab.lab.credentials.password.clone()),
+        ("PROXMOX_VE_CA_CERT", lab.lab.ca_path.display().to_string()),
+        ("TALOS_IMAGE_FACTORY_URL", factory_url.clone()),
+    ];
+    let text: String = vars.iter().map(|(k, v)| format!("export {k}={}\n", q(v))).collect();
+    std::fs::write(&env_file, text).unwrap();
+    let mut command = stack.tool(&programs_env()["PROXMOX_TALOS_PYTHON"]);
+    command.arg(Path::new(ROOT).join("sdk-examples/python-automation/drive.py"));
+    command.arg("--lab-env").arg(&env_file).arg("--root");
+    let mut sets = vec![
+        format!("factoryUrl={factory_url}"),
+        format!("vip={}", ip(10)),
+        format!("gateway={}", ip(1)),
+        format!("nameservers[0]={}", ip(1)),
+    ];
+    sets.extend((0..3u8).map(|i| format!("controllerIps[{i}]={}", ip(11 + i))));
+    sets.extend((0..4u8).map(|i| format!("workerIps[{i}]={}", ip(21 + i))));
+    for set in &sets {
+        command.args(["--set", set]);
+    }
+    command.arg(".");
+    let out = command.output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "drive.py failed:\n{text}");
+    println!("{text}"); // shown with --nocapture
+    let phases: Vec<&str> = text.lines().filter_map(|l| l.split("== ").nth(1)).collect();
+    assert_eq!(phases, ["up", "up ok", "preview", "preview ok", "refresh", "refresh ok", "destroy", "destroy ok"]);
+    for expected in ["create   vm:VirtualMachine controller1", "output   kubeconfig = [secret]", "summary  delete "] {
+        assert!(text.contains(expected), "no {expected:?} in:\n{text}");
+    }
+    assert_empty(&lab);
+}
+
 /// A lab on a random loopback /24 of its own (Talos nodes listen on their addresses, so tests
 /// running at the same time must not share them), with the lab Image Factory: (lab, its
 /// address `.n` maker, the factory URL).

@@ -5,7 +5,9 @@
     "$PY" sdk-examples/python-automation/drive.py --lab-env ~/.cache/proxmox-talos/lab/lab.env \\
         --set gateway=127.42.0.1 --set 'dnsServers[0]=127.0.0.53' ... sdk-examples/python-rke2-clone
 
-Creates (or selects) a stack for a Python program directory, sets its config, then runs
+Creates (or selects) a stack for a program directory — a Python program, run inline, or a
+project the CLI runs with its own language host, such as the YAML talos-cluster
+(sdk-examples/yaml-talos-cluster) — sets its config, then runs
 `up`, `preview` (which must report no changes), `refresh` (no drift) and `destroy`, streaming
 the engine's events as a progress display: each resource step as it starts and ends, the
 provider's status lines (e.g. "vm 1001: waiting for guest agent, 12s") when they change, warnings
@@ -135,7 +137,7 @@ def config_items(args) -> list:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("program_dir", help="a Python Pulumi project (Pulumi.yaml + __main__.py)")
+    parser.add_argument("program_dir", help="a Pulumi project: Python (run inline) or YAML (run by the CLI)")
     parser.add_argument("--stack", default="dev")
     parser.add_argument("--lab-env", help="provider settings from a lab.env file")
     parser.add_argument("--root", action="store_true", help="log in as root@pam with a password, not the API token")
@@ -156,12 +158,18 @@ def main() -> int:
             sys.path.insert(0, entry)
     os.chdir(program_dir)
 
-    stack = auto.create_or_select_stack(
-        args.stack,
-        project_name=project["name"],
-        program=lambda: runpy.run_path(main_py, run_name="__main__"),
-        opts=auto.LocalWorkspaceOptions(work_dir=program_dir),
-    )
+    runtime = project.get("runtime")
+    runtime = runtime.get("name") if isinstance(runtime, dict) else runtime
+    if runtime == "python":
+        stack = auto.create_or_select_stack(
+            args.stack,
+            project_name=project["name"],
+            program=lambda: runpy.run_path(main_py, run_name="__main__"),
+            opts=auto.LocalWorkspaceOptions(work_dir=program_dir),
+        )
+    else:
+        # A project the CLI runs itself with its language host (YAML: yaml-talos-cluster).
+        stack = auto.create_or_select_stack(args.stack, work_dir=program_dir)
     # One `pulumi config set-all --path`: a key without `.` or `[n]` is the same as a path.
     stack.set_all_config(
         {key: auto.ConfigValue(value=value, secret=secret) for key, value, secret in config_items(args)}, path=True

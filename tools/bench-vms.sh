@@ -5,6 +5,12 @@
 # Targets for 100 VMs: provider CPU <= 2 s, peak RSS <= 60 MB.
 #
 #   tools/bench-vms.sh [--vms N] [--kind clone|scratch] [--parallel P] [--no-build]
+#   tools/bench-vms.sh --talos-cluster [--parallel P] [--no-build]
+#
+# --talos-cluster benches sdk-examples/yaml-talos-cluster instead (the seed design:
+# 2 schematics and images, 7 VMs one with the GPU, secrets, 7 config applies,
+# bootstrap, health, kubeconfig; as root@pam, which raw PCI passthrough needs),
+# with Talos boots as instant as the VMs'.
 #
 # The lab runs as `proxmox-talos-lab up` (its own process) with a config whose
 # task, boot and agent times are 0 (the lock wait stays 10 s: it is how long a
@@ -27,13 +33,15 @@ VMS=100
 KIND=clone
 PARALLEL=0
 BUILD=1
+TALOS=0
 while [ $# -gt 0 ]; do
   case "$1" in
+    --talos-cluster) TALOS=1; shift ;;
     --vms) VMS="$2"; shift 2 ;;
     --kind) KIND="$2"; shift 2 ;;
     --parallel) PARALLEL="$2"; shift 2 ;;
     --no-build) BUILD=0; shift ;;
-    *) echo "usage: tools/bench-vms.sh [--vms N] [--kind clone|scratch] [--parallel P] [--no-build]" >&2; exit 2 ;;
+    *) echo "usage: tools/bench-vms.sh [--vms N] [--kind clone|scratch] [--talos-cluster] [--parallel P] [--no-build]" >&2; exit 2 ;;
   esac
 done
 case "$KIND" in clone|scratch) ;; *) echo "--kind: clone or scratch" >&2; exit 2 ;; esac
@@ -60,6 +68,8 @@ cat >"$WORK/lab.yaml" <<'EOF'
 nodes:
   - name: pve
     address: 127.0.0.1
+    pciDevices:
+      - { id: "0000:28:00.0", vendor: "0x10de", device: "0x2684", vendorName: NVIDIA Corporation, deviceName: "AD102 [GeForce RTX 4090]", iommuGroup: 28 }
 storages:
   - { id: local, type: dir, content: [iso, vztmpl, snippets, import, backup], capacityGib: 100 }
   - { id: local-zfs, type: zfspool, content: [images, rootdir], capacityGib: 100000 }
@@ -72,9 +82,17 @@ EOF
 ENV_FILE="$("$LAB" up --config "$WORK/lab.yaml" --state "$WORK/lab" --listen 127.0.0.1:0 --factory-listen 127.0.0.1:0 2>/dev/null | tail -n1)"
 # shellcheck disable=SC1090
 source "$ENV_FILE"
-unset PROXMOX_VE_USERNAME PROXMOX_VE_PASSWORD # an API token, as a CI would use
+LAB_TOKEN="$PROXMOX_VE_API_TOKEN" # for the lab's request log
+if [ "$TALOS" = 1 ]; then
+  unset PROXMOX_VE_API_TOKEN # raw PCI passthrough: root@pam with its password
+else
+  unset PROXMOX_VE_USERNAME PROXMOX_VE_PASSWORD # an API token, as a CI would use
+fi
 
 mkdir -p "$WORK/program" "$WORK/state" "$WORK/home" "$WORK/rusage-up" "$WORK/rusage-destroy"
+if [ "$TALOS" = 1 ]; then
+  sed "s|path: ../../target/debug|path: $PLUGIN_DIR|" sdk-examples/yaml-talos-cluster/Pulumi.yaml >"$WORK/program/Pulumi.yaml"
+else
 {
   cat <<EOF
 name: bench-vms
@@ -118,11 +136,13 @@ EOF
     fi
   done
 } >"$WORK/program/Pulumi.yaml"
+fi
 
 export PULUMI_HOME="$WORK/home" PULUMI_BACKEND_URL="file://$WORK/state" PULUMI_CONFIG_PASSPHRASE=bench
 export PULUMI_SKIP_UPDATE_CHECK=true PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
 cd "$WORK/program"
 "$PULUMI" stack init bench --non-interactive >/dev/null 2>&1
+[ "$TALOS" = 1 ] && "$PULUMI" config set factoryUrl "$TALOS_IMAGE_FACTORY_URL" --non-interactive >/dev/null
 PAR=()
 [ "$PARALLEL" != 0 ] && PAR=(--parallel "$PARALLEL")
 
@@ -160,10 +180,11 @@ PROXMOX_TALOS_RUSAGE_FILE="$WORK/rusage-destroy" "$PULUMI" destroy --yes --skip-
 }
 t2="$(now)"
 left="$("$LAB" inventory --state "$WORK/lab" --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["vms"]))')"
-requests="$(curl -s --cacert "$PROXMOX_VE_CA_CERT" -H "Authorization: PVEAPIToken=$PROXMOX_VE_API_TOKEN" \
+requests="$(curl -s --cacert "$PROXMOX_VE_CA_CERT" -H "Authorization: PVEAPIToken=$LAB_TOKEN" \
   "${PROXMOX_VE_ENDPOINT%/}/lab/requests" | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["total"])' || echo '?')"
 
-printf '%s VMs (%s), pulumi parallelism %s\n' "$VMS" "$KIND" "$([ "$PARALLEL" = 0 ] && echo default || echo "$PARALLEL")"
+if [ "$TALOS" = 1 ]; then what="talos-cluster (7 VMs, 22 resources)"; else what="$VMS VMs ($KIND)"; fi
+printf '%s, pulumi parallelism %s\n' "$what" "$([ "$PARALLEL" = 0 ] && echo default || echo "$PARALLEL")"
 printf 'pulumi up:      %6.1f s wall, %s VMs in the lab; %s\n' "$(echo "$t1 - $t0" | bc)" "$created" "$(usage "$WORK/rusage-up")"
 printf 'pulumi destroy: %6.1f s wall, %s VMs left;  %s\n' "$(echo "$t2 - $t1" | bc)" "$left" "$(usage "$WORK/rusage-destroy")"
 printf 'lab API requests (up + destroy): %s\n' "$requests"

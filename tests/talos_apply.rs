@@ -31,11 +31,11 @@ use proxmox_talos::resources::machine::configuration_apply::{
 use proxmox_talos::resources::machine::timeouts::Timeouts;
 use proxmox_talos::talos::api::machine::apply_configuration_request::Mode;
 use proxmox_talos::talos::api_client::{self, Credentials, CONFIG_PATH};
-use proxmox_talos::talos::config::{self, GenerateInput, MachineType};
-use proxmox_talos::talos::secrets::{self, ClientConfiguration, MachineSecrets, SystemClock, VersionContract};
+use proxmox_talos::talos::config::MachineType;
+use proxmox_talos::talos::secrets::ClientConfiguration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use proxmox_talos_lab::talos_testbed::TalosTestbed as Lab;
+use proxmox_talos_lab::talos_testbed::{cluster_secrets, machine_config, TalosTestbed as Lab};
 
 #[derive(Default)]
 struct Sink(Mutex<Vec<(Severity, String, bool)>>);
@@ -61,24 +61,6 @@ fn context(sink: Arc<Sink>) -> Context {
     let (tx, rx) = tokio::sync::watch::channel(false);
     std::mem::forget(tx);
     Context::new(Arc::default(), sink, "urn:pulumi:test::talos::proxmox-talos:machine:ConfigurationApply::a", rx, None)
-}
-
-fn cluster() -> (MachineSecrets, ClientConfiguration) {
-    let bundle = secrets::generate(VersionContract::V1_6, &SystemClock, &mut rand_core::OsRng).unwrap();
-    let client = secrets::client_configuration(&bundle, &SystemClock).unwrap();
-    (bundle, client)
-}
-
-fn machine_config(bundle: &MachineSecrets, kind: MachineType, address: Ipv4Addr, vip: Ipv4Addr) -> String {
-    let input = GenerateInput::new("lab", &format!("https://{vip}:6443"), kind, bundle);
-    let vip_patch = match kind {
-        MachineType::ControlPlane => format!("\n        vip:\n          ip: {vip}"),
-        MachineType::Worker => String::new(),
-    };
-    let patch = format!(
-        "machine:\n  network:\n    interfaces:\n      - interface: eth0\n        addresses:\n          - {address}/24{vip_patch}\n"
-    );
-    config::render(&input, &[patch]).unwrap()
 }
 
 fn apply_args(
@@ -133,11 +115,11 @@ async fn eventually(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) 
 #[tokio::test(flavor = "multi_thread")]
 async fn apply_read_drift_update_and_reset() {
     let lab = Lab::start(300, 0).await.unwrap();
-    let (bundle, client) = cluster();
+    let (bundle, client) = cluster_secrets().unwrap();
     let dhcp = lab.talos_vm(100, &format!("talos-{}", 100));
     let sink = Arc::new(Sink::default());
     let ctx = context(sink.clone());
-    let base = machine_config(&bundle, MachineType::ControlPlane, lab.ip(10), lab.ip(5));
+    let base = machine_config(&bundle, MachineType::ControlPlane, lab.ip(10), lab.ip(5), &[]).unwrap();
     let args = apply_args(&client, base.clone(), &dhcp.to_string(), "60s");
 
     // Preview renders the configuration without touching the node.
@@ -281,9 +263,9 @@ async fn cutting_proxy(upstream: SocketAddr, cut_after: usize) -> SocketAddr {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_connection_dropped_during_the_maintenance_apply_is_confirmed_on_the_static_address() {
     let lab = Lab::start(300, 0).await.unwrap();
-    let (bundle, client) = cluster();
+    let (bundle, client) = cluster_secrets().unwrap();
     let dhcp = lab.talos_vm(100, &format!("talos-{}", 100));
-    let config = machine_config(&bundle, MachineType::ControlPlane, lab.ip(10), lab.ip(5));
+    let config = machine_config(&bundle, MachineType::ControlPlane, lab.ip(10), lab.ip(5), &[]).unwrap();
     let proxy = cutting_proxy(SocketAddr::new(dhcp.into(), 50000), config.len()).await;
     let sink = Arc::new(Sink::default());
     let ctx = context(sink.clone());
@@ -296,12 +278,12 @@ async fn a_connection_dropped_during_the_maintenance_apply_is_confirmed_on_the_s
 #[tokio::test(flavor = "multi_thread")]
 async fn errors_say_which_credentials_address_or_configuration_is_wrong() {
     let lab = Lab::start(200, 0).await.unwrap();
-    let (bundle, client) = cluster();
+    let (bundle, client) = cluster_secrets().unwrap();
     let dhcp = lab.talos_vm(100, &format!("talos-{}", 100));
     let ctx = context(Arc::new(Sink::default()));
 
     // The node refuses the configuration: a clean failure with Talos's reason, nothing recorded.
-    let config = machine_config(&bundle, MachineType::ControlPlane, lab.ip(10), lab.ip(5));
+    let config = machine_config(&bundle, MachineType::ControlPlane, lab.ip(10), lab.ip(5), &[]).unwrap();
     let wrong_type = config.replacen("type: controlplane", "type: database", 1);
     let err = create(&ctx, apply_args(&client, wrong_type, &dhcp.to_string(), "20s")).await.unwrap_err();
     assert!(matches!(&err, ResourceError::Failed(m) if m.contains("unknown machine type \"database\"")), "{err:?}");
@@ -315,7 +297,7 @@ async fn errors_say_which_credentials_address_or_configuration_is_wrong() {
 
     // Another cluster's credentials on a configured node: says the CA does not match.
     create(&ctx, apply_args(&client, config.clone(), &dhcp.to_string(), "30s")).await.unwrap();
-    let (_, foreign) = cluster();
+    let (_, foreign) = cluster_secrets().unwrap();
     let err = create(&ctx, apply_args(&foreign, config, &lab.ip(10).to_string(), "20s")).await.unwrap_err();
     assert!(
         matches!(&err, ResourceError::Failed(m) if m.contains("not signed by the client configuration's CA")),
@@ -327,11 +309,11 @@ async fn errors_say_which_credentials_address_or_configuration_is_wrong() {
 async fn bootstrap_waits_for_the_node_and_is_idempotent() {
     // agent_ms: how long after coming up the node accepts Bootstrap.
     let lab = Lab::start(200, 1500).await.unwrap();
-    let (bundle, client) = cluster();
+    let (bundle, client) = cluster_secrets().unwrap();
     let cp_dhcp = lab.talos_vm(100, &format!("talos-{}", 100));
     let sink = Arc::new(Sink::default());
     let ctx = context(sink.clone());
-    let cp = machine_config(&bundle, MachineType::ControlPlane, lab.ip(10), lab.ip(5));
+    let cp = machine_config(&bundle, MachineType::ControlPlane, lab.ip(10), lab.ip(5), &[]).unwrap();
     create(&ctx, apply_args(&client, cp, &cp_dhcp.to_string(), "30s")).await.unwrap();
 
     let args = |node: Ipv4Addr| BootstrapArgs {
@@ -355,7 +337,7 @@ async fn bootstrap_waits_for_the_node_and_is_idempotent() {
 
     // A worker cannot be bootstrapped: a failure at once, not after the timeout.
     let worker_dhcp = lab.talos_vm(200, &format!("talos-{}", 200));
-    let worker = machine_config(&bundle, MachineType::Worker, lab.ip(20), lab.ip(5));
+    let worker = machine_config(&bundle, MachineType::Worker, lab.ip(20), lab.ip(5), &[]).unwrap();
     create(&ctx, apply_args(&client, worker, &worker_dhcp.to_string(), "30s")).await.unwrap();
     let started = Instant::now();
     let Err(err) = bootstrap(args(lab.ip(20))).await else { panic!("a worker was bootstrapped") };

@@ -67,7 +67,7 @@ async fn invoke(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_and_kubeconfig_wait_for_etcd_and_name_what_is_wrong() {
     let lab = TalosLab::start(100, 300).await;
-    let (bundle, client) = cluster_secrets();
+    let (bundle, client) = cluster_secrets().unwrap();
     let cp = lab.configured_node(100, MachineType::ControlPlane, 10, 5, &bundle, &client).await;
     lab.configured_node(200, MachineType::Worker, 20, 5, &bundle, &client).await;
 
@@ -111,7 +111,7 @@ async fn health_and_kubeconfig_wait_for_etcd_and_name_what_is_wrong() {
     );
 
     // Another cluster's credentials: the node's certificate is not from that CA.
-    let (_, foreign) = cluster_secrets();
+    let (_, foreign) = cluster_secrets().unwrap();
     let err = invoke(&mut c, health_args(&lab, &foreign, "1s", &[])).await.unwrap_err();
     let message = err.message();
     assert!(message.contains("apid to be ready") && message.contains(&cp_ip), "{message}");
@@ -241,7 +241,7 @@ fn exported_outputs(stack: &Stack) -> serde_json::Value {
 fn kubeconfig_waits_for_bootstrap_and_renews_inside_its_window() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let lab = rt.block_on(TalosLab::start(100, 300));
-    let (bundle, client) = cluster_secrets();
+    let (bundle, client) = cluster_secrets().unwrap();
     let cp = rt.block_on(lab.configured_node(100, MachineType::ControlPlane, 10, 5, &bundle, &client));
 
     let stack = Stack::from_program(KUBECONFIG_PROGRAM, vec![]);

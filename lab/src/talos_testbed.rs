@@ -10,6 +10,9 @@
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
+use proxmox_talos::talos::config::{self, GenerateInput, MachineType};
+use proxmox_talos::talos::secrets::{self, ClientConfiguration, MachineSecrets, SystemClock, VersionContract};
+
 use crate::in_process::{self, InProcessLab};
 use crate::pve::lab_config::{LabConfig, Timing};
 use crate::pve::model::{lab_mac, Vm, Volume};
@@ -114,4 +117,34 @@ impl Drop for TalosTestbed {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Fresh machine secrets (version contract v1.6) and their admin client configuration.
+pub fn cluster_secrets() -> Result<(MachineSecrets, ClientConfiguration), String> {
+    let bundle =
+        secrets::generate(VersionContract::V1_6, &SystemClock, &mut rand_core::OsRng).map_err(|e| e.to_string())?;
+    let client = secrets::client_configuration(&bundle, &SystemClock).map_err(|e| e.to_string())?;
+    Ok((bundle, client))
+}
+
+/// A v1.12 machine configuration of cluster `lab` with its endpoint on `vip`: the
+/// static `address`/24 on eth0 and, on control planes, the VIP there too; then
+/// `more_patches`.
+pub fn machine_config(
+    bundle: &MachineSecrets,
+    kind: MachineType,
+    address: Ipv4Addr,
+    vip: Ipv4Addr,
+    more_patches: &[&str],
+) -> Result<String, String> {
+    let input = GenerateInput::new("lab", &format!("https://{vip}:6443"), kind, bundle);
+    let vip_patch = match kind {
+        MachineType::ControlPlane => format!("\n        vip:\n          ip: {vip}"),
+        MachineType::Worker => String::new(),
+    };
+    let mut patches = vec![format!(
+        "machine:\n  network:\n    interfaces:\n      - interface: eth0\n        addresses:\n          - {address}/24{vip_patch}\n"
+    )];
+    patches.extend(more_patches.iter().map(|p| p.to_string()));
+    config::render(&input, &patches).map_err(|e| e.to_string())
 }

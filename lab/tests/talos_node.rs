@@ -22,34 +22,14 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use proxmox_talos::talos::api::machine::apply_configuration_request::Mode;
 use proxmox_talos::talos::api_client::{self, Credentials, TalosApiError, TalosClient};
-use proxmox_talos::talos::config::{self, GenerateInput, MachineType};
-use proxmox_talos::talos::secrets::{self, ClientConfiguration, MachineSecrets, SystemClock, VersionContract};
+use proxmox_talos::talos::config::MachineType;
+use proxmox_talos::talos::secrets::{ClientConfiguration, MachineSecrets};
 use proxmox_talos_lab::pve::qemu::guest_address;
 use proxmox_talos_lab::talos::pki;
 use tonic::Code;
 
 /// The testbed: a lab on a random 127.X.Y.0/24 subnet.
-use proxmox_talos_lab::talos_testbed::TalosTestbed as Lab;
-
-/// A fast bundle (ECDSA service-account key) and its admin client configuration.
-fn cluster_secrets() -> (MachineSecrets, ClientConfiguration) {
-    let bundle = secrets::generate(VersionContract::V1_6, &SystemClock, &mut rand_core::OsRng).unwrap();
-    let client = secrets::client_configuration(&bundle, &SystemClock).unwrap();
-    (bundle, client)
-}
-
-/// A v1.12 machine configuration with a static address (and a VIP for control planes).
-fn machine_config(bundle: &MachineSecrets, kind: MachineType, address: Ipv4Addr, vip: Ipv4Addr) -> String {
-    let input = GenerateInput::new("lab", &format!("https://{vip}:6443"), kind, bundle);
-    let vip_patch = match kind {
-        MachineType::ControlPlane => format!("\n        vip:\n          ip: {vip}"),
-        MachineType::Worker => String::new(),
-    };
-    let patch = format!(
-        "machine:\n  network:\n    interfaces:\n      - interface: eth0\n        addresses:\n          - {address}/24{vip_patch}\n"
-    );
-    config::render(&input, &[patch]).unwrap()
-}
+use proxmox_talos_lab::talos_testbed::{cluster_secrets, machine_config, TalosTestbed as Lab};
 
 fn pem_of(b64: &str) -> String {
     String::from_utf8(base64::engine::general_purpose::STANDARD.decode(b64).unwrap()).unwrap()
@@ -96,7 +76,7 @@ async fn configured_control_plane(lab: &Lab, bundle: &MachineSecrets, client: &C
     lab.talos_vm(100, "cp-1");
     let dhcp = guest_address(&lab.lab.state, 100).expect("a DHCP lease");
     let maintenance = wait_for(dhcp, Credentials::Insecure, Duration::from_secs(20)).await;
-    let config = machine_config(bundle, MachineType::ControlPlane, lab.ip(10), lab.ip(5));
+    let config = machine_config(bundle, MachineType::ControlPlane, lab.ip(10), lab.ip(5), &[]).unwrap();
     maintenance.apply_configuration(&config, Mode::Auto, false).await.unwrap();
     wait_for(lab.ip(10), Credentials::Mutual(client), Duration::from_secs(20)).await
 }
@@ -104,7 +84,7 @@ async fn configured_control_plane(lab: &Lab, bundle: &MachineSecrets, client: &C
 #[tokio::test(flavor = "multi_thread")]
 async fn maintenance_mode_apply_and_reboot_to_the_static_address() {
     let lab = Lab::start(300, 0).await.unwrap();
-    let (bundle, client) = cluster_secrets();
+    let (bundle, client) = cluster_secrets().unwrap();
     lab.talos_vm(100, "cp-1");
     let node = wait_for(lab.ip(100), Credentials::Insecure, Duration::from_secs(20)).await;
     let status = lab.lab.talos.status();
@@ -122,7 +102,7 @@ async fn maintenance_mode_apply_and_reboot_to_the_static_address() {
     let (code, message) = status_of(node.read_file(api_client::CONFIG_PATH).await.unwrap_err());
     assert_eq!((code, message.as_str()), (Code::Unimplemented, "method Read not implemented"));
 
-    let config = machine_config(&bundle, MachineType::ControlPlane, lab.ip(10), lab.ip(5));
+    let config = machine_config(&bundle, MachineType::ControlPlane, lab.ip(10), lab.ip(5), &[]).unwrap();
     // Modes other than REBOOT, AUTO and TRY are refused in maintenance.
     let (code, message) = status_of(node.apply_configuration(&config, Mode::NoReboot, false).await.unwrap_err());
     assert_eq!(code, Code::Unimplemented);
@@ -175,13 +155,13 @@ async fn maintenance_mode_apply_and_reboot_to_the_static_address() {
 #[tokio::test(flavor = "multi_thread")]
 async fn mutual_tls_refuses_other_cas_and_insufficient_roles() {
     let lab = Lab::start(100, 0).await.unwrap();
-    let (bundle, client) = cluster_secrets();
+    let (bundle, client) = cluster_secrets().unwrap();
     let node = configured_control_plane(&lab, &bundle, &client).await;
     let endpoint = lab.ip(10).to_string();
     assert_eq!(node.version().await.unwrap().version.unwrap().tag, "v1.12.4");
 
     // Credentials of another cluster: the node's certificate is not from that CA.
-    let (_, foreign) = cluster_secrets();
+    let (_, foreign) = cluster_secrets().unwrap();
     let err = api_client::connect(&endpoint, Credentials::Mutual(&foreign)).await.err();
     let err = match err {
         Some(e) => e,
@@ -209,7 +189,7 @@ async fn mutual_tls_refuses_other_cas_and_insufficient_roles() {
     };
     let reader = api_client::connect(&endpoint, Credentials::Mutual(&reader)).await.unwrap();
     reader.version().await.unwrap();
-    let config = machine_config(&bundle, MachineType::ControlPlane, lab.ip(10), lab.ip(5));
+    let config = machine_config(&bundle, MachineType::ControlPlane, lab.ip(10), lab.ip(5), &[]).unwrap();
     let err = reader.apply_configuration(&config, Mode::NoReboot, false).await.unwrap_err();
     assert_eq!(
         err,
@@ -244,7 +224,7 @@ async fn mutual_tls_refuses_other_cas_and_insufficient_roles() {
 async fn bootstrap_kubeconfig_and_the_kubernetes_api_on_the_vip() {
     // agent_ms: how long after coming up the node accepts Bootstrap.
     let lab = Lab::start(100, 1500).await.unwrap();
-    let (bundle, client) = cluster_secrets();
+    let (bundle, client) = cluster_secrets().unwrap();
     let node = configured_control_plane(&lab, &bundle, &client).await;
     let (code, message) = status_of(node.bootstrap().await.unwrap_err());
     assert_eq!((code, message.as_str()), (Code::FailedPrecondition, "bootstrap is not available yet"));
@@ -332,10 +312,10 @@ async fn bootstrap_kubeconfig_and_the_kubernetes_api_on_the_vip() {
 #[tokio::test(flavor = "multi_thread")]
 async fn workers_wait_for_trustd_and_cannot_bootstrap() {
     let lab = Lab::start(100, 0).await.unwrap();
-    let (bundle, client) = cluster_secrets();
+    let (bundle, client) = cluster_secrets().unwrap();
     lab.talos_vm(200, "worker-1");
     let worker = wait_for(lab.ip(100), Credentials::Insecure, Duration::from_secs(20)).await;
-    let config = machine_config(&bundle, MachineType::Worker, lab.ip(20), lab.ip(5));
+    let config = machine_config(&bundle, MachineType::Worker, lab.ip(20), lab.ip(5), &[]).unwrap();
     worker.apply_configuration(&config, Mode::Auto, false).await.unwrap();
     wait_gone(lab.ip(100), Duration::from_secs(5)).await;
     // No control plane yet: the worker has no apid certificate and does not answer.
@@ -368,7 +348,7 @@ async fn workers_wait_for_trustd_and_cannot_bootstrap() {
 #[tokio::test(flavor = "multi_thread")]
 async fn restarts_reboots_staged_configurations_and_resets_follow_the_disk() {
     let lab = Lab::start(100, 0).await.unwrap();
-    let (bundle, client) = cluster_secrets();
+    let (bundle, client) = cluster_secrets().unwrap();
     let node = configured_control_plane(&lab, &bundle, &client).await;
     drop(node);
 
@@ -382,7 +362,7 @@ async fn restarts_reboots_staged_configurations_and_resets_follow_the_disk() {
     assert!(!lab.lab.talos.status()[0].maintenance);
 
     // STAGED waits for the next reboot; Reboot brings it (here: a new static address).
-    let moved = machine_config(&bundle, MachineType::ControlPlane, lab.ip(11), lab.ip(5));
+    let moved = machine_config(&bundle, MachineType::ControlPlane, lab.ip(11), lab.ip(5), &[]).unwrap();
     let staged = node.apply_configuration(&moved, Mode::Staged, false).await.unwrap();
     assert_eq!(staged.mode, Mode::Staged as i32);
     assert_eq!(staged.mode_details, "Staged configuration to be applied after the next reboot");
@@ -425,7 +405,7 @@ async fn restarts_reboots_staged_configurations_and_resets_follow_the_disk() {
     assert_eq!((err.code(), err.message()), (Code::Unimplemented, "API is not implemented in maintenance mode"));
 
     // Reset without reboot powers the VM off.
-    let config = machine_config(&bundle, MachineType::ControlPlane, lab.ip(10), lab.ip(5));
+    let config = machine_config(&bundle, MachineType::ControlPlane, lab.ip(10), lab.ip(5), &[]).unwrap();
     maintenance.apply_configuration(&config, Mode::Auto, false).await.unwrap();
     let node = wait_for(lab.ip(10), Credentials::Mutual(&client), Duration::from_secs(20)).await;
     let reset =

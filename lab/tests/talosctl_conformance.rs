@@ -24,11 +24,10 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use proxmox_talos::talos::api_client::{self, Credentials};
-use proxmox_talos::talos::config::{self, GenerateInput, MachineType};
-use proxmox_talos::talos::secrets::{self, ClientConfiguration, MachineSecrets, SystemClock, VersionContract};
+use proxmox_talos::talos::config::MachineType;
 use proxmox_talos::talos::talosconfig::Talosconfig;
 use proxmox_talos_lab::pve::qemu::guest_address;
-use proxmox_talos_lab::talos_testbed::TalosTestbed;
+use proxmox_talos_lab::talos_testbed::{cluster_secrets, machine_config, TalosTestbed};
 
 /// The lab image the node boots (its `Version` tag is the server's).
 /// The client `tools/install-talosctl.sh` builds.
@@ -164,15 +163,6 @@ fn pem_of(b64: &str) -> String {
     String::from_utf8(base64::engine::general_purpose::STANDARD.decode(b64.trim()).unwrap()).unwrap()
 }
 
-/// A v1.12 control-plane configuration with a static address and a VIP.
-fn control_plane_config(bundle: &MachineSecrets, address: Ipv4Addr, vip: Ipv4Addr) -> String {
-    let input = GenerateInput::new("lab", &format!("https://{vip}:6443"), MachineType::ControlPlane, bundle);
-    let patch = format!(
-        "machine:\n  network:\n    interfaces:\n      - interface: eth0\n        addresses:\n          - {address}/24\n        vip:\n          ip: {vip}\n"
-    );
-    config::render(&input, &[patch]).unwrap()
-}
-
 /// The rows of a talosctl table (header first), split on runs of 2+ spaces.
 fn table(stdout: &str) -> Vec<Vec<String>> {
     let splitter = regex::Regex::new(r"\s{2,}").unwrap();
@@ -206,8 +196,7 @@ async fn real_talosctl_drives_a_lab_node_from_maintenance_to_a_bootstrapped_cont
     );
 
     let lab = TalosTestbed::start(200, 0).await.unwrap();
-    let bundle = secrets::generate(VersionContract::V1_6, &SystemClock, &mut rand_core::OsRng).unwrap();
-    let client: ClientConfiguration = secrets::client_configuration(&bundle, &SystemClock).unwrap();
+    let (bundle, client) = cluster_secrets().unwrap();
     let (node_ip, vip) = (lab.ip(10), lab.ip(5));
     let node = node_ip.to_string();
 
@@ -216,7 +205,7 @@ async fn real_talosctl_drives_a_lab_node_from_maintenance_to_a_bootstrapped_cont
     let dhcp = guest_address(&lab.lab.state, 100).expect("a DHCP lease").to_string();
     wait_answering(&lab, dhcp.parse().unwrap(), Credentials::Insecure).await;
     let config_path = home.path().join("controlplane.yaml");
-    std::fs::write(&config_path, control_plane_config(&bundle, node_ip, vip)).unwrap();
+    std::fs::write(&config_path, machine_config(&bundle, MachineType::ControlPlane, node_ip, vip, &[]).unwrap()).unwrap();
     let config_arg = config_path.to_str().unwrap();
     talosctl.ok(&["apply-config", "--insecure", "-n", &dhcp, "-e", &dhcp, "--file", config_arg]).await;
 

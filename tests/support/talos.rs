@@ -12,11 +12,16 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use proxmox_talos::talos::api::machine::apply_configuration_request::Mode;
 use proxmox_talos::talos::api_client::{self, Credentials, TalosClient};
-use proxmox_talos::talos::config::{self, GenerateInput, MachineType};
-use proxmox_talos::talos::secrets::{self, ClientConfiguration, MachineSecrets, SystemClock, VersionContract};
+use proxmox_talos::talos::config::MachineType;
+use proxmox_talos::talos::secrets::{ClientConfiguration, MachineSecrets};
 use proxmox_talos_lab::in_process::InProcessLab;
 use proxmox_talos_lab::pve::qemu::guest_address;
-use proxmox_talos_lab::talos_testbed::TalosTestbed;
+#[allow(unused_imports)]
+pub use proxmox_talos_lab::talos_testbed::cluster_secrets;
+use proxmox_talos_lab::talos_testbed::{machine_config, TalosTestbed};
+
+/// The patch that leaves the cluster without a CNI (as the seed's programs do).
+const CNI_NONE: &str = "cluster:\n  network:\n    cni:\n      name: none\n";
 use tonic::Code;
 
 /// A lab on a random 127.X.Y.0/24 subnet (started on the current runtime).
@@ -64,17 +69,10 @@ impl TalosLab {
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
         let maintenance = wait_for(dhcp, Credentials::Insecure, Duration::from_secs(20)).await;
-        let config = machine_config(bundle, kind, self.ip(last), self.ip(vip));
+        let config = machine_config(bundle, kind, self.ip(last), self.ip(vip), &[CNI_NONE]).unwrap();
         maintenance.apply_configuration(&config, Mode::Auto, false).await.unwrap();
         wait_for(self.ip(last), Credentials::Mutual(client), Duration::from_secs(20)).await
     }
-}
-
-/// A fast bundle (ECDSA service-account key) and its admin client configuration.
-pub fn cluster_secrets() -> (MachineSecrets, ClientConfiguration) {
-    let bundle = secrets::generate(VersionContract::V1_6, &SystemClock, &mut rand_core::OsRng).unwrap();
-    let client = secrets::client_configuration(&bundle, &SystemClock).unwrap();
-    (bundle, client)
 }
 
 /// A client configuration with `roles`, from the bundle's OS CA.
@@ -89,20 +87,6 @@ pub fn client_with_roles(bundle: &MachineSecrets, roles: &[&str]) -> ClientConfi
         client_certificate: b64(&cert),
         client_key: b64(&key),
     }
-}
-
-/// A v1.12 machine configuration (cluster `lab`, `cni: none`) with a static address, and on
-/// control planes the VIP that the cluster endpoint names.
-pub fn machine_config(bundle: &MachineSecrets, kind: MachineType, address: Ipv4Addr, vip: Ipv4Addr) -> String {
-    let input = GenerateInput::new("lab", &format!("https://{vip}:6443"), kind, bundle);
-    let vip_patch = match kind {
-        MachineType::ControlPlane => format!("\n        vip:\n          ip: {vip}"),
-        MachineType::Worker => String::new(),
-    };
-    let patch = format!(
-        "machine:\n  network:\n    interfaces:\n      - interface: eth0\n        addresses:\n          - {address}/24{vip_patch}\ncluster:\n  network:\n    cni:\n      name: none\n"
-    );
-    config::render(&input, &[patch]).unwrap()
 }
 
 /// Connects until the node answers `Disks`, or panics after `timeout`.

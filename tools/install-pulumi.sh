@@ -27,64 +27,13 @@
 set -euo pipefail
 
 PULUMI_VERSION=3.259.0
+INSTALLER=install-pulumi
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TOOLCHAIN="$ROOT/tools/pulumi-toolchain"
 CACHE="${PROXMOX_TALOS_CACHE:-$HOME/.cache/proxmox-talos}"
 PREFIX="$CACHE/pulumi-v$PULUMI_VERSION"
-BIN="$PREFIX/bin"
-
-log() { printf 'install-pulumi: %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-command -v go >/dev/null 2>&1 || die "go is required on PATH"
-mkdir -p "$BIN"
-
-# Serialise concurrent runs (they would build into the same directory).
-if command -v flock >/dev/null 2>&1; then
-    exec 9>"$PREFIX/.lock"
-    flock 9
-fi
-
-hash_files() { cat "$@" | sha256sum | cut -d' ' -f1; }
-
-# ver_ge A B: true if version A >= version B (leading "v" ignored).
-ver_ge() {
-    local a="${1#v}" b="${2#v}"
-    [[ "$(printf '%s\n%s\n' "$b" "$a" | sort -V | head -n1)" == "$b" ]]
-}
-
-# find_ambient NAME: first NAME on PATH outside $BIN.
-find_ambient() {
-    local p
-    while IFS= read -r p; do
-        [[ "$(cd "$(dirname "$p")" && pwd -P)" == "$(cd "$BIN" && pwd -P)" ]] && continue
-        printf '%s\n' "$p"
-        return 0
-    done < <(type -ap "$1" 2>/dev/null || true)
-    return 1
-}
-
-# build NAME STAMP MODULE_DIR LDFLAGS PACKAGE: go build PACKAGE in MODULE_DIR into $BIN/NAME
-# unless $BIN/.NAME.stamp already contains STAMP.
-build() {
-    local name="$1" stamp="$2" moddir="$3" ldflags="$4" pkg="$5"
-    local out="$BIN/$name" stampfile="$BIN/.$name.stamp"
-    if [[ -x "$out" && -f "$stampfile" && "$(cat "$stampfile")" == "$stamp" ]]; then
-        log "$name: up to date ($out)"
-        return 0
-    fi
-    log "$name: building $pkg (in ${moddir#"$ROOT"/})"
-    local start=$SECONDS tmp="$BIN/.$name.tmp.$$"
-    rm -f "$stampfile"
-    # -mod=readonly: the committed go.mod/go.sum are authoritative (never tidied here).
-    if ! (cd "$moddir" && go build -mod=readonly -buildvcs=false -ldflags "$ldflags" -o "$tmp" "$pkg") >&2; then
-        rm -f "$tmp"
-        die "$name: go build failed"
-    fi
-    mv -f "$tmp" "$out"
-    printf '%s\n' "$stamp" >"$stampfile"
-    log "$name: built in $((SECONDS - start))s"
-}
+# shellcheck source=lib/install.sh
+source "$ROOT/tools/lib/install.sh"
 
 CLI_MOD="$TOOLCHAIN/cli"
 YAML_MOD="$TOOLCHAIN/yaml"
@@ -105,9 +54,8 @@ else
     ambient_cli=""
 fi
 if [[ -z "$ambient_cli" ]]; then
-    build pulumi "v$PULUMI_VERSION $cli_hash" "$CLI_MOD" \
-        "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$PULUMI_VERSION" \
-        github.com/pulumi/pulumi/pkg/v3/cmd/pulumi
+    build pulumi "v$PULUMI_VERSION $cli_hash" "$CLI_MOD" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi \
+        -ldflags "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$PULUMI_VERSION"
 fi
 
 # --- pulumi-language-yaml ---------------------------------------------------
@@ -115,13 +63,12 @@ if ambient_yaml="$(find_ambient pulumi-language-yaml)"; then
     log "pulumi-language-yaml: using $ambient_yaml from PATH"
 else
     yaml_ver="$(cd "$YAML_MOD" && go list -mod=readonly -m -f '{{.Version}}' github.com/pulumi/pulumi-yaml)"
-    build pulumi-language-yaml "$yaml_ver $yaml_hash" "$YAML_MOD" \
-        "-X github.com/pulumi/pulumi-yaml/pkg/version.Version=$yaml_ver" \
-        github.com/pulumi/pulumi-yaml/cmd/pulumi-language-yaml
+    build pulumi-language-yaml "$yaml_ver $yaml_hash" "$YAML_MOD" github.com/pulumi/pulumi-yaml/cmd/pulumi-language-yaml \
+        -ldflags "-X github.com/pulumi/pulumi-yaml/pkg/version.Version=$yaml_ver"
 fi
 
 # --- pulumi-sdkgen ----------------------------------------------------------
 sdkgen_hash="$(hash_files "$CLI_MOD/go.mod" "$CLI_MOD/go.sum" "$CLI_MOD"/sdkgen/*.go)"
-build pulumi-sdkgen "v$PULUMI_VERSION $sdkgen_hash" "$CLI_MOD" "" ./sdkgen
+build pulumi-sdkgen "v$PULUMI_VERSION $sdkgen_hash" "$CLI_MOD" ./sdkgen
 
 echo "$BIN"

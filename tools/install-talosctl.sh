@@ -27,34 +27,13 @@
 set -euo pipefail
 
 TALOS_VERSION=v1.12.6
+INSTALLER=install-talosctl
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 MODULE="$ROOT/tools/talosctl"
 CACHE="${PROXMOX_TALOS_CACHE:-$HOME/.cache/proxmox-talos}"
 PREFIX="$CACHE/talosctl-$TALOS_VERSION"
-BIN="$PREFIX/bin"
-
-log() { printf 'install-talosctl: %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-command -v go >/dev/null 2>&1 || die "go is required on PATH"
-mkdir -p "$BIN"
-
-# Serialise concurrent runs (they would build into the same directory).
-if command -v flock >/dev/null 2>&1; then
-    exec 9>"$PREFIX/.lock"
-    flock 9
-fi
-
-# find_ambient NAME: first NAME on PATH outside $BIN.
-find_ambient() {
-    local p
-    while IFS= read -r p; do
-        [[ "$(cd "$(dirname "$p")" && pwd -P)" == "$(cd "$BIN" && pwd -P)" ]] && continue
-        printf '%s\n' "$p"
-        return 0
-    done < <(type -ap "$1" 2>/dev/null || true)
-    return 1
-}
+# shellcheck source=lib/install.sh
+source "$ROOT/tools/lib/install.sh"
 
 # client_tag BINARY: the "Tag:" line of `talosctl version --client`.
 client_tag() {
@@ -71,35 +50,21 @@ if [[ "${PROXMOX_TALOS_BUILD_TALOSCTL:-}" != 1 ]] && ambient="$(find_ambient tal
     log "talosctl: ignoring $ambient (client version '${tag:-unknown}', want $TALOS_VERSION)"
 fi
 
-out="$BIN/talosctl"
-stampfile="$BIN/.talosctl.stamp"
-stamp="$TALOS_VERSION $(cat "$MODULE/go.mod" "$MODULE/go.sum" | sha256sum | cut -d' ' -f1)"
-if [[ -x "$out" && -f "$stampfile" && "$(cat "$stampfile")" == "$stamp" ]]; then
-    log "talosctl: up to date ($out)"
-else
-    log "talosctl: building github.com/siderolabs/talos/cmd/talosctl $TALOS_VERSION (in tools/talosctl)"
-    start=$SECONDS
-    tmp="$BIN/.talosctl.tmp.$$"
-    rm -f "$stampfile"
-    # -mod=readonly: the committed go.mod/go.sum are authoritative (never tidied here).
-    # Build tag and strip flags as upstream's release build (Makefile GO_BUILDTAGS_TALOSCTL,
-    # GO_LDFLAGS). No -X version flags: pkg/machinery/version initialises Tag and SHA from
-    # gendata's embedded files, which -X cannot override; the release's module holds
-    # data/tag = the release tag (checked below), data/sha = "undefined" (so `SHA: undefined`).
-    if ! (cd "$MODULE" && CGO_ENABLED=0 go build -mod=readonly -buildvcs=false -tags grpcnotrace \
-        -ldflags "-s -w" \
-        -o "$tmp" github.com/siderolabs/talos/cmd/talosctl) >&2; then
-        rm -f "$tmp"
-        die "talosctl: go build failed"
-    fi
-    tag="$(client_tag "$tmp")"
-    if [[ "$tag" != "$TALOS_VERSION" ]]; then
-        rm -f "$tmp"
-        die "talosctl: built binary reports client version '${tag:-unknown}', want $TALOS_VERSION"
-    fi
-    mv -f "$tmp" "$out"
-    printf '%s\n' "$stamp" >"$stampfile"
-    log "talosctl: built in $((SECONDS - start))s"
-fi
+# The release's module embeds its tag (pkg/machinery/gendata: data/tag); a wrong one
+# means the wrapper resolved another Talos version.
+check_talosctl() {
+    local tag
+    tag="$(client_tag "$1")"
+    [[ "$tag" == "$TALOS_VERSION" ]] && return 0
+    log "talosctl: built binary reports client version '${tag:-unknown}', want $TALOS_VERSION"
+    return 1
+}
+
+# Build tag and strip flags as upstream's release build (Makefile GO_BUILDTAGS_TALOSCTL,
+# GO_LDFLAGS). No -X version flags: pkg/machinery/version initialises Tag and SHA from
+# gendata's embedded files, which -X cannot override; the release's module holds
+# data/tag = the release tag, data/sha = "undefined" (so `SHA: undefined`).
+CGO_ENABLED=0 build talosctl "$TALOS_VERSION $(hash_files "$MODULE/go.mod" "$MODULE/go.sum")" "$MODULE" \
+    github.com/siderolabs/talos/cmd/talosctl -tags grpcnotrace -ldflags "-s -w"
 
 echo "$BIN"

@@ -169,14 +169,6 @@ fn lab() -> CliLab {
     CliLab::start(config)
 }
 
-fn faults(seed: u64) -> Faults {
-    Faults { seed, lock_timeout: 0.10, dropped_connection: 0.05, task_failure: 0.02, server_error: 0.01 }
-}
-
-fn no_faults() -> Faults {
-    Faults { seed: 1, lock_timeout: 0.0, dropped_connection: 0.0, task_failure: 0.0, server_error: 0.0 }
-}
-
 /// A stack of [`PROGRAM`] on `lab`, its image served over HTTP.
 fn stack(lab: &CliLab) -> Stack {
     let image = vec![0u8; 1 << 20];
@@ -279,14 +271,9 @@ fn assert_no_orphans(lab: &CliLab, stack: &Stack) {
     });
 }
 
-fn assert_lab_empty(lab: &CliLab) {
-    let left = lab.lab.state.read(|m| admin::inventory(m, lab.lab.state.state_dir()).without_seed(m));
-    assert!(left.vms.is_empty() && left.files.is_empty(), "destroy left {left:?}");
-}
-
 /// Faults off: nothing to change, nothing orphaned; then destroy empties the lab.
 fn check_converged_and_destroy(lab: &CliLab, stack: &Stack) {
-    lab.lab.state.set_faults(no_faults());
+    lab.lab.state.set_faults(Faults::off());
     stack.ok(&["preview", "--expect-no-changes"]);
     stack.ok(&["refresh", "--yes", "--skip-preview", "--expect-no-changes"]);
     // A refresh must not turn an allocated VMID into an input (the next `up` would replace the VM).
@@ -296,7 +283,7 @@ fn check_converged_and_destroy(lab: &CliLab, stack: &Stack) {
     assert!(out["image1Ip"].to_string().contains("127.42.0.81"), "{out}");
     assert!(out["clone1Ip"].to_string().contains("127.42.0.84"), "{out}");
     stack.ok(&["destroy", "--yes", "--skip-preview"]);
-    assert_lab_empty(lab);
+    lab.assert_empty();
 }
 
 fn seeds() -> Vec<u64> {
@@ -312,7 +299,7 @@ fn six_vms_converge_under_injected_faults_within_two_ups() {
         let started = Instant::now();
         let lab = lab();
         let stack = stack(&lab);
-        lab.lab.state.set_faults(faults(seed));
+        lab.lab.state.set_faults(Faults::issue_mix(seed));
         let (first_ok, first) = up(&stack);
         let mut runs = 1;
         if !first_ok {
@@ -329,67 +316,15 @@ fn six_vms_converge_under_injected_faults_within_two_ups() {
     }
 }
 
-/// Pids of `name` processes descending from `ancestor`.
-fn descendants_named(ancestor: u32, name: &str) -> Vec<u32> {
-    let parent_of = |pid: u32| -> Option<u32> {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()
-    };
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
-        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-        // comm is cut at 15 characters.
-        if !name.starts_with(comm.trim()) || comm.trim().is_empty() {
-            continue;
-        }
-        let mut p = pid;
-        while let Some(parent) = parent_of(p) {
-            if parent == ancestor {
-                found.push(pid);
-                break;
-            }
-            if parent <= 1 {
-                break;
-            }
-            p = parent;
-        }
-    }
-    found
-}
-
 #[test]
 fn a_killed_plugin_mid_up_recovers_without_duplicates_or_adoption() {
     let lab = lab();
     let stack = stack(&lab);
     // Slow tasks, so the kill lands while creates are in flight.
     lab.lab.state.set_timing(Timing { task_ms: 400, boot_ms: 100, agent_ms: 100, lock_wait_ms: 1000 });
-    let mut child = stack
-        .command(&["up", "--yes", "--skip-preview"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let killed = loop {
-        assert!(Instant::now() < deadline, "no VM creation started within 120s");
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("`up` ended ({status}) before the plugin could be killed");
-        }
-        let creating = lab.lab.state.read(|m| m.vms.keys().filter(|v| !m.seed_vmids.contains(v)).count());
-        if creating >= 3 {
-            let plugins = descendants_named(child.id(), "pulumi-resource-proxmox-talos");
-            assert!(!plugins.is_empty(), "the plugin process is not found under pulumi {}", child.id());
-            for pid in &plugins {
-                std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status().unwrap();
-            }
-            break plugins;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let out = child.wait_with_output().unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(!out.status.success(), "`up` should fail once its plugin {killed:?} is killed\n{text}");
+    let (_killed, _) = stack.up_killed_when(Duration::from_secs(120), || {
+        lab.lab.state.read(|m| m.vms.keys().filter(|v| !m.seed_vmids.contains(v)).count()) >= 3
+    });
     // The tasks the killed plugin started still finish in the lab.
     std::thread::sleep(Duration::from_millis(1500));
     lab.lab.state.set_timing(Timing { task_ms: 20, boot_ms: 100, agent_ms: 100, lock_wait_ms: 1000 });
@@ -428,7 +363,7 @@ fn a_killed_plugin_mid_up_recovers_without_duplicates_or_adoption() {
         let (ok, third) = up(&stack);
         assert!(ok, "`up` after importing {imports:?}\n--- before\n{second}\n--- after\n{third}");
     }
-    lab.lab.state.set_faults(no_faults());
+    lab.lab.state.set_faults(Faults::off());
     stack.ok(&["preview", "--expect-no-changes"]);
     let vms = stack_vmids(&stack);
     assert_eq!(vms.len(), 6, "{vms:?}");
@@ -478,7 +413,7 @@ fn replacing_a_vm_with_a_fixed_vmid_deletes_it_first() {
     assert!(disk(&lab).contains("base-90001"), "the linked clone took VMID 4310: {}", disk(&lab));
     stack.ok(&["preview", "--expect-no-changes"]);
     stack.ok(&["destroy", "--yes", "--skip-preview"]);
-    assert_lab_empty(&lab);
+    lab.assert_empty();
 }
 
 fn stack_vmids(stack: &Stack) -> BTreeSet<u32> {

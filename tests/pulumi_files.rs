@@ -17,8 +17,7 @@ use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::TcpListener;
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
 use proxmox_talos::config::{ProxmoxAuth, ProxmoxSettings};
 use proxmox_talos::proxmox::{storage, PveClient};
@@ -27,23 +26,6 @@ use proxmox_talos_lab::pve::lab_config::{LabConfig, Timing};
 use proxmox_talos_lab::ssh;
 use sha2::{Digest, Sha256};
 use support::pulumi::Stack;
-
-/// A state directory sshd accepts as a chroot's parent (root-owned, not
-/// group/world-writable all the way up; `/tmp` is not).
-fn chroot_capable_dir() -> tempfile::TempDir {
-    let candidates = [PathBuf::from(env!("CARGO_TARGET_TMPDIR")), PathBuf::from("/var/lib/proxmox-talos-lab-tests")];
-    let mut reasons = Vec::new();
-    for base in &candidates {
-        if std::fs::create_dir_all(base).is_err() {
-            continue;
-        }
-        match ssh::check_chroot_path(base) {
-            Ok(()) => return tempfile::Builder::new().prefix("pulumi-files-").tempdir_in(base).unwrap(),
-            Err(e) => reasons.push(e),
-        }
-    }
-    panic!("no directory for the lab state satisfies sshd's ChrootDirectory rules:\n{}", reasons.join("\n"));
-}
 
 /// The lab's API on a runtime of its own (the test drives `pulumi` synchronously).
 fn start_lab(state_dir: &Path) -> InProcessLab {
@@ -100,19 +82,6 @@ fn serve_file(name: &'static str, body: Vec<u8>) -> String {
     url
 }
 
-fn run_ok(command: &mut Command) -> Output {
-    let out = command.output().unwrap_or_else(|e| panic!("running {command:?}: {e}"));
-    assert!(out.status.success(), "{command:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    out
-}
-
-/// A new ed25519 key pair in `dir`: (private key text, public key line).
-fn key_pair(dir: &Path, name: &str) -> (String, String) {
-    let path = dir.join(name);
-    run_ok(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"]).arg(&path));
-    (std::fs::read_to_string(&path).unwrap(), std::fs::read_to_string(path.with_extension("pub")).unwrap())
-}
-
 /// Bytes that look like nothing in particular.
 fn noise(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed;
@@ -143,14 +112,14 @@ fn files_program_lifecycle() {
          (tools/ensure-sshd.sh)",
         ssh::SSHD
     );
-    let root = chroot_capable_dir();
+    let root = support::chroot_capable_dir("pulumi-files-");
     let state_dir = root.path().join("lab");
     let lab = start_lab(&state_dir);
     let sshd = ssh::start_sshd(&state_dir, "pve", &lab.state.node_root("pve"), "127.0.0.1:0".parse().unwrap())
         .unwrap_or_else(|e| panic!("starting sshd for node pve: {e}"));
     let keys = root.path().join("keys");
     std::fs::create_dir_all(&keys).unwrap();
-    let (private_key, public_key) = key_pair(&keys, "provider");
+    let (private_key, public_key) = support::ssh_key_pair(&keys, "provider");
     sshd.authorize(&public_key).unwrap();
 
     let image = noise(1 << 20, 7);
@@ -253,7 +222,7 @@ fn files_program_lifecycle() {
     stack.ok(&["refresh", "--yes", "--expect-no-changes", "--skip-preview"]);
 
     // A host key other than the pinned one is refused, naming the host and the key.
-    let (_, stranger) = key_pair(&keys, "stranger");
+    let (_, stranger) = support::ssh_key_pair(&keys, "stranger");
     std::fs::write(stack.known_hosts(), format!("[127.0.0.1]:{} {stranger}", sshd.port())).unwrap();
     let refused = stack.fails(&["refresh", "--yes", "--skip-preview"]);
     assert!(

@@ -16,70 +16,26 @@ mod support;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use proxmox_talos::config::{ProxmoxAuth, ProxmoxSettings};
-use proxmox_talos::proxmox::PveClient;
-use proxmox_talos_lab::pve::admin;
 use proxmox_talos_lab::pve::lab_config::{LabConfig, Timing};
 use proxmox_talos_lab::ssh;
 use serde_json::Value;
-use support::lab::CliLab;
+use support::lab::{params, CliLab};
 use support::pulumi::Stack;
 
 /// The seed cluster, its state in a directory sshd accepts as a chroot's parent.
 fn lab() -> CliLab {
-    let base = ssh::chroot_capable_base(&[PathBuf::from(env!("CARGO_TARGET_TMPDIR"))])
-        .unwrap_or_else(|e| panic!("no directory for the lab state satisfies sshd's ChrootDirectory rules: {e}"));
-    let dir = tempfile::Builder::new().prefix("homelab-").tempdir_in(base).unwrap();
+    let dir = support::chroot_capable_dir("homelab-");
     let mut config = LabConfig::seed_cluster();
     config.timing = Timing { task_ms: 20, boot_ms: 200, agent_ms: 200, lock_wait_ms: 3000 };
     CliLab::start_in(config, dir)
-}
-
-fn assert_empty(lab: &CliLab) {
-    let left = lab.lab.state.read(|m| admin::inventory(m, lab.lab.state.state_dir()).without_seed(m));
-    assert!(left.vms.is_empty() && left.files.is_empty(), "left behind: {left:?}");
-}
-
-/// A client of the lab's API with its token, for what the test makes outside Pulumi.
-fn api(lab: &CliLab) -> PveClient {
-    PveClient::new(&ProxmoxSettings {
-        endpoint: lab.lab.endpoint.clone(),
-        auth: ProxmoxAuth::ApiToken(lab.lab.api_token()),
-        insecure: false,
-        ca_certificate: Some(lab.lab.ca_path.display().to_string()),
-        min_tls: None,
-    })
-    .unwrap()
-}
-
-fn params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-}
-
-fn vm_config(lab: &CliLab, vmid: u32) -> std::collections::BTreeMap<String, String> {
-    lab.lab.state.read(|m| m.vms[&vmid].config.clone())
-}
-
-fn vm_node(lab: &CliLab, vmid: u32) -> String {
-    lab.lab.state.read(|m| m.vms[&vmid].node.clone())
-}
-
-/// A new ed25519 key pair in `dir`: (private key text, public key line).
-fn key_pair(dir: &Path, name: &str) -> (String, String) {
-    let path = dir.join(name);
-    let out = Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"]).arg(&path).output();
-    assert!(out.is_ok_and(|o| o.status.success()), "ssh-keygen failed");
-    (std::fs::read_to_string(&path).unwrap(), std::fs::read_to_string(path.with_extension("pub")).unwrap())
 }
 
 #[test]
 fn the_homelab_program_lives_and_dies_through_the_cli() {
     assert!(ssh::ssh_available(), "the OpenSSH server is not installed ({} missing): tools/ensure-sshd.sh", ssh::SSHD);
     let lab = lab();
-    let client = api(&lab);
+    let client = lab.api();
     let mapping = params(&[("id", "rtx4090"), ("map", "node=pve-aimax-01,path=0000:28:00.0,id=10de:2684")]);
     lab.runtime.block_on(async { client.post("/cluster/mapping/pci", &mapping).await.unwrap() });
     let base = lab.serve_files(HashMap::from([("noble.raw".to_string(), vec![0u8; 1 << 20])]));
@@ -93,7 +49,7 @@ fn the_homelab_program_lives_and_dies_through_the_cli() {
     )
     .unwrap_or_else(|e| panic!("starting sshd for pve-aimax-01: {e}"));
     let keys = tempfile::tempdir().unwrap();
-    let (private_key, public_key) = key_pair(keys.path(), "provider");
+    let (private_key, public_key) = support::ssh_key_pair(keys.path(), "provider");
     sshd.authorize(&public_key).unwrap();
     let mut env = lab.token_env();
     env.extend([
@@ -107,18 +63,18 @@ fn the_homelab_program_lives_and_dies_through_the_cli() {
     let snippet = lab.lab.state.dir_storage_path("pve-aimax-01", "local").join("snippets/ai-worker-1-user-data.yaml");
 
     stack.ok(&["up", "--yes", "--skip-preview"]);
-    let gpu = vm_config(&lab, 4301);
+    let gpu = lab.vm_config(4301);
     assert_eq!(gpu["cicustom"], "user=local:snippets/ai-worker-1-user-data.yaml", "{gpu:?}");
     assert!(std::fs::read_to_string(&snippet).unwrap().contains("hostname: ai-worker-1"));
     assert_eq!(gpu["hostpci0"], "mapping=rtx4090,pcie=1,x-vga=1", "{gpu:?}");
-    assert_eq!((gpu["machine"].as_str(), vm_node(&lab, 4301).as_str()), ("q35", "pve-aimax-01"));
+    assert_eq!((gpu["machine"].as_str(), lab.vm_node(4301).as_str()), ("q35", "pve-aimax-01"));
     assert!(gpu["scsi0"].contains("size=12G"), "{gpu:?}");
-    let router = vm_config(&lab, 4302);
+    let router = lab.vm_config(4302);
     assert!(router["net0"].contains("tag=10") && router["net1"].contains("tag=20"), "{router:?}");
     assert!(router["net1"].contains("firewall=1") && router["scsi0"].starts_with("ceph:"), "{router:?}");
     assert_eq!(router["ipconfig1"], "ip=127.42.20.72/24");
-    assert_eq!(vm_node(&lab, 4302), "pve-ms01-02");
-    assert_eq!(vm_node(&lab, 4303), "pve-ms01-02", "cloned from pve-ms01-01, then migrated");
+    assert_eq!(lab.vm_node(4302), "pve-ms01-02");
+    assert_eq!(lab.vm_node(4303), "pve-ms01-02", "cloned from pve-ms01-01, then migrated");
     // PVE refuses a cross-node clone from local storage once (no retries), then clone + migrate.
     let calls = lab.lab.state.request_counts();
     assert_eq!(calls.get("POST /nodes/pve-ms01-01/qemu/90001/clone"), Some(&2), "{calls:?}");
@@ -141,7 +97,7 @@ fn the_homelab_program_lives_and_dies_through_the_cli() {
     let preview = stack.ok(&["preview", "--diff"]);
     assert!(!preview.contains("replace"), "{preview}");
     stack.ok(&["up", "--yes", "--skip-preview"]);
-    let gpu = vm_config(&lab, 4301);
+    let gpu = lab.vm_config(4301);
     assert_eq!((gpu["cores"].as_str(), gpu["memory"].as_str(), gpu["tags"].as_str()), ("4", "4096", "ai;homelab"));
     assert!(std::fs::read_to_string(&snippet).unwrap().contains("hostname: ai-worker-one"));
     assert_ne!(lab.lab.state.read(|m| m.vms[&4301].started_at_ms), booted, "rebooted with the new user data");
@@ -152,7 +108,7 @@ fn the_homelab_program_lives_and_dies_through_the_cli() {
     let preview = stack.ok(&["preview", "--diff"]);
     assert!(!preview.contains("replace") && preview.contains("nodeName"), "{preview}");
     stack.ok(&["up", "--yes", "--skip-preview"]);
-    assert_eq!(vm_node(&lab, 4303), "pve-ms01-01");
+    assert_eq!(lab.vm_node(4303), "pve-ms01-01");
     stack.ok(&["preview", "--expect-no-changes"]);
 
     // Without it, the VM is replaced (deleted first: the new one takes the same VMID).
@@ -161,7 +117,7 @@ fn the_homelab_program_lives_and_dies_through_the_cli() {
     let preview = stack.ok(&["preview", "--diff"]);
     assert!(preview.contains("replace"), "{preview}");
     stack.ok(&["up", "--yes", "--skip-preview"]);
-    assert_eq!(vm_node(&lab, 4303), "pve-aimax-01");
+    assert_eq!(lab.vm_node(4303), "pve-aimax-01");
     stack.ok(&["preview", "--expect-no-changes"]);
     stack.ok(&["refresh", "--yes", "--expect-no-changes", "--skip-preview"]);
 
@@ -197,7 +153,7 @@ fn the_homelab_program_lives_and_dies_through_the_cli() {
     assert!(!export.contains(&lab.lab.credentials.token_secret), "the API token is in the state");
 
     stack.ok(&["destroy", "--yes", "--skip-preview"]);
-    assert_empty(&lab);
+    lab.assert_empty();
     assert!(!snippet.exists(), "the snippet is gone from the node");
     let mappings: Value = lab.runtime.block_on(async { client.get("/cluster/mapping/pci", &[]).await.unwrap() });
     assert_eq!(mappings.as_array().map(Vec::len), Some(1), "the mapping is not the program's: {mappings}");

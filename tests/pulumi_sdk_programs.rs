@@ -22,21 +22,19 @@
 
 mod support;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::OnceLock;
 
 use proxmox_talos::talos::api_client::{self, Credentials};
 use proxmox_talos::talos::secrets::ClientConfiguration;
-use proxmox_talos_lab::factory::{self, FactoryState};
-use proxmox_talos_lab::pve::admin;
 use proxmox_talos_lab::pve::lab_config::{LabConfig, Timing};
 use proxmox_talos_lab::pve::qemu::agent;
 use proxmox_talos_lab::ssh;
 use sha2::{Digest, Sha256};
-use support::lab::CliLab;
+use support::lab::{CliLab, TALOS_TIMING};
 use support::pulumi::Stack;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -104,15 +102,6 @@ fn lab(config: LabConfig, state_dir: tempfile::TempDir) -> CliLab {
     CliLab::start_in(config, state_dir)
 }
 
-fn assert_empty(lab: &CliLab) {
-    let left = lab.lab.state.read(|m| admin::inventory(m, lab.lab.state.state_dir()).without_seed(m));
-    assert!(left.vms.is_empty() && left.files.is_empty(), "left behind: {left:?}");
-}
-
-fn vm_config(lab: &CliLab, vmid: u32) -> BTreeMap<String, String> {
-    lab.lab.state.read(|m| m.vms.get(&vmid).map(|vm| vm.config.clone())).unwrap_or_else(|| panic!("no VM {vmid}"))
-}
-
 /// `pulumi stack export` without `--show-secrets` holds none of `secrets`.
 fn assert_no_plain_secrets(stack: &Stack, secrets: &[&str]) {
     let export = stack.ok(&["stack", "export"]);
@@ -171,7 +160,7 @@ fn python_rke2_clone_program_lifecycle() {
         (1012, "rke2-worker-2", "3", "12288", "100G", "127.42.0.112"),
         (1013, "rke2-worker-3", "3", "12288", "100G", "127.42.0.113"),
     ] {
-        let c = vm_config(&lab, vmid);
+        let c = lab.vm_config(vmid);
         let role = if vmid < 1010 { "master" } else { "worker" };
         assert_eq!(c["name"], name, "{c:?}");
         assert_eq!((c["cores"].as_str(), c["memory"].as_str(), c["cpu"].as_str()), (cores, memory, "host"), "{c:?}");
@@ -203,26 +192,7 @@ fn python_rke2_clone_program_lifecycle() {
 
     let destroy = run(&stack, Runner::Python, "destroy", false);
     assert!(destroy.contains("'delete': 7"), "{destroy}");
-    assert_empty(&lab);
-}
-
-/// A state directory sshd accepts as a chroot's parent.
-fn chroot_capable_dir() -> tempfile::TempDir {
-    let base =
-        ssh::chroot_capable_base(&[PathBuf::from(env!("CARGO_TARGET_TMPDIR"))]).unwrap_or_else(|e| panic!("{e}"));
-    tempfile::Builder::new().prefix("sdk-programs-").tempdir_in(base).unwrap()
-}
-
-/// A new ed25519 key pair in `dir`: (private key text, public key line).
-fn key_pair(dir: &Path, name: &str) -> (String, String) {
-    let path = dir.join(name);
-    let out = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
-        .arg(&path)
-        .output()
-        .expect("ssh-keygen runs");
-    assert!(out.status.success(), "ssh-keygen: {}", String::from_utf8_lossy(&out.stderr));
-    (std::fs::read_to_string(&path).unwrap(), std::fs::read_to_string(path.with_extension("pub")).unwrap())
+    lab.assert_empty();
 }
 
 /// The first bytes of a qcow2 image of `virtual_size` bytes (what the lab reads the size from).
@@ -242,7 +212,7 @@ fn ts_ubuntu_nodes_program_lifecycle() {
          (tools/ensure-sshd.sh)",
         ssh::SSHD
     );
-    let root = chroot_capable_dir();
+    let root = support::chroot_capable_dir("sdk-programs-");
     let state = tempfile::Builder::new().prefix("lab-").tempdir_in(root.path()).unwrap();
     let state_dir = state.path().to_path_buf();
     let lab = lab(LabConfig::single_node(), state);
@@ -250,7 +220,7 @@ fn ts_ubuntu_nodes_program_lifecycle() {
         .unwrap_or_else(|e| panic!("starting sshd for node pve: {e}"));
     let keys = root.path().join("keys");
     std::fs::create_dir_all(&keys).unwrap();
-    let (private_key, public_key) = key_pair(&keys, "provider");
+    let (private_key, public_key) = support::ssh_key_pair(&keys, "provider");
     sshd.authorize(&public_key).unwrap();
     let image = qcow2_image(3584 << 20);
     let checksum: String = Sha256::digest(&image).iter().map(|b| format!("{b:02x}")).collect();
@@ -288,7 +258,7 @@ fn ts_ubuntu_nodes_program_lifecycle() {
         (1204, "k8s-worker4", "4", "8192", "125G"),
     ];
     for (vmid, name, cores, memory, disk) in machines {
-        let c = vm_config(&lab, vmid);
+        let c = lab.vm_config(vmid);
         assert_eq!(c["name"], name, "{c:?}");
         assert_eq!((c["cores"].as_str(), c["memory"].as_str(), c["ostype"].as_str()), (cores, memory, "l26"), "{c:?}");
         let scsi0 = &c["scsi0"];
@@ -329,7 +299,7 @@ fn ts_ubuntu_nodes_program_lifecycle() {
 
     let destroy = run(&stack, Runner::Node, "destroy", false);
     assert!(destroy.contains("\"delete\":16"), "{destroy}");
-    assert_empty(&lab);
+    lab.assert_empty();
     drop(sshd);
 }
 
@@ -391,7 +361,7 @@ fn automation_driver_streams_progress_through_a_program_lifecycle() {
     let config = std::fs::read_to_string(stack.dir.join("Pulumi.dev.yaml")).unwrap();
     assert!(config.contains("proxmox-talos:apiToken:\n    secure: "), "{config}");
     assert!(!config.contains(&lab.lab.credentials.token_secret), "{config}");
-    assert_empty(&lab);
+    lab.assert_empty();
 }
 
 /// The automation example driving talos-cluster (its YAML form, which the CLI runs with the
@@ -436,25 +406,17 @@ fn automation_driver_runs_the_talos_cluster_lifecycle() {
     for expected in ["create   vm:VirtualMachine controller1", "output   kubeconfig = [secret]", "summary  delete "] {
         assert!(text.contains(expected), "no {expected:?} in:\n{text}");
     }
-    assert_empty(&lab);
+    lab.assert_empty();
 }
 
 /// A lab on a random loopback /24 of its own (Talos nodes listen on their addresses, so tests
 /// running at the same time must not share them), with the lab Image Factory: (lab, its
 /// address `.n` maker, the factory URL).
+/// The single-node lab on a subnet of its own, with its Image Factory.
 fn talos_lab() -> (CliLab, impl Fn(u8) -> Ipv4Addr, String) {
-    use rand_core::RngCore as _;
-    let mut rng = rand_core::OsRng;
-    let (a, b) = (64 + (rng.next_u32() % 180) as u8, (rng.next_u32() % 256) as u8);
-    let ip = move |last: u8| Ipv4Addr::new(127, a, b, last);
-    let mut config = LabConfig::single_node();
-    config.bridges[0].subnet = ip(0);
-    config.bridges[0].gateway = ip(1);
-    let lab = lab(config, tempfile::tempdir().unwrap());
-    let listener = lab.runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
-    let factory_url = format!("http://{}", listener.local_addr().unwrap());
-    lab.runtime.spawn(factory::serve(listener, FactoryState::new(), std::future::pending()));
-    (lab, ip, factory_url)
+    let (lab, subnet) = CliLab::single_node_on_own_subnet(TALOS_TIMING);
+    let (factory_url, _) = lab.factory();
+    (lab, move |last: u8| subnet.ip(last), factory_url)
 }
 
 fn yaml(text: &str) -> serde_json::Value {
@@ -518,7 +480,7 @@ fn go_talos_cluster_program_lifecycle() {
     let outputs = stack.outputs();
     let schematic = |image: &str| outputs["schematicIds"][image].as_str().unwrap().to_string();
     for (vmid, name, cores, memory, disk, _) in machines {
-        let c = vm_config(&lab, vmid);
+        let c = lab.vm_config(vmid);
         assert_eq!(c["name"], name, "{c:?}");
         assert_eq!((c["cores"].as_str(), c["memory"].as_str(), c["ostype"].as_str()), (cores, memory, "l26"), "{c:?}");
         let scsi0 = &c["scsi0"];
@@ -617,6 +579,6 @@ fn go_talos_cluster_program_lifecycle() {
 
     let destroy = run(&stack, Runner::Go, "destroy", false);
     assert!(destroy.contains("destroy succeeded: {\"delete\":22}"), "{destroy}");
-    assert_empty(&lab);
+    lab.assert_empty();
     println!("go-talos-cluster: the lifecycle took {:?}", started.elapsed());
 }

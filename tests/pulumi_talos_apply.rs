@@ -28,31 +28,8 @@ use std::time::{Duration, Instant};
 use proxmox_talos::talos::api::machine::apply_configuration_request::Mode;
 use proxmox_talos::talos::api_client::{self, Credentials, CONFIG_PATH};
 use proxmox_talos::talos::secrets::ClientConfiguration;
-use proxmox_talos_lab::pve::admin;
-use proxmox_talos_lab::pve::lab_config::{LabConfig, Timing};
-use rand_core::RngCore as _;
-use support::lab::CliLab;
+use support::lab::{CliLab, TALOS_TIMING};
 use support::pulumi::Stack;
-
-struct Net {
-    subnet: [u8; 2],
-}
-
-impl Net {
-    fn ip(&self, last: u8) -> Ipv4Addr {
-        Ipv4Addr::new(127, self.subnet[0], self.subnet[1], last)
-    }
-}
-
-fn lab() -> (CliLab, Net) {
-    let mut rng = rand_core::OsRng;
-    let net = Net { subnet: [64 + (rng.next_u32() % 180) as u8, (rng.next_u32() % 256) as u8] };
-    let mut config = LabConfig::single_node();
-    config.bridges[0].subnet = net.ip(0);
-    config.bridges[0].gateway = net.ip(1);
-    config.timing = Timing { task_ms: 20, boot_ms: 300, agent_ms: 300, lock_wait_ms: 3000 };
-    (CliLab::start(config), net)
-}
 
 /// Runs `f` on the lab's runtime (the Talos client needs a Tokio runtime).
 fn on<T>(lab: &CliLab, f: impl std::future::Future<Output = T>) -> T {
@@ -106,7 +83,7 @@ fn without_applies(program: &str) -> String {
 
 #[test]
 fn talos_nodes_configured_bootstrapped_updated_refreshed_and_reset_through_the_cli() {
-    let (lab, net) = lab();
+    let (lab, net) = CliLab::single_node_on_own_subnet(TALOS_TIMING);
     let base = lab.serve_files(HashMap::from([("talos.raw".to_string(), vec![0u8; 1 << 20])]));
     let stack = Stack::new("yaml-talos-apply", lab.token_env());
     stack.set("talosImageUrl", &format!("{base}/talos.raw"));
@@ -118,7 +95,7 @@ fn talos_nodes_configured_bootstrapped_updated_refreshed_and_reset_through_the_c
     let out = stack.outputs();
     let client: ClientConfiguration = serde_json::from_value(out["clientConfiguration"].clone()).unwrap();
     let maintenance_ip = out["controlPlaneMaintenanceIp"].as_str().unwrap().to_string();
-    assert!(maintenance_ip.starts_with(&format!("127.{}.{}.", net.subnet[0], net.subnet[1])), "{out}");
+    assert!(maintenance_ip.starts_with(&net.prefix()), "{out}");
     assert_ne!(maintenance_ip, net.ip(10).to_string());
     let status = lab.lab.talos.status();
     assert_eq!(status.len(), 2, "{status:?}");
@@ -189,6 +166,5 @@ fn talos_nodes_configured_bootstrapped_updated_refreshed_and_reset_through_the_c
     });
 
     stack.ok(&["destroy", "--yes", "--skip-preview"]);
-    let left = lab.lab.state.read(|m| admin::inventory(m, lab.lab.state.state_dir()).without_seed(m));
-    assert!(left.vms.is_empty() && left.files.is_empty(), "left behind: {left:?}");
+    lab.assert_empty();
 }

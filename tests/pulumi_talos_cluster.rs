@@ -19,11 +19,17 @@
 //! - destroying the configuration resources resets every node back to
 //!   maintenance mode (`onDestroy.reset`), and `destroy` leaves the lab empty.
 //!
+//! Issue 7's reliability runs on the same program: under lab fault injection it
+//! converges within two `up`s; with its plugin killed (SIGKILL) while VMs are
+//! created, or while nodes take their configurations, `refresh` and one `up`
+//! converge with no orphan VM and no duplicate VMID.
+//!
 //! The lab runs on a random loopback subnet so its node addresses are its own.
 //! Each step's wall time goes to stderr (`--nocapture` shows it).
 
 mod support;
 
+use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -32,47 +38,14 @@ use base64::Engine as _;
 use proxmox_talos::talos::api::machine::apply_configuration_request::Mode;
 use proxmox_talos::talos::api_client::{self, Credentials, CONFIG_PATH};
 use proxmox_talos::talos::secrets::ClientConfiguration;
-use proxmox_talos_lab::factory::{self, FactoryState};
-use proxmox_talos_lab::pve::admin;
-use proxmox_talos_lab::pve::lab_config::{LabConfig, Timing};
-use rand_core::RngCore as _;
+use proxmox_talos_lab::pve::lab_config::Timing;
 use serde_json::Value;
-use support::lab::CliLab;
+use support::lab::{CliLab, Subnet, TALOS_TIMING};
 use support::pulumi::{plain_secrets, Stack};
 
 const PROJECT: &str = "yaml-talos-cluster";
 const CONTROLLERS: [u8; 3] = [11, 12, 13];
 const WORKERS: [u8; 4] = [21, 22, 23, 24];
-
-struct Net {
-    subnet: [u8; 2],
-}
-
-impl Net {
-    fn ip(&self, last: u8) -> Ipv4Addr {
-        Ipv4Addr::new(127, self.subnet[0], self.subnet[1], last)
-    }
-}
-
-/// The single-node lab (it has the GPU) on a random subnet, with fast timing.
-fn lab() -> (CliLab, Net) {
-    let mut rng = rand_core::OsRng;
-    let net = Net { subnet: [64 + (rng.next_u32() % 180) as u8, (rng.next_u32() % 256) as u8] };
-    let mut config = LabConfig::single_node();
-    config.bridges[0].subnet = net.ip(0);
-    config.bridges[0].gateway = net.ip(1);
-    config.timing = Timing { task_ms: 20, boot_ms: 300, agent_ms: 300, lock_wait_ms: 3000 };
-    (CliLab::start(config), net)
-}
-
-/// The lab's Image Factory on the lab's runtime; its URL and state.
-fn lab_factory(lab: &CliLab) -> (String, FactoryState) {
-    let listener = lab.runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let state = FactoryState::new();
-    lab.runtime.spawn(factory::serve(listener, state.clone(), std::future::pending()));
-    (url, state)
-}
 
 /// root@pam with its password (raw PCI passthrough needs it) and the factory.
 fn env(lab: &CliLab, factory_url: &str) -> Vec<(String, String)> {
@@ -83,6 +56,23 @@ fn env(lab: &CliLab, factory_url: &str) -> Vec<(String, String)> {
         ("PROXMOX_VE_CA_CERT".into(), lab.lab.ca_path.display().to_string()),
         ("TALOS_IMAGE_FACTORY_URL".into(), factory_url.into()),
     ]
+}
+
+/// A stack of the program on `lab`: the factory, the VIP (`.10`), the gateway and DNS
+/// (`.1`), and each node's static address on `net`.
+fn configured_stack(lab: &CliLab, net: &Subnet, factory_url: &str) -> Stack {
+    let stack = Stack::new(PROJECT, env(lab, factory_url));
+    stack.set("factoryUrl", factory_url);
+    stack.set("vip", &net.ip(10).to_string());
+    stack.set("gateway", &net.ip(1).to_string());
+    for (i, last) in CONTROLLERS.iter().enumerate() {
+        stack.ok(&["config", "set", "--path", &format!("controllerIps[{i}]"), &net.ip(*last).to_string()]);
+    }
+    for (i, last) in WORKERS.iter().enumerate() {
+        stack.ok(&["config", "set", "--path", &format!("workerIps[{i}]"), &net.ip(*last).to_string()]);
+    }
+    stack.ok(&["config", "set", "--path", "nameservers[0]", &net.ip(1).to_string()]);
+    stack
 }
 
 fn on<T>(lab: &CliLab, f: impl std::future::Future<Output = T>) -> T {
@@ -138,19 +128,9 @@ fn talosctl_version(talosconfig: &str, dir: &Path) -> Option<std::process::Outpu
 
 #[test]
 fn the_talos_cluster_program_lives_and_dies_through_the_cli() {
-    let (lab, net) = lab();
-    let (factory_url, factory_state) = lab_factory(&lab);
-    let stack = Stack::new(PROJECT, env(&lab, &factory_url));
-    stack.set("factoryUrl", &factory_url);
-    stack.set("vip", &net.ip(10).to_string());
-    stack.set("gateway", &net.ip(1).to_string());
-    for (i, last) in CONTROLLERS.iter().enumerate() {
-        stack.ok(&["config", "set", "--path", &format!("controllerIps[{i}]"), &net.ip(*last).to_string()]);
-    }
-    for (i, last) in WORKERS.iter().enumerate() {
-        stack.ok(&["config", "set", "--path", &format!("workerIps[{i}]"), &net.ip(*last).to_string()]);
-    }
-    stack.ok(&["config", "set", "--path", "nameservers[0]", &net.ip(1).to_string()]);
+    let (lab, net) = CliLab::single_node_on_own_subnet(TALOS_TIMING);
+    let (factory_url, factory_state) = lab.factory();
+    let stack = configured_stack(&lab, &net, &factory_url);
 
     timed(&stack, &["up", "--yes", "--skip-preview"]);
 
@@ -293,8 +273,7 @@ fn the_talos_cluster_program_lives_and_dies_through_the_cli() {
     });
 
     timed(&stack, &["destroy", "--yes", "--skip-preview"]);
-    let left = lab.lab.state.read(|m| admin::inventory(m, lab.lab.state.state_dir()).without_seed(m));
-    assert!(left.vms.is_empty() && left.files.is_empty(), "left behind: {left:?}");
+    lab.assert_empty();
 }
 
 /// `pulumi up`: whether it succeeded, and its combined output.
@@ -311,28 +290,12 @@ fn up(stack: &Stack) -> (bool, String) {
 #[test]
 fn the_talos_cluster_program_converges_under_injected_faults() {
     use proxmox_talos_lab::pve::lab_config::Faults;
-    let (lab, net) = lab();
-    let (factory_url, _) = lab_factory(&lab);
-    let stack = Stack::new(PROJECT, env(&lab, &factory_url));
-    stack.set("factoryUrl", &factory_url);
-    stack.set("vip", &net.ip(10).to_string());
-    stack.set("gateway", &net.ip(1).to_string());
-    for (i, last) in CONTROLLERS.iter().enumerate() {
-        stack.ok(&["config", "set", "--path", &format!("controllerIps[{i}]"), &net.ip(*last).to_string()]);
-    }
-    for (i, last) in WORKERS.iter().enumerate() {
-        stack.ok(&["config", "set", "--path", &format!("workerIps[{i}]"), &net.ip(*last).to_string()]);
-    }
-    stack.ok(&["config", "set", "--path", "nameservers[0]", &net.ip(1).to_string()]);
+    let (lab, net) = CliLab::single_node_on_own_subnet(TALOS_TIMING);
+    let (factory_url, _) = lab.factory();
+    let stack = configured_stack(&lab, &net, &factory_url);
 
     let seed = std::env::var("PROXMOX_TALOS_FAULT_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(7);
-    lab.lab.state.set_faults(Faults {
-        seed,
-        lock_timeout: 0.10,
-        dropped_connection: 0.05,
-        task_failure: 0.02,
-        server_error: 0.01,
-    });
+    lab.lab.state.set_faults(Faults::issue_mix(seed));
     let (first_ok, first) = up(&stack);
     if !first_ok {
         eprintln!("seed {seed}: the first `up` failed; running it again\n{first}");
@@ -344,34 +307,106 @@ fn the_talos_cluster_program_converges_under_injected_faults() {
     eprintln!("seed {seed}: converged; {} requests, {dropped} dropped", requests.len());
     assert!(dropped > 0, "seed {seed}: no fault was injected");
 
-    lab.lab.state.set_faults(Faults {
-        seed: 1,
-        lock_timeout: 0.0,
-        dropped_connection: 0.0,
-        task_failure: 0.0,
-        server_error: 0.0,
-    });
+    lab.lab.state.set_faults(Faults::off());
     stack.ok(&["preview", "--expect-no-changes"]);
     stack.ok(&["refresh", "--yes", "--skip-preview", "--expect-no-changes"]);
     stack.ok(&["preview", "--expect-no-changes"]);
 
     // Each VM of the stack once, under its own VMID; the lab holds no other VM.
-    let export = stack.export();
-    let mut stack_vmids = std::collections::BTreeSet::new();
-    for r in export["deployment"]["resources"].as_array().unwrap() {
-        if r["type"] == "proxmox-talos:vm:VirtualMachine" {
-            let vmid: u32 = r["id"].as_str().unwrap().parse().unwrap();
-            assert!(stack_vmids.insert(vmid), "VMID {vmid} is used twice");
-        }
-    }
+    let stack_vmids = stack_vmids(&stack);
     assert_eq!(stack_vmids.len(), 7, "{stack_vmids:?}");
-    let lab_vmids: std::collections::BTreeSet<u32> =
+    let lab_vmids: BTreeSet<u32> =
         lab.lab.state.read(|m| m.vms.keys().copied().filter(|v| !m.seed_vmids.contains(v)).collect());
     assert_eq!(lab_vmids, stack_vmids, "the lab's VMs are the stack's: no orphan");
     let configured = lab.lab.talos.status().iter().filter(|s| !s.maintenance).count();
     assert_eq!(configured, 7, "{:?}", lab.lab.talos.status());
 
     stack.ok(&["destroy", "--yes", "--skip-preview"]);
-    let left = lab.lab.state.read(|m| admin::inventory(m, lab.lab.state.state_dir()).without_seed(m));
-    assert!(left.vms.is_empty() && left.files.is_empty(), "destroy left {left:?}");
+    lab.assert_empty();
+}
+
+/// Where in `up` the plugin is killed.
+#[derive(Debug, Clone, Copy)]
+enum KillPoint {
+    /// While VMs are being created (slow tasks: creates are in flight).
+    VmsBeingCreated,
+    /// As the first node takes its configuration (its apply may be unrecorded).
+    NodesBeingConfigured,
+}
+
+/// Issue 7's kill run: the plugin dies by SIGKILL at `point` of `up`; `refresh`
+/// (clearing the interrupted creates) and one `up` then converge: every node
+/// configured, no change left to preview, each VM of the stack once under its own
+/// VMID and no other VM in the lab (what the killed run made is found through the
+/// create journal and made anew); `destroy` empties the lab.
+fn a_killed_plugin_recovers(point: KillPoint) {
+    let (lab, net) = CliLab::single_node_on_own_subnet(TALOS_TIMING);
+    let (factory_url, _) = lab.factory();
+    let stack = configured_stack(&lab, &net, &factory_url);
+    let lab_vmids = |lab: &CliLab| -> BTreeSet<u32> {
+        lab.lab.state.read(|m| m.vms.keys().copied().filter(|v| !m.seed_vmids.contains(v)).collect())
+    };
+    let started = Instant::now();
+    match point {
+        KillPoint::VmsBeingCreated => {
+            lab.lab.state.set_timing(Timing { task_ms: 400, ..TALOS_TIMING });
+            stack.up_killed_when(Duration::from_secs(180), || lab_vmids(&lab).len() >= 3);
+        }
+        KillPoint::NodesBeingConfigured => {
+            stack.up_killed_when(Duration::from_secs(180), || lab.lab.talos.status().iter().any(|s| !s.maintenance));
+        }
+    }
+    // What the killed plugin started finishes in the lab.
+    std::thread::sleep(Duration::from_millis(1500));
+    lab.lab.state.set_timing(TALOS_TIMING);
+    let configured = lab.lab.talos.status().iter().filter(|s| !s.maintenance).count();
+    let leftovers: BTreeSet<u32> = lab_vmids(&lab).difference(&stack_vmids(&stack)).copied().collect();
+    eprintln!(
+        "{point:?}: killed after {:.1?}; VMs the state does not know: {leftovers:?}; nodes configured: {configured}",
+        started.elapsed()
+    );
+
+    stack.ok(&["refresh", "--yes", "--skip-preview", "--clear-pending-creates"]);
+    let (ok, second) = up(&stack);
+    assert!(ok, "{point:?}: `up` after the kill failed\n{second}");
+    stack.ok(&["preview", "--expect-no-changes"]);
+
+    let vmids = stack_vmids(&stack);
+    assert_eq!(vmids.len(), 7, "{point:?}: {vmids:?}");
+    assert_eq!(lab_vmids(&lab), vmids, "{point:?}: the lab's VMs are the stack's: no orphan, no duplicate");
+    let status = lab.lab.talos.status();
+    assert!(status.len() == 7 && status.iter().all(|s| !s.maintenance), "{point:?}: {status:?}");
+    let talosconfig = stack.outputs()["talosconfig"].as_str().unwrap().to_string();
+    let (client, endpoints) = talosconfig_credentials(&talosconfig);
+    let members = on(&lab, async {
+        let c = api_client::connect(&endpoints[0], Credentials::Mutual(&client)).await.unwrap();
+        c.machine().etcd_member_list(c.request(Default::default())).await.unwrap().into_inner()
+    });
+    assert_eq!(members.messages[0].members.len(), 3, "{point:?}: {members:?}");
+
+    stack.ok(&["destroy", "--yes", "--skip-preview"]);
+    lab.assert_empty();
+}
+
+/// The stack's VMIDs, each once.
+fn stack_vmids(stack: &Stack) -> BTreeSet<u32> {
+    let export = stack.export();
+    let mut vmids = BTreeSet::new();
+    for r in export["deployment"]["resources"].as_array().unwrap() {
+        if r["type"] == "proxmox-talos:vm:VirtualMachine" {
+            let vmid: u32 = r["id"].as_str().unwrap().parse().unwrap();
+            assert!(vmids.insert(vmid), "VMID {vmid} is used twice");
+        }
+    }
+    vmids
+}
+
+#[test]
+fn a_plugin_killed_while_vms_are_created_recovers_with_refresh_and_up() {
+    a_killed_plugin_recovers(KillPoint::VmsBeingCreated);
+}
+
+#[test]
+fn a_plugin_killed_while_nodes_are_configured_recovers_with_refresh_and_up() {
+    a_killed_plugin_recovers(KillPoint::NodesBeingConfigured);
 }

@@ -13,17 +13,12 @@
 
 mod support;
 
-use std::net::Ipv4Addr;
 use std::time::Instant;
 
 use proxmox_talos::talos::api_client::{self, Credentials};
 use proxmox_talos::talos::secrets::ClientConfiguration;
-use proxmox_talos_lab::factory::{self, FactoryState};
-use proxmox_talos_lab::pve::admin;
-use proxmox_talos_lab::pve::lab_config::{LabConfig, Timing};
-use rand_core::RngCore as _;
 use serde_json::Value;
-use support::lab::CliLab;
+use support::lab::{CliLab, TALOS_TIMING};
 use support::pulumi::{plain_secrets, Stack};
 
 const CONTROLLERS: [u8; 3] = [41, 42, 43];
@@ -37,17 +32,9 @@ fn timed(stack: &Stack, args: &[&str]) -> String {
 
 #[test]
 fn a_cluster_installed_from_the_iso_through_the_cli() {
-    let mut rng = rand_core::OsRng;
-    let subnet = [64 + (rng.next_u32() % 180) as u8, (rng.next_u32() % 256) as u8];
-    let ip = |last: u8| Ipv4Addr::new(127, subnet[0], subnet[1], last);
-    let mut config = LabConfig::single_node();
-    config.bridges[0].subnet = ip(0);
-    config.bridges[0].gateway = ip(1);
-    config.timing = Timing { task_ms: 20, boot_ms: 300, agent_ms: 300, lock_wait_ms: 3000 };
-    let lab = CliLab::start(config);
-    let listener = lab.runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
-    let factory_url = format!("http://{}", listener.local_addr().unwrap());
-    lab.runtime.spawn(factory::serve(listener, FactoryState::new(), std::future::pending()));
+    let (lab, subnet) = CliLab::single_node_on_own_subnet(TALOS_TIMING);
+    let ip = |last: u8| subnet.ip(last);
+    let (factory_url, _) = lab.factory();
 
     let mut env = lab.token_env();
     env.push(("TALOS_IMAGE_FACTORY_URL".into(), factory_url.clone()));
@@ -106,6 +93,5 @@ fn a_cluster_installed_from_the_iso_through_the_cli() {
     assert!(found.is_empty(), "secrets in the state in plain text: {found:?}");
 
     timed(&stack, &["destroy", "--yes", "--skip-preview"]);
-    let left = lab.lab.state.read(|m| admin::inventory(m, lab.lab.state.state_dir()).without_seed(m));
-    assert!(left.vms.is_empty() && left.files.is_empty(), "left behind: {left:?}");
+    lab.assert_empty();
 }

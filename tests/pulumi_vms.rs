@@ -10,7 +10,6 @@ mod support;
 
 use std::collections::HashMap;
 
-use proxmox_talos_lab::pve::admin;
 use proxmox_talos_lab::pve::lab_config::{LabConfig, Timing};
 use support::lab::CliLab;
 use support::pulumi::Stack;
@@ -19,10 +18,6 @@ fn lab() -> CliLab {
     let mut config = LabConfig::single_node();
     config.timing = Timing { task_ms: 20, boot_ms: 200, agent_ms: 200, lock_wait_ms: 3000 };
     CliLab::start(config)
-}
-
-fn inventory(lab: &CliLab) -> admin::Inventory {
-    lab.lab.state.read(|m| admin::inventory(m, lab.lab.state.state_dir()).without_seed(m))
 }
 
 #[test]
@@ -84,6 +79,6 @@ fn vms_from_an_image_and_a_clone_live_and_die_through_the_cli() {
     assert_eq!(lab.lab.state.read(|m| m.vms[&4102].config["cores"].clone()), "2");
 
     stack.ok(&["destroy", "--yes", "--skip-preview"]);
-    let left = inventory(&lab);
+    let left = lab.inventory();
     assert!(left.vms.is_empty() && left.files.is_empty(), "{left:?}");
 }

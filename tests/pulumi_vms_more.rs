@@ -13,41 +13,13 @@
 
 mod support;
 
-use proxmox_talos::config::{ProxmoxAuth, ProxmoxSettings};
-use proxmox_talos::proxmox::PveClient;
-use proxmox_talos_lab::pve::admin;
 use proxmox_talos_lab::pve::lab_config::{LabConfig, Timing};
-use support::lab::CliLab;
+use support::lab::{params, CliLab};
 use support::pulumi::Stack;
 
 fn lab(mut config: LabConfig) -> CliLab {
     config.timing = Timing { task_ms: 20, boot_ms: 200, agent_ms: 200, lock_wait_ms: 3000 };
     CliLab::start(config)
-}
-
-fn inventory(lab: &CliLab) -> admin::Inventory {
-    lab.lab.state.read(|m| admin::inventory(m, lab.lab.state.state_dir()).without_seed(m))
-}
-
-fn assert_empty(lab: &CliLab) {
-    let left = inventory(lab);
-    assert!(left.vms.is_empty() && left.files.is_empty(), "left behind: {left:?}");
-}
-
-/// A client of the lab's API with its token, for what a test makes outside Pulumi.
-fn api(lab: &CliLab) -> PveClient {
-    PveClient::new(&ProxmoxSettings {
-        endpoint: lab.lab.endpoint.clone(),
-        auth: ProxmoxAuth::ApiToken(lab.lab.api_token()),
-        insecure: false,
-        ca_certificate: Some(lab.lab.ca_path.display().to_string()),
-        min_tls: None,
-    })
-    .unwrap()
-}
-
-fn params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 /// Waits until the lab's VM `vmid` exists without a lock.
@@ -61,14 +33,6 @@ fn wait_unlocked(lab: &CliLab, vmid: u32) {
     panic!("vm {vmid} did not settle");
 }
 
-fn vm_config(lab: &CliLab, vmid: u32) -> std::collections::BTreeMap<String, String> {
-    lab.lab.state.read(|m| m.vms[&vmid].config.clone())
-}
-
-fn vm_node(lab: &CliLab, vmid: u32) -> String {
-    lab.lab.state.read(|m| m.vms[&vmid].node.clone())
-}
-
 const HEADER: &str = "name: vms-more
 runtime: yaml
 plugins:
@@ -80,7 +44,7 @@ plugins:
 #[test]
 fn an_imported_vm_replaces_nothing_and_updates_in_place() {
     let lab = lab(LabConfig::single_node());
-    let client = api(&lab);
+    let client = lab.api();
     lab.runtime.block_on(async {
         let create = params(&[
             ("vmid", "4201"),
@@ -132,14 +96,14 @@ fn an_imported_vm_replaces_nothing_and_updates_in_place() {
     let preview = stack.ok(&["preview", "--diff"]);
     assert!(!preview.contains("replace"), "{preview}");
     stack.ok(&["up", "--yes", "--skip-preview"]);
-    let config = vm_config(&lab, 4201);
+    let config = lab.vm_config(4201);
     assert_eq!(config["cores"], "4", "{config:?}");
     assert_eq!(config["tags"], "homelab;imported;legacy");
     assert!(config["net0"].contains("tag=30") && config["scsi0"].contains("local-zfs:vm-4201-disk"), "{config:?}");
     stack.ok(&["preview", "--expect-no-changes"]);
 
     stack.ok(&["destroy", "--yes", "--skip-preview"]);
-    assert_empty(&lab);
+    lab.assert_empty();
 }
 
 /// Bad inputs, several per resource (the engine stops a preview at the first resource
@@ -354,13 +318,13 @@ fn raw_gpu_passthrough_needs_root_and_then_creates() {
 
     stack.env = root_env(&lab);
     stack.ok(&["up", "--yes", "--skip-preview"]);
-    let config = vm_config(&lab, 4401);
+    let config = lab.vm_config(4401);
     assert_eq!(config["machine"], "q35", "{config:?}");
     assert_eq!(config["hostpci0"], "host=0000:28:00.0,pcie=1,x-vga=1", "{config:?}");
-    assert_eq!(vm_node(&lab, 4401), "pve-aimax-01");
+    assert_eq!(lab.vm_node(4401), "pve-aimax-01");
     assert_eq!(stack.outputs()["status"], "running");
     stack.ok(&["preview", "--expect-no-changes"]);
     stack.ok(&["refresh", "--yes", "--expect-no-changes", "--skip-preview"]);
     stack.ok(&["destroy", "--yes", "--skip-preview"]);
-    assert_empty(&lab);
+    lab.assert_empty();
 }

@@ -7,20 +7,16 @@
 //! Needs Debian's openssh-server and root (the sshd chroots); without them
 //! this test fails and says so.
 
+mod support;
+
 use std::os::unix::fs::PermissionsExt as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use proxmox_talos::config::SshConfig;
 use proxmox_talos::ssh::{self, Credentials, HostKeyPolicy, HostKeyStatus, SshError, Target};
 use proxmox_talos_lab::ssh as lab_ssh;
-
-fn chroot_capable_dir() -> tempfile::TempDir {
-    let base =
-        lab_ssh::chroot_capable_base(&[PathBuf::from(env!("CARGO_TARGET_TMPDIR"))]).unwrap_or_else(|e| panic!("{e}"));
-    tempfile::Builder::new().prefix("ssh-client-").tempdir_in(base).unwrap()
-}
 
 /// A new key of `kind` (`ed25519`, `rsa`) in `format` (`RFC4716` is OpenSSH's default; `PEM`).
 fn key(dir: &Path, name: &str, args: &[&str]) -> (String, String) {
@@ -49,7 +45,7 @@ async fn sftp_writes_reads_and_refuses_what_it_should() {
         "the OpenSSH server is not installed ({} missing): install openssh-server and openssh-sftp-server",
         lab_ssh::SSHD
     );
-    let dir = chroot_capable_dir();
+    let dir = support::chroot_capable_dir("ssh-client-");
     let root = dir.path().join("root");
     let snippets = root.join("var/lib/vz/snippets");
     std::fs::create_dir_all(&snippets).unwrap();

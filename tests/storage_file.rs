@@ -9,7 +9,8 @@
 //! Needs Debian's openssh-server and root (the sshd chroots); without them
 //! this test fails and says so. The full CLI flow is `tests/pulumi_files.rs`.
 
-use std::path::PathBuf;
+mod support;
+
 use std::sync::{Arc, Mutex};
 
 use proxmox_talos::config::{ProviderConfig, SshConfig};
@@ -21,12 +22,6 @@ use proxmox_talos::resources::storage::file::{File, FileArgs, FileSourceFile, Fi
 use proxmox_talos_lab::in_process::{self, InProcessLab};
 use proxmox_talos_lab::pve::lab_config::{LabConfig, StorageConfig, Timing};
 use proxmox_talos_lab::ssh;
-
-fn chroot_capable_dir() -> tempfile::TempDir {
-    let base =
-        ssh::chroot_capable_base(&[PathBuf::from(env!("CARGO_TARGET_TMPDIR"))]).unwrap_or_else(|e| panic!("{e}"));
-    tempfile::Builder::new().prefix("storage-file-").tempdir_in(base).unwrap()
-}
 
 #[derive(Default)]
 struct Sink(Mutex<Vec<(Severity, String, bool)>>);
@@ -116,7 +111,7 @@ async fn snippets_and_uploads_through_the_resource() {
         "the OpenSSH server is not installed ({} missing): install openssh-server and openssh-sftp-server",
         ssh::SSHD
     );
-    let dir = chroot_capable_dir();
+    let dir = support::chroot_capable_dir("storage-file-");
     let state_dir = dir.path().join("lab");
     let mut config = LabConfig::single_node();
     config.timing = Timing::instant();

@@ -5,10 +5,40 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
+use std::net::Ipv4Addr;
 use std::sync::Arc;
 
+use proxmox_talos::config::{ProxmoxAuth, ProxmoxSettings};
+use proxmox_talos::proxmox::PveClient;
+use proxmox_talos_lab::factory::{self, FactoryState};
+use proxmox_talos_lab::pve::admin;
 use proxmox_talos_lab::in_process::{self, InProcessLab};
-use proxmox_talos_lab::pve::lab_config::LabConfig;
+use proxmox_talos_lab::pve::lab_config::{LabConfig, Timing};
+
+/// Lab timing for Talos programs: quick tasks; boots and guest agents that take a moment.
+pub const TALOS_TIMING: Timing = Timing { task_ms: 20, boot_ms: 300, agent_ms: 300, lock_wait_ms: 3000 };
+
+/// A loopback /24 of a lab's own (127.a.b.0/24, a.b random), so the addresses
+/// of its Talos nodes never meet another test's.
+#[derive(Clone, Copy, Debug)]
+pub struct Subnet(pub [u8; 2]);
+
+impl Subnet {
+    pub fn random() -> Subnet {
+        use rand_core::RngCore as _;
+        let mut rng = rand_core::OsRng;
+        Subnet([64 + (rng.next_u32() % 180) as u8, (rng.next_u32() % 256) as u8])
+    }
+
+    pub fn ip(&self, last: u8) -> Ipv4Addr {
+        Ipv4Addr::new(127, self.0[0], self.0[1], last)
+    }
+
+    /// `127.a.b.`, what every address of the subnet starts with.
+    pub fn prefix(&self) -> String {
+        format!("127.{}.{}.", self.0[0], self.0[1])
+    }
+}
 
 /// A running lab and the runtime serving it.
 pub struct CliLab {
@@ -28,6 +58,25 @@ impl CliLab {
         CliLab { lab, runtime, state_dir }
     }
 
+    /// The single-node seed lab (it has the GPU) on a subnet of its own (gateway `.1`).
+    pub fn single_node_on_own_subnet(timing: Timing) -> (CliLab, Subnet) {
+        let subnet = Subnet::random();
+        let mut config = LabConfig::single_node();
+        config.bridges[0].subnet = subnet.ip(0);
+        config.bridges[0].gateway = subnet.ip(1);
+        config.timing = timing;
+        (CliLab::start(config), subnet)
+    }
+
+    /// The lab's Image Factory, served on the lab's runtime: its URL and its state.
+    pub fn factory(&self) -> (String, FactoryState) {
+        let listener = self.runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let state = FactoryState::new();
+        self.runtime.spawn(factory::serve(listener, state.clone(), std::future::pending()));
+        (url, state)
+    }
+
     /// What the plugin needs to reach the lab with an API token.
     pub fn token_env(&self) -> Vec<(String, String)> {
         vec![
@@ -35,6 +84,39 @@ impl CliLab {
             ("PROXMOX_VE_API_TOKEN".into(), self.lab.api_token()),
             ("PROXMOX_VE_CA_CERT".into(), self.lab.ca_path.display().to_string()),
         ]
+    }
+
+    /// A client of the lab's API with its token, for what a test makes outside Pulumi.
+    pub fn api(&self) -> PveClient {
+        PveClient::new(&ProxmoxSettings {
+            endpoint: self.lab.endpoint.clone(),
+            auth: ProxmoxAuth::ApiToken(self.lab.api_token()),
+            insecure: false,
+            ca_certificate: Some(self.lab.ca_path.display().to_string()),
+            min_tls: None,
+        })
+        .unwrap()
+    }
+
+    /// What the lab holds besides its seed (template VMs, seed files).
+    pub fn inventory(&self) -> admin::Inventory {
+        self.lab.state.read(|m| admin::inventory(m, self.lab.state.state_dir()).without_seed(m))
+    }
+
+    /// No VM and no file besides the seed's.
+    pub fn assert_empty(&self) {
+        let left = self.inventory();
+        assert!(left.vms.is_empty() && left.files.is_empty(), "left behind: {left:?}");
+    }
+
+    /// The configuration of the lab's VM `vmid`.
+    pub fn vm_config(&self, vmid: u32) -> std::collections::BTreeMap<String, String> {
+        self.lab.state.read(|m| m.vms.get(&vmid).map(|vm| vm.config.clone())).unwrap_or_else(|| panic!("no VM {vmid}"))
+    }
+
+    /// The node the lab's VM `vmid` is on.
+    pub fn vm_node(&self, vmid: u32) -> String {
+        self.lab.state.read(|m| m.vms.get(&vmid).map(|vm| vm.node.clone())).unwrap_or_else(|| panic!("no VM {vmid}"))
     }
 
     /// Serves `files` (name → bytes) over HTTP on 127.0.0.1; returns the base URL.
@@ -51,6 +133,11 @@ impl CliLab {
         });
         format!("http://{addr}")
     }
+}
+
+/// API parameters from pairs.
+pub fn params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 async fn serve_one(mut stream: tokio::net::TcpStream, files: Arc<HashMap<String, Vec<u8>>>) {

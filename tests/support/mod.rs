@@ -8,6 +8,7 @@ pub mod pulumi;
 pub mod talos;
 
 use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
@@ -20,6 +21,26 @@ use proxmox_talos::value::{wire, PropertyMap, PropertyValue};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Channel;
+
+/// A temporary directory sshd accepts as a chroot's parent, for a lab state whose
+/// nodes run sshd (root-owned and not group/world writable all the way up; `/tmp` is not).
+pub fn chroot_capable_dir(prefix: &str) -> tempfile::TempDir {
+    let base = proxmox_talos_lab::ssh::chroot_capable_base(&[PathBuf::from(env!("CARGO_TARGET_TMPDIR"))])
+        .unwrap_or_else(|e| panic!("{e}"));
+    tempfile::Builder::new().prefix(prefix).tempdir_in(base).unwrap()
+}
+
+/// A new ed25519 key pair in `dir`: (private key text, public key line).
+pub fn ssh_key_pair(dir: &Path, name: &str) -> (String, String) {
+    let path = dir.join(name);
+    let out = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+        .arg(&path)
+        .output()
+        .expect("ssh-keygen runs");
+    assert!(out.status.success(), "ssh-keygen: {}", String::from_utf8_lossy(&out.stderr));
+    (std::fs::read_to_string(&path).unwrap(), std::fs::read_to_string(path.with_extension("pub")).unwrap())
+}
 
 /// Log messages the fake engine received.
 #[derive(Clone, Default)]

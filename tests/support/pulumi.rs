@@ -9,7 +9,8 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use serde_json::Value;
@@ -152,6 +153,75 @@ impl Stack {
     pub fn export(&self) -> serde_json::Value {
         serde_json::from_str(&self.ok(&["stack", "export", "--show-secrets"])).unwrap()
     }
+
+    /// Runs `pulumi up` and, once `moment()` says so, kills our provider plugin with
+    /// SIGKILL (as an OOM kill or a power cut would); demands that `up` then fails.
+    /// Returns the killed pids and the run's output. Panics when `up` ends first, or
+    /// when the moment does not come within `timeout`.
+    pub fn up_killed_when(&self, timeout: Duration, mut moment: impl FnMut() -> bool) -> (Vec<u32>, String) {
+        let mut child = self
+            .command(&["up", "--yes", "--skip-preview"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + timeout;
+        let killed = loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                let out = child.wait_with_output().unwrap();
+                panic!("`up` ended ({status}) before the plugin could be killed\n{}", text_of(&out));
+            }
+            assert!(Instant::now() < deadline, "the moment to kill the plugin did not come within {timeout:?}");
+            if moment() {
+                let plugins = descendants_named(child.id(), PLUGIN);
+                assert!(!plugins.is_empty(), "the plugin process is not found under pulumi {}", child.id());
+                for pid in &plugins {
+                    Command::new("kill").args(["-KILL", &pid.to_string()]).status().unwrap();
+                }
+                break plugins;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let out = child.wait_with_output().unwrap();
+        let text = text_of(&out);
+        assert!(!out.status.success(), "`up` should fail once its plugin {killed:?} is killed\n{text}");
+        (killed, text)
+    }
+}
+
+const PLUGIN: &str = "pulumi-resource-proxmox-talos";
+
+fn text_of(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// Pids of `name` processes descending from `ancestor`.
+fn descendants_named(ancestor: u32, name: &str) -> Vec<u32> {
+    let parent_of = |pid: u32| -> Option<u32> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()
+    };
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        // comm is cut at 15 characters.
+        if !name.starts_with(comm.trim()) || comm.trim().is_empty() {
+            continue;
+        }
+        let mut p = pid;
+        while let Some(parent) = parent_of(p) {
+            if parent == ancestor {
+                found.push(pid);
+                break;
+            }
+            if parent <= 1 {
+                break;
+            }
+            p = parent;
+        }
+    }
+    found
 }
 
 /// Copies a project directory, leaving out what is installed, built or per stack.

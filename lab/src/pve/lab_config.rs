@@ -159,6 +159,17 @@ impl Default for Faults {
 }
 
 impl Faults {
+    /// No fault at all.
+    pub fn off() -> Faults {
+        Faults::default()
+    }
+
+    /// The mix our fault runs use (issue 7's): 10% lock timeouts, 5% dropped
+    /// connections, 2% failed tasks, 1% server errors, from `seed`.
+    pub fn issue_mix(seed: u64) -> Faults {
+        Faults { seed, lock_timeout: 0.10, dropped_connection: 0.05, task_failure: 0.02, server_error: 0.01 }
+    }
+
     pub fn check(&self) -> Result<(), String> {
         for (name, rate) in [
             ("lockTimeout", self.lock_timeout),

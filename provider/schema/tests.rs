@@ -104,3 +104,37 @@ fn secret_and_replace_paths_come_from_the_declarations() {
         expand(&PropertyPath::parse("disks[*].passphrase").unwrap(), &value).iter().map(|p| p.to_string()).collect();
     assert_eq!(concrete, vec!["disks[1].passphrase"]);
 }
+
+/// No function input declares a schema default, directly or in an object type it
+/// uses: the Go SDK's generated `<Function>Output` for such a function passes its
+/// arguments as one output, which Pulumi's Go SDK (v3.259) sends as an empty map when
+/// it is secret or has dependencies (docs/adr/0009). Functions apply their defaults
+/// in the provider and say them in their descriptions.
+#[test]
+fn function_inputs_declare_no_schema_defaults() {
+    let schema = serde_json::to_value(super::package::package(&crate::resources::registry())).unwrap();
+    let types = &schema["types"];
+    let mut offenders = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for (token, function) in schema["functions"].as_object().unwrap() {
+        let mut pending: Vec<(String, &serde_json::Value)> = vec![(token.clone(), &function["inputs"])];
+        while let Some((path, object)) = pending.pop() {
+            for (name, property) in object["properties"].as_object().into_iter().flatten() {
+                if property.get("default").is_some() {
+                    offenders.push(format!("{path}.{name}"));
+                }
+                // References, directly or as array items or map values.
+                let mut refs = vec![property];
+                while let Some(p) = refs.pop() {
+                    if let Some(r) = p["$ref"].as_str().and_then(|r| r.strip_prefix("#/types/")) {
+                        if seen.insert(r.to_string()) {
+                            pending.push((r.to_string(), &types[r]));
+                        }
+                    }
+                    refs.extend([&p["items"], &p["additionalProperties"]].into_iter().filter(|v| v.is_object()));
+                }
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "function inputs with schema defaults: {offenders:?}");
+}

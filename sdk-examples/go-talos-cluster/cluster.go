@@ -35,16 +35,15 @@ func Program(ctx *pulumi.Context) error {
 	clientConfig := secrets.ClientConfiguration.Elem()
 	// One machine configuration per role; each node's own settings are patched in when applied.
 	roleConfig := func(machineType string, image talosImageOutputs, patches ...string) pulumi.StringOutput {
-		return invoke[machine.GetConfigurationResultOutput](ctx, "proxmox-talos:machine:getConfiguration",
-			machine.GetConfigurationOutputArgs{
-				ClusterName:     pulumi.String(s.clusterName),
-				ClusterEndpoint: pulumi.String(fmt.Sprintf("https://%s:6443", s.vip)),
-				MachineType:     pulumi.String(machineType),
-				MachineSecrets:  secrets.MachineSecrets.Elem(),
-				TalosVersion:    pulumi.String(s.contract()),
-				InstallImage:    image.installer,
-				ConfigPatches:   pulumi.ToStringArray(append([]string{clusterPatch}, patches...)),
-			}).MachineConfiguration()
+		return machine.GetConfigurationOutput(ctx, machine.GetConfigurationOutputArgs{
+			ClusterName:     pulumi.String(s.clusterName),
+			ClusterEndpoint: pulumi.String(fmt.Sprintf("https://%s:6443", s.vip)),
+			MachineType:     pulumi.String(machineType),
+			MachineSecrets:  secrets.MachineSecrets.Elem(),
+			TalosVersion:    pulumi.String(s.contract()),
+			InstallImage:    image.installer,
+			ConfigPatches:   pulumi.ToStringArray(append([]string{clusterPatch}, patches...)),
+		}).MachineConfiguration()
 	}
 	controlPlaneConfig := roleConfig("controlplane", base, controlPlanePatch(s.vip))
 	workerConfig := roleConfig("worker", base, workerPatch(false))
@@ -70,12 +69,11 @@ func Program(ctx *pulumi.Context) error {
 			ClientConfiguration:       clientConfig,
 			MachineConfigurationInput: config,
 			// Where the node answers in maintenance mode: the address its guest agent reports.
+			// Once configured, the node answers at its static address and its agent reports
+			// that one; the provider knows it for the same machine, so that is no change.
 			Node:          maintenanceAddress(n.name, machineVM),
 			ConfigPatches: pulumi.ToStringArray([]string{nodePatch(s, n)}),
-		},
-			// Once configured the node answers at its static address (the provider follows it
-			// there), and its agent then reports that one: the first address is not a change.
-			pulumi.IgnoreChanges([]string{"node"}))
+		})
 		if err != nil {
 			return err
 		}
@@ -100,7 +98,7 @@ func Program(ctx *pulumi.Context) error {
 	if err != nil {
 		return err
 	}
-	health := invoke[cluster.GetHealthResultOutput](ctx, "proxmox-talos:cluster:getHealth", cluster.GetHealthOutputArgs{
+	health := cluster.GetHealthOutput(ctx, cluster.GetHealthOutputArgs{
 		ClientConfiguration: clientConfig,
 		ControlPlaneNodes:   controlPlaneIPs,
 		WorkerNodes:         workerIPs,
@@ -145,12 +143,11 @@ func talosImage(ctx *pulumi.Context, s settings, name string, extensions []strin
 		return talosImageOutputs{}, err
 	}
 	id := sch.SchematicId.Elem()
-	urls := invoke[imagefactory.GetUrlsResultOutput](ctx, "proxmox-talos:imagefactory:getUrls",
-		imagefactory.GetUrlsOutputArgs{
-			SchematicId:  id,
-			TalosVersion: pulumi.String(s.talosVersion),
-			Platform:     pulumi.String("nocloud"),
-		}).Urls()
+	urls := imagefactory.GetUrlsOutput(ctx, imagefactory.GetUrlsOutputArgs{
+		SchematicId:  id,
+		TalosVersion: pulumi.String(s.talosVersion),
+		Platform:     pulumi.String("nocloud"),
+	}).Urls()
 	file, err := download.NewFile(ctx, name+"-image", &download.FileArgs{
 		NodeName:    pulumi.String(s.node),
 		DatastoreId: pulumi.String(s.imageDatastore),
@@ -229,16 +226,4 @@ func maintenanceAddress(name string, v *vm.VirtualMachine) pulumi.StringOutput {
 		}
 		return "", fmt.Errorf("%s: the guest agent reports no IPv4 address besides lo (interfaces %v)", name, names)
 	}).(pulumi.StringOutput)
-}
-
-// invoke calls the provider function token with arguments that may depend on resources, as the
-// SDK's generated `<Function>Output` would. For functions with schema defaults (getUrls,
-// machine.getConfiguration, getHealth) those generated wrappers pass the arguments as one output
-// (to apply the defaults), which the Pulumi Go SDK v3.259 sends as empty arguments when they depend
-// on a resource; ctx.InvokeOutput given the arguments struct itself keeps the values, their
-// secrets and dependencies (the provider applies its defaults). Functions without defaults (e.g.
-// client.GetConfigurationOutput) are called through the SDK directly.
-func invoke[R pulumi.Output](ctx *pulumi.Context, token string, args any, opts ...pulumi.InvokeOption) R {
-	var result R
-	return ctx.InvokeOutput(token, args, result, pulumi.InvokeOutputOptions{InvokeOptions: opts}).(R)
 }

@@ -57,7 +57,6 @@ pub struct GetHealthArgs {
     /// or a load balancer in front of them, optionally with a port (default 50000). At least one.
     pub endpoints: Vec<String>,
     /// Run only the Talos-level checks, not the Kubernetes API's `/readyz` (default false).
-    #[pulumi(default = "false")]
     pub skip_kubernetes_checks: Option<bool>,
     /// How long to wait.
     pub timeouts: Option<HealthTimeouts>,

@@ -17,7 +17,6 @@ pub struct GetUrlsArgs {
     /// Talos version, e.g. `v1.12.4`.
     pub talos_version: String,
     /// CPU architecture: `amd64` (default) or `arm64`.
-    #[pulumi(default = "\"amd64\"")]
     pub architecture: Option<String>,
     /// Platform, e.g. `nocloud` or `metal`. Leave empty for a single-board computer (`sbc`).
     pub platform: Option<String>,

@@ -21,7 +21,6 @@ pub struct GetVersionsArgs {
 #[pulumi(token = "imagefactory:VersionFilters")]
 pub struct VersionFilters {
     /// Keep only stable releases: drop pre-releases such as `v1.13.0-alpha.1` (default false).
-    #[pulumi(default = "false")]
     pub stable_versions_only: Option<bool>,
 }
 

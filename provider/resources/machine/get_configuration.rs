@@ -33,25 +33,19 @@ pub struct GetConfigurationArgs {
     /// patch without spaces or line breaks as a file name.
     pub config_patches: Option<Vec<String>>,
     /// Kubernetes version (default `1.35.0`, Talos 1.12.4's default; Talos 1.12 supports 1.30 to 1.35).
-    #[pulumi(default = "\"1.35.0\"")]
     pub kubernetes_version: Option<String>,
     /// Talos version contract the configuration is generated for (default `v1.12`, the only one supported).
-    #[pulumi(default = "\"v1.12\"")]
     pub talos_version: Option<String>,
     /// Install disk (`machine.install.disk`, default `/dev/sda`).
-    #[pulumi(default = "\"/dev/sda\"")]
     pub install_disk: Option<String>,
     /// Installer image (`machine.install.image`; default `ghcr.io/siderolabs/installer:v1.12.4`, as the
     /// Terraform provider sets it). Image Factory installers come from `imagefactory.getUrls`.
-    #[pulumi(default = "\"ghcr.io/siderolabs/installer:v1.12.4\"")]
     pub install_image: Option<String>,
-    /// Whether to include Talos's documentation comments. Only `false` is supported: this provider does
-    /// not reproduce Talos's comments, and `true` fails the check.
-    #[pulumi(default = "false")]
+    /// Whether to include Talos's documentation comments (default false). Only `false` is supported: this
+    /// provider does not reproduce Talos's comments, and `true` fails the check.
     pub docs: Option<bool>,
-    /// Whether to include Talos's commented examples. Only `false` is supported: this provider does
-    /// not reproduce Talos's comments, and `true` fails the check.
-    #[pulumi(default = "false")]
+    /// Whether to include Talos's commented examples (default false). Only `false` is supported: this
+    /// provider does not reproduce Talos's comments, and `true` fails the check.
     pub examples: Option<bool>,
 }
 

@@ -544,13 +544,14 @@ fn go_talos_cluster_program_lifecycle() {
         });
         assert_eq!(reply.version.map(|v| v.tag).as_deref(), Some("v1.12.4"), "{name}");
     }
+    support::talos::assert_talosctl_version(outputs["talosconfig"].as_str().unwrap(), "v1.12.4");
 
     let preview = run(&stack, Runner::Go, "preview", true);
     assert!(preview.contains("preview succeeded: {\"same\":22}"), "{preview}");
     let refresh = run(&stack, Runner::Go, "refresh", true);
     assert!(refresh.contains("refresh succeeded: {\"same\":22}"), "{refresh}");
-    // The refreshed VMs report the nodes' static addresses now; the applies keep the address they
-    // first reached (ignoreChanges), so the program still changes nothing.
+    // The refreshed VMs report the nodes' static addresses now; the provider knows each for the
+    // machine its apply configured, so the program still changes nothing.
     let state = stack.export();
     let resources = state["deployment"]["resources"].as_array().unwrap().clone();
     let worker1 =

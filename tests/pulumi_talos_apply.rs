@@ -22,32 +22,14 @@
 mod support;
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use proxmox_talos::talos::api::machine::apply_configuration_request::Mode;
-use proxmox_talos::talos::api_client::{self, Credentials, CONFIG_PATH};
+use proxmox_talos::talos::api_client::{self, Credentials};
 use proxmox_talos::talos::secrets::ClientConfiguration;
+use support::talos::{on, running_config, wait_until};
 use support::lab::{CliLab, TALOS_TIMING};
 use support::pulumi::Stack;
-
-/// Runs `f` on the lab's runtime (the Talos client needs a Tokio runtime).
-fn on<T>(lab: &CliLab, f: impl std::future::Future<Output = T>) -> T {
-    lab.runtime.block_on(f)
-}
-
-async fn running_config(address: Ipv4Addr, client: &ClientConfiguration) -> String {
-    let c = api_client::connect(&address.to_string(), Credentials::Mutual(client)).await.unwrap();
-    String::from_utf8(c.read_file(CONFIG_PATH).await.unwrap()).unwrap()
-}
-
-fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !f() {
-        assert!(Instant::now() < deadline, "{what} within {timeout:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 /// Whether the value at `path` (dotted) of an exported resource is secret, itself or
 /// inside a secret object on the way.

@@ -30,16 +30,15 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::net::Ipv4Addr;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use proxmox_talos::talos::api::machine::apply_configuration_request::Mode;
-use proxmox_talos::talos::api_client::{self, Credentials, CONFIG_PATH};
+use proxmox_talos::talos::api_client::{self, Credentials};
 use proxmox_talos::talos::secrets::ClientConfiguration;
 use proxmox_talos_lab::pve::lab_config::Timing;
 use serde_json::Value;
+use support::talos::{on, running_config, wait_until};
 use support::lab::{CliLab, Subnet, TALOS_TIMING};
 use support::pulumi::{plain_secrets, Stack};
 
@@ -75,23 +74,6 @@ fn configured_stack(lab: &CliLab, net: &Subnet, factory_url: &str) -> Stack {
     stack
 }
 
-fn on<T>(lab: &CliLab, f: impl std::future::Future<Output = T>) -> T {
-    lab.runtime.block_on(f)
-}
-
-async fn running_config(address: Ipv4Addr, client: &ClientConfiguration) -> String {
-    let c = api_client::connect(&address.to_string(), Credentials::Mutual(client)).await.unwrap();
-    String::from_utf8(c.read_file(CONFIG_PATH).await.unwrap()).unwrap()
-}
-
-fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !f() {
-        assert!(Instant::now() < deadline, "{what} within {timeout:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// Runs a pulumi command, reporting its wall time.
 fn timed(stack: &Stack, args: &[&str]) -> String {
     let started = Instant::now();
@@ -113,17 +95,6 @@ fn talosconfig_credentials(talosconfig: &str) -> (ClientConfiguration, Vec<Strin
     let client =
         ClientConfiguration { ca_certificate: field("ca"), client_certificate: field("crt"), client_key: field("key") };
     (client, endpoints)
-}
-
-/// `talosctl --talosconfig FILE version` when `talosctl` is on PATH: `None` when it is not.
-fn talosctl_version(talosconfig: &str, dir: &Path) -> Option<std::process::Output> {
-    let file = dir.join("talosconfig");
-    std::fs::write(&file, talosconfig).unwrap();
-    let run = std::process::Command::new("talosctl").arg("--talosconfig").arg(&file).arg("version").output();
-    match run {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        other => Some(other.unwrap()),
-    }
 }
 
 #[test]
@@ -186,11 +157,7 @@ fn the_talos_cluster_program_lives_and_dies_through_the_cli() {
         assert_eq!(config.contains("node.longhorn.io/create-default-disk: config"), !controlplane, ".{last}");
         assert_eq!(config.contains("name: nvidia_uvm"), *last == WORKERS[3], ".{last}: GPU modules");
     }
-    let scratch = tempfile::tempdir().unwrap();
-    if let Some(run) = talosctl_version(&talosconfig, scratch.path()) {
-        let text = format!("{}{}", String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
-        assert!(run.status.success() && text.contains("Server:") && text.contains("v1.12.4"), "{text}");
-    }
+    support::talos::assert_talosctl_version(&talosconfig, "v1.12.4");
 
     // The kubeconfig's server answers /version over TLS verified with the kubeconfig's CA.
     let kubeconfig = out["kubeconfig"].as_str().unwrap().to_string();

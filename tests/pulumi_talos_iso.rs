@@ -81,6 +81,7 @@ fn a_cluster_installed_from_the_iso_through_the_cli() {
         c.machine().etcd_member_list(c.request(Default::default())).await.unwrap().into_inner()
     });
     assert_eq!(members.messages[0].members.len(), 3, "{members:?}");
+    support::talos::assert_talosctl_version(out["talosconfig"].as_str().unwrap(), "v1.12.4");
     let kubeconfig = out["kubeconfig"].as_str().unwrap();
     assert!(kubeconfig.contains(&format!("server: https://{}:6443", ip(40))), "{kubeconfig}");
 

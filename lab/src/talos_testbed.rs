@@ -10,6 +10,7 @@
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
+use proxmox_talos::talos::api_client::{self, Credentials, TalosClient};
 use proxmox_talos::talos::config::{self, GenerateInput, MachineType};
 use proxmox_talos::talos::secrets::{self, ClientConfiguration, MachineSecrets, SystemClock, VersionContract};
 
@@ -147,4 +148,26 @@ pub fn machine_config(
     )];
     patches.extend(more_patches.iter().map(|p| p.to_string()));
     config::render(&input, &patches).map_err(|e| e.to_string())
+}
+
+/// Connects to the Talos API at `address` until it answers `Disks` with `credentials`,
+/// for at most `timeout`; the last error otherwise.
+pub async fn wait_answering(
+    address: Ipv4Addr,
+    credentials: Credentials<'_>,
+    timeout: std::time::Duration,
+) -> Result<TalosClient, String> {
+    let deadline = std::time::Instant::now() + timeout;
+    let mut last = String::new();
+    while std::time::Instant::now() < deadline {
+        match api_client::connect(&address.to_string(), credentials).await {
+            Ok(client) => match client.disks().await {
+                Ok(_) => return Ok(client),
+                Err(e) => last = e.to_string(),
+            },
+            Err(e) => last = e.to_string(),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    Err(format!("the Talos node at {address} did not answer within {timeout:?}: {last}"))
 }

@@ -29,7 +29,7 @@ use proxmox_talos_lab::talos::pki;
 use tonic::Code;
 
 /// The testbed: a lab on a random 127.X.Y.0/24 subnet.
-use proxmox_talos_lab::talos_testbed::{cluster_secrets, machine_config, TalosTestbed as Lab};
+use proxmox_talos_lab::talos_testbed::{cluster_secrets, machine_config, wait_answering, TalosTestbed as Lab};
 
 fn pem_of(b64: &str) -> String {
     String::from_utf8(base64::engine::general_purpose::STANDARD.decode(b64).unwrap()).unwrap()
@@ -37,19 +37,7 @@ fn pem_of(b64: &str) -> String {
 
 /// Connects until the node answers `probe`, or panics after `timeout`.
 async fn wait_for(address: Ipv4Addr, credentials: Credentials<'_>, timeout: Duration) -> TalosClient {
-    let deadline = Instant::now() + timeout;
-    let mut last = String::new();
-    while Instant::now() < deadline {
-        match api_client::connect(&address.to_string(), credentials).await {
-            Ok(client) => match client.disks().await {
-                Ok(_) => return client,
-                Err(e) => last = e.to_string(),
-            },
-            Err(e) => last = e.to_string(),
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the Talos node at {address} did not answer within {timeout:?}: {last}");
+    wait_answering(address, credentials, timeout).await.unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Waits until nothing listens at `address` any more.

@@ -23,11 +23,11 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use proxmox_talos::talos::api_client::{self, Credentials};
+use proxmox_talos::talos::api_client::Credentials;
 use proxmox_talos::talos::config::MachineType;
 use proxmox_talos::talos::talosconfig::Talosconfig;
 use proxmox_talos_lab::pve::qemu::guest_address;
-use proxmox_talos_lab::talos_testbed::{cluster_secrets, machine_config, TalosTestbed};
+use proxmox_talos_lab::talos_testbed::{self, cluster_secrets, machine_config, TalosTestbed};
 
 /// The lab image the node boots (its `Version` tag is the server's).
 /// The client `tools/install-talosctl.sh` builds.
@@ -144,19 +144,9 @@ fn run_with_timeout(binary: &Path, home: &Path, args: &[String], timeout: Durati
 
 /// Waits until the node at `address` answers (maintenance: insecure; else mutual TLS).
 async fn wait_answering(lab: &TalosTestbed, address: Ipv4Addr, credentials: Credentials<'_>) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut last = String::new();
-    while Instant::now() < deadline {
-        match api_client::connect(&address.to_string(), credentials).await {
-            Ok(client) => match client.disks().await {
-                Ok(_) => return,
-                Err(e) => last = e.to_string(),
-            },
-            Err(e) => last = e.to_string(),
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    if let Err(e) = talos_testbed::wait_answering(address, credentials, Duration::from_secs(20)).await {
+        panic!("{e}; {:?}", lab.lab.talos.status());
     }
-    panic!("the Talos node at {address} did not answer within 20s: {last}; {:?}", lab.lab.talos.status());
 }
 
 fn pem_of(b64: &str) -> String {

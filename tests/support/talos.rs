@@ -18,7 +18,7 @@ use proxmox_talos_lab::in_process::InProcessLab;
 use proxmox_talos_lab::pve::qemu::guest_address;
 #[allow(unused_imports)]
 pub use proxmox_talos_lab::talos_testbed::cluster_secrets;
-use proxmox_talos_lab::talos_testbed::{machine_config, TalosTestbed};
+use proxmox_talos_lab::talos_testbed::{machine_config, wait_answering, TalosTestbed};
 
 /// The patch that leaves the cluster without a CNI (as the seed's programs do).
 const CNI_NONE: &str = "cluster:\n  network:\n    cni:\n      name: none\n";
@@ -91,19 +91,7 @@ pub fn client_with_roles(bundle: &MachineSecrets, roles: &[&str]) -> ClientConfi
 
 /// Connects until the node answers `Disks`, or panics after `timeout`.
 pub async fn wait_for(address: Ipv4Addr, credentials: Credentials<'_>, timeout: Duration) -> TalosClient {
-    let deadline = Instant::now() + timeout;
-    let mut last = String::new();
-    while Instant::now() < deadline {
-        match api_client::connect(&address.to_string(), credentials).await {
-            Ok(client) => match client.disks().await {
-                Ok(_) => return client,
-                Err(e) => last = e.to_string(),
-            },
-            Err(e) => last = e.to_string(),
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the Talos node at {address} did not answer within {timeout:?}: {last}");
+    wait_answering(address, credentials, timeout).await.unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Bootstraps etcd on `node`, retrying while it is not ready yet.
@@ -117,5 +105,46 @@ pub async fn bootstrap(node: &TalosClient) {
             }
             Err(e) => panic!("bootstrap: {e}"),
         }
+    }
+}
+
+/// `talosctl --talosconfig FILE version` when `talosctl` is on PATH: `None` when it is not.
+fn talosctl_version(talosconfig: &str, dir: &std::path::Path) -> Option<std::process::Output> {
+    let file = dir.join("talosconfig");
+    std::fs::write(&file, talosconfig).unwrap();
+    let run = std::process::Command::new("talosctl").arg("--talosconfig").arg(&file).arg("version").output();
+    match run {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        other => Some(other.unwrap()),
+    }
+}
+
+/// Demands that `talosctl version` with `talosconfig` reaches a node running `tag`, when
+/// `talosctl` is on PATH (`tools/test.sh` installs it).
+pub fn assert_talosctl_version(talosconfig: &str, tag: &str) {
+    let scratch = tempfile::tempdir().unwrap();
+    if let Some(run) = talosctl_version(talosconfig, scratch.path()) {
+        let text = format!("{}{}", String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
+        assert!(run.status.success() && text.contains("Server:") && text.contains(tag), "talosctl version: {text}");
+    }
+}
+
+/// Runs `f` on the lab's runtime (the Talos client needs a Tokio runtime).
+pub fn on<T>(lab: &super::lab::CliLab, f: impl std::future::Future<Output = T>) -> T {
+    lab.runtime.block_on(f)
+}
+
+/// The machine configuration the node at `address` runs (`/system/state/config.yaml`).
+pub async fn running_config(address: Ipv4Addr, client: &ClientConfiguration) -> String {
+    let c = api_client::connect(&address.to_string(), Credentials::Mutual(client)).await.unwrap();
+    String::from_utf8(c.read_file(proxmox_talos::talos::api_client::CONFIG_PATH).await.unwrap()).unwrap()
+}
+
+/// Polls `f` every 100 ms until it holds; panics naming `what` after `timeout`.
+pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "{what} within {timeout:?}");
+        std::thread::sleep(Duration::from_millis(100));
     }
 }

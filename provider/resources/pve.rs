@@ -50,6 +50,26 @@ pub async fn wait(
     Ok(outcome)
 }
 
+/// Starts a task with the retry rules and waits for it, showing "`label`, 12s". `call`
+/// (given the attempt number) answers `None` when there is nothing to start, e.g. when a
+/// retry finds that a call whose answer was lost did the work.
+pub async fn retried_task<F, Fut>(
+    ctx: &Context,
+    client: &PveClient,
+    label: &str,
+    timeout: Duration,
+    call: F,
+) -> Result<(), ProxmoxError>
+where
+    F: FnMut(u32) -> Fut,
+    Fut: std::future::Future<Output = Result<Option<Upid>, ProxmoxError>>,
+{
+    if let Some(upid) = retry(retry_policy(), on_retry(ctx, label), call).await? {
+        wait(ctx, client, &upid, timeout, label).await?;
+    }
+    Ok(())
+}
+
 /// Retries for calls that start tasks or change config: transient errors, backoff up to ~1 min.
 pub fn retry_policy() -> RetryPolicy {
     RetryPolicy { attempts: 8, first_delay: Duration::from_millis(250), max_delay: Duration::from_secs(8) }

@@ -166,9 +166,10 @@ pub async fn migrate_vm(
         params.push(("with-local-disks".into(), "1".into()));
     }
     let label = format!("vm {vmid}: migrating from {node} to {target}");
-    let upid =
-        retry(pve::retry_policy(), pve::on_retry(ctx, &label), |_| qemu::migrate(client, node, vmid, &params)).await?;
-    pve::wait(ctx, client, &upid, timeout, &label).await.map(|_| ())
+    pve::retried_task(ctx, client, &label, timeout, |_| async {
+        qemu::migrate(client, node, vmid, &params).await.map(Some)
+    })
+    .await
 }
 
 /// Applies config changes: `POST` (a task) when they allocate storage, else `PUT`; retried.
@@ -190,11 +191,10 @@ pub async fn apply_config(
     }
     let label = format!("vm {vmid}: updating its configuration");
     if allocates {
-        let upid = retry(pve::retry_policy(), pve::on_retry(ctx, &label), |_| {
-            qemu::update_config(client, node, vmid, &params)
+        pve::retried_task(ctx, client, &label, Duration::from_secs(1800), |_| async {
+            qemu::update_config(client, node, vmid, &params).await.map(Some)
         })
-        .await?;
-        pve::wait(ctx, client, &upid, Duration::from_secs(1800), &label).await.map(|_| ())
+        .await
     } else {
         retry(pve::retry_policy(), pve::on_retry(ctx, &label), |_| qemu::set_config(client, node, vmid, &params)).await
     }
@@ -211,12 +211,10 @@ pub async fn resize_disks(
 ) -> Result<(), ProxmoxError> {
     for (disk, size) in encode::resizes(current, args) {
         let label = format!("vm {vmid}: growing {disk} to {size}");
-        let upid =
-            retry(pve::retry_policy(), pve::on_retry(ctx, &label), |_| qemu::resize(client, node, vmid, &disk, &size))
-                .await?;
-        if let Some(upid) = upid {
-            pve::wait(ctx, client, &upid, Duration::from_secs(600), &label).await?;
-        }
+        pve::retried_task(ctx, client, &label, Duration::from_secs(600), |_| {
+            qemu::resize(client, node, vmid, &disk, &size)
+        })
+        .await?;
     }
     Ok(())
 }
@@ -234,7 +232,7 @@ pub async fn move_disks(
     let current = qemu::config(client, node, vmid).await?;
     for (disk, storage) in encode::disk_moves(&current, args) {
         let label = format!("vm {vmid}: moving {disk} to {storage}");
-        let upid = retry(pve::retry_policy(), pve::on_retry(ctx, &label), |attempt| {
+        pve::retried_task(ctx, client, &label, Duration::from_secs(3600), |attempt| {
             let (disk, storage) = (disk.clone(), storage.clone());
             async move {
                 if attempt > 1 {
@@ -247,9 +245,6 @@ pub async fn move_disks(
             }
         })
         .await?;
-        if let Some(upid) = upid {
-            pve::wait(ctx, client, &upid, Duration::from_secs(3600), &label).await?;
-        }
     }
     Ok(())
 }

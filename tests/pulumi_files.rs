@@ -106,12 +106,7 @@ fn listed(rt: &tokio::runtime::Runtime, client: &PveClient) -> Vec<String> {
 
 #[test]
 fn files_program_lifecycle() {
-    assert!(
-        ssh::ssh_available(),
-        "the OpenSSH server is not installed ({} missing): install openssh-server and openssh-sftp-server \
-         (tools/ensure-sshd.sh)",
-        ssh::SSHD
-    );
+    support::require_sshd();
     let root = support::chroot_capable_dir("pulumi-files-");
     let state_dir = root.path().join("lab");
     let lab = start_lab(&state_dir);

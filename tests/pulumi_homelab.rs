@@ -33,7 +33,7 @@ fn lab() -> CliLab {
 
 #[test]
 fn the_homelab_program_lives_and_dies_through_the_cli() {
-    assert!(ssh::ssh_available(), "the OpenSSH server is not installed ({} missing): tools/ensure-sshd.sh", ssh::SSHD);
+    support::require_sshd();
     let lab = lab();
     let client = lab.api();
     let mapping = params(&[("id", "rtx4090"), ("map", "node=pve-aimax-01,path=0000:28:00.0,id=10de:2684")]);

@@ -204,14 +204,28 @@ fn qcow2_image(virtual_size: u64) -> Vec<u8> {
     image
 }
 
+/// VM `vmid` has the seed design's shape: `name`, `cores`, `memory`, l26, a `disk`-sized scsi0
+/// on local-zfs, a virtio NIC on vmbr0. Returns its configuration.
+fn assert_seed_vm(
+    lab: &CliLab,
+    vmid: u32,
+    name: &str,
+    cores: &str,
+    memory: &str,
+    disk: &str,
+) -> std::collections::BTreeMap<String, String> {
+    let c = lab.vm_config(vmid);
+    assert_eq!(c["name"], name, "{c:?}");
+    assert_eq!((c["cores"].as_str(), c["memory"].as_str(), c["ostype"].as_str()), (cores, memory, "l26"), "{c:?}");
+    let scsi0 = &c["scsi0"];
+    assert!(scsi0.starts_with(&format!("local-zfs:vm-{vmid}-disk-")) && scsi0.contains(&format!("size={disk}")));
+    assert!(c["net0"].starts_with("virtio=") && c["net0"].contains("bridge=vmbr0"), "{c:?}");
+    c
+}
+
 #[test]
 fn ts_ubuntu_nodes_program_lifecycle() {
-    assert!(
-        ssh::ssh_available(),
-        "the OpenSSH server is not installed ({} missing): install openssh-server and openssh-sftp-server \
-         (tools/ensure-sshd.sh)",
-        ssh::SSHD
-    );
+    support::require_sshd();
     let root = support::chroot_capable_dir("sdk-programs-");
     let state = tempfile::Builder::new().prefix("lab-").tempdir_in(root.path()).unwrap();
     let state_dir = state.path().to_path_buf();
@@ -258,12 +272,7 @@ fn ts_ubuntu_nodes_program_lifecycle() {
         (1204, "k8s-worker4", "4", "8192", "125G"),
     ];
     for (vmid, name, cores, memory, disk) in machines {
-        let c = lab.vm_config(vmid);
-        assert_eq!(c["name"], name, "{c:?}");
-        assert_eq!((c["cores"].as_str(), c["memory"].as_str(), c["ostype"].as_str()), (cores, memory, "l26"), "{c:?}");
-        let scsi0 = &c["scsi0"];
-        assert!(scsi0.starts_with(&format!("local-zfs:vm-{vmid}-disk-")) && scsi0.contains(&format!("size={disk}")));
-        assert!(c["net0"].starts_with("virtio=") && c["net0"].contains("bridge=vmbr0"), "{c:?}");
+        let c = assert_seed_vm(&lab, vmid, name, cores, memory, disk);
         assert_eq!(c["cicustom"], format!("user=local:snippets/{name}-user-data.yaml"), "{c:?}");
         assert_eq!(c["ipconfig0"], "ip=dhcp", "{c:?}");
         let user_data = std::fs::read_to_string(snippets.join(format!("{name}-user-data.yaml"))).unwrap();
@@ -303,6 +312,35 @@ fn ts_ubuntu_nodes_program_lifecycle() {
     drop(sshd);
 }
 
+/// Runs `sdk-examples/python-automation/drive.py` on the project in `stack.dir`: provider
+/// settings from a lab.env file of `vars` (written like proxmox-talos-lab's), `--root` when
+/// the project's directory is to be used as is, program config from `sets`. Demands success
+/// and the four phases in order (up, preview, refresh, destroy); returns the output.
+fn drive(stack: &Stack, vars: &[(&str, String)], root: bool, sets: &[String]) -> String {
+    let env_file = stack.dir.parent().unwrap().join("lab.env");
+    let q = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+    let text: String = vars.iter().map(|(k, v)| format!("export {k}={}\n", q(v))).collect();
+    std::fs::write(&env_file, format!("# written like proxmox-talos-lab's lab.env\n{text}")).unwrap();
+    let mut command = stack.tool(&programs_env()["PROXMOX_TALOS_PYTHON"]);
+    command.arg(Path::new(ROOT).join("sdk-examples/python-automation/drive.py"));
+    command.arg("--lab-env").arg(&env_file);
+    if root {
+        command.arg("--root");
+    }
+    for set in sets {
+        command.args(["--set", set]);
+    }
+    command.arg(".");
+    let out = command.output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "drive.py failed:\n{text}");
+    println!("{text}"); // shown with --nocapture
+                        // Each phase ran and succeeded, in order.
+    let phases: Vec<&str> = text.lines().filter_map(|l| l.split("== ").nth(1)).collect();
+    assert_eq!(phases, ["up", "up ok", "preview", "preview ok", "refresh", "refresh ok", "destroy", "destroy ok"]);
+    text
+}
+
 /// The automation example (`sdk-examples/python-automation/drive.py`, issue 7's program 5 for
 /// the Python program we have): provider settings from a lab.env file, program config from
 /// `--set`, then up, preview, refresh and destroy in one Automation API process, with the
@@ -311,39 +349,19 @@ fn ts_ubuntu_nodes_program_lifecycle() {
 fn automation_driver_streams_progress_through_a_program_lifecycle() {
     let lab = lab(LabConfig::single_node(), tempfile::tempdir().unwrap());
     let stack = Stack::from_dir("python-rke2-clone", base_env());
-    let env_file = stack.dir.parent().unwrap().join("lab.env");
-    let q = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
-    std::fs::write(
-        &env_file,
-        format!(
-            "# written like proxmox-talos-lab's lab.env\nexport PROXMOX_VE_ENDPOINT={}\nexport PROXMOX_VE_API_TOKEN={}\n\
-             export PROXMOX_VE_CA_CERT={}\n",
-            q(&lab.lab.endpoint),
-            q(&lab.lab.api_token()),
-            q(&lab.lab.ca_path.display().to_string())
-        ),
-    )
-    .unwrap();
-    let mut command = stack.tool(&programs_env()["PROXMOX_TALOS_PYTHON"]);
-    command.arg(Path::new(ROOT).join("sdk-examples/python-automation/drive.py")).arg("--lab-env").arg(&env_file);
+    let vars = [
+        ("PROXMOX_VE_ENDPOINT", lab.lab.endpoint.clone()),
+        ("PROXMOX_VE_API_TOKEN", lab.lab.api_token()),
+        ("PROXMOX_VE_CA_CERT", lab.lab.ca_path.display().to_string()),
+    ];
     let mut sets = vec!["gateway=127.42.0.1".to_string(), "dnsServers[0]=127.0.0.53".to_string()];
     for i in 0..3 {
         sets.push(format!("masterAddresses[{i}]=127.42.0.{}/24", 121 + i));
         sets.push(format!("workerAddresses[{i}]=127.42.0.{}/24", 131 + i));
     }
     sets.push(format!("sshPublicKeys[0]={OPERATOR_KEY}"));
-    for set in &sets {
-        command.args(["--set", set]);
-    }
-    command.arg(".");
-    let out = command.output().unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "drive.py failed:\n{text}");
-    println!("{text}"); // shown with --nocapture
+    let text = drive(&stack, &vars, false, &sets);
 
-    // Each phase ran and succeeded, in order.
-    let phases: Vec<&str> = text.lines().filter_map(|l| l.split("== ").nth(1)).collect();
-    assert_eq!(phases, ["up", "up ok", "preview", "preview ok", "refresh", "refresh ok", "destroy", "destroy ok"]);
     // Steps as they start and end, the provider's status lines, outputs and summaries.
     for expected in [
         "create   vm:VirtualMachine rke2-master-1",
@@ -371,8 +389,6 @@ fn automation_driver_streams_progress_through_a_program_lifecycle() {
 fn automation_driver_runs_the_talos_cluster_lifecycle() {
     let (lab, ip, factory_url) = talos_lab();
     let stack = Stack::from_dir("yaml-talos-cluster", base_env());
-    let env_file = stack.dir.parent().unwrap().join("lab.env");
-    let q = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
     let vars = [
         ("PROXMOX_VE_ENDPOINT", lab.lab.endpoint.clone()),
         ("PROXMOX_VE_USERNAME", "root@pam".to_string()),
@@ -380,11 +396,6 @@ fn automation_driver_runs_the_talos_cluster_lifecycle() {
         ("PROXMOX_VE_CA_CERT", lab.lab.ca_path.display().to_string()),
         ("TALOS_IMAGE_FACTORY_URL", factory_url.clone()),
     ];
-    let text: String = vars.iter().map(|(k, v)| format!("export {k}={}\n", q(v))).collect();
-    std::fs::write(&env_file, text).unwrap();
-    let mut command = stack.tool(&programs_env()["PROXMOX_TALOS_PYTHON"]);
-    command.arg(Path::new(ROOT).join("sdk-examples/python-automation/drive.py"));
-    command.arg("--lab-env").arg(&env_file).arg("--root");
     let mut sets = vec![
         format!("factoryUrl={factory_url}"),
         format!("vip={}", ip(10)),
@@ -393,16 +404,7 @@ fn automation_driver_runs_the_talos_cluster_lifecycle() {
     ];
     sets.extend((0..3u8).map(|i| format!("controllerIps[{i}]={}", ip(11 + i))));
     sets.extend((0..4u8).map(|i| format!("workerIps[{i}]={}", ip(21 + i))));
-    for set in &sets {
-        command.args(["--set", set]);
-    }
-    command.arg(".");
-    let out = command.output().unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "drive.py failed:\n{text}");
-    println!("{text}"); // shown with --nocapture
-    let phases: Vec<&str> = text.lines().filter_map(|l| l.split("== ").nth(1)).collect();
-    assert_eq!(phases, ["up", "up ok", "preview", "preview ok", "refresh", "refresh ok", "destroy", "destroy ok"]);
+    let text = drive(&stack, &vars, true, &sets);
     for expected in ["create   vm:VirtualMachine controller1", "output   kubeconfig = [secret]", "summary  delete "] {
         assert!(text.contains(expected), "no {expected:?} in:\n{text}");
     }
@@ -412,7 +414,6 @@ fn automation_driver_runs_the_talos_cluster_lifecycle() {
 /// A lab on a random loopback /24 of its own (Talos nodes listen on their addresses, so tests
 /// running at the same time must not share them), with the lab Image Factory: (lab, its
 /// address `.n` maker, the factory URL).
-/// The single-node lab on a subnet of its own, with its Image Factory.
 fn talos_lab() -> (CliLab, impl Fn(u8) -> Ipv4Addr, String) {
     let (lab, subnet) = CliLab::single_node_on_own_subnet(TALOS_TIMING);
     let (factory_url, _) = lab.factory();
@@ -480,12 +481,7 @@ fn go_talos_cluster_program_lifecycle() {
     let outputs = stack.outputs();
     let schematic = |image: &str| outputs["schematicIds"][image].as_str().unwrap().to_string();
     for (vmid, name, cores, memory, disk, _) in machines {
-        let c = lab.vm_config(vmid);
-        assert_eq!(c["name"], name, "{c:?}");
-        assert_eq!((c["cores"].as_str(), c["memory"].as_str(), c["ostype"].as_str()), (cores, memory, "l26"), "{c:?}");
-        let scsi0 = &c["scsi0"];
-        assert!(scsi0.starts_with(&format!("local-zfs:vm-{vmid}-disk-")) && scsi0.contains(&format!("size={disk}")));
-        assert!(c["net0"].starts_with("virtio=") && c["net0"].contains("bridge=vmbr0"), "{c:?}");
+        let c = assert_seed_vm(&lab, vmid, name, cores, memory, disk);
         let gpu = c.get("hostpci0").map(String::as_str);
         let image = lab.lab.state.read(|m| agent::guest_os(m, &m.vms[&vmid])).unwrap_or_default();
         if vmid == 1204 {

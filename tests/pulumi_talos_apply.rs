@@ -27,9 +27,9 @@ use std::time::Duration;
 use proxmox_talos::talos::api::machine::apply_configuration_request::Mode;
 use proxmox_talos::talos::api_client::{self, Credentials};
 use proxmox_talos::talos::secrets::ClientConfiguration;
-use support::talos::{on, running_config, wait_until};
 use support::lab::{CliLab, TALOS_TIMING};
 use support::pulumi::Stack;
+use support::talos::{on, running_config, wait_until};
 
 /// Whether the value at `path` (dotted) of an exported resource is secret, itself or
 /// inside a secret object on the way.

@@ -38,9 +38,9 @@ use proxmox_talos::talos::api_client::{self, Credentials};
 use proxmox_talos::talos::secrets::ClientConfiguration;
 use proxmox_talos_lab::pve::lab_config::Timing;
 use serde_json::Value;
-use support::talos::{on, running_config, wait_until};
 use support::lab::{CliLab, Subnet, TALOS_TIMING};
 use support::pulumi::{plain_secrets, Stack};
+use support::talos::{on, running_config, wait_until};
 
 const PROJECT: &str = "yaml-talos-cluster";
 const CONTROLLERS: [u8; 3] = [11, 12, 13];

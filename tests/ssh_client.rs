@@ -40,11 +40,7 @@ fn credentials(private_key: &str) -> Credentials {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sftp_writes_reads_and_refuses_what_it_should() {
-    assert!(
-        lab_ssh::ssh_available(),
-        "the OpenSSH server is not installed ({} missing): install openssh-server and openssh-sftp-server",
-        lab_ssh::SSHD
-    );
+    support::require_sshd();
     let dir = support::chroot_capable_dir("ssh-client-");
     let root = dir.path().join("root");
     let snippets = root.join("var/lib/vz/snippets");

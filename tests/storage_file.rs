@@ -11,34 +11,18 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use proxmox_talos::config::{ProviderConfig, SshConfig};
 use proxmox_talos::framework::{
-    CheckRequest, Context, CreateRequest, CustomResource, DeleteRequest, LogSink, ReadRequest, ResourceError, Severity,
-    UpdateRequest,
+    CheckRequest, Context, CreateRequest, CustomResource, DeleteRequest, ReadRequest, ResourceError, UpdateRequest,
 };
 use proxmox_talos::resources::storage::file::{File, FileArgs, FileSourceFile, FileSourceRaw, FileState};
 use proxmox_talos_lab::in_process::{self, InProcessLab};
 use proxmox_talos_lab::pve::lab_config::{LabConfig, StorageConfig, Timing};
 use proxmox_talos_lab::ssh;
 
-#[derive(Default)]
-struct Sink(Mutex<Vec<(Severity, String, bool)>>);
-
-impl LogSink for Sink {
-    fn log(&self, severity: Severity, _urn: &str, message: &str, ephemeral: bool) {
-        self.0.lock().unwrap().push((severity, message.to_string(), ephemeral));
-    }
-}
-
-impl Sink {
-    fn any(&self, needle: &str) -> bool {
-        self.0.lock().unwrap().iter().any(|(_, m, _)| m.contains(needle))
-    }
-}
-
-fn context(lab: &InProcessLab, ssh: Option<SshConfig>, sink: Arc<Sink>) -> Context {
+fn context(lab: &InProcessLab, ssh: Option<SshConfig>, sink: Arc<support::Sink>) -> Context {
     let config = ProviderConfig {
         endpoint: Some(lab.endpoint.clone()),
         api_token: Some(lab.api_token()),
@@ -106,11 +90,7 @@ fn failure(r: Result<(String, FileState), ResourceError>) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snippets_and_uploads_through_the_resource() {
-    assert!(
-        ssh::ssh_available(),
-        "the OpenSSH server is not installed ({} missing): install openssh-server and openssh-sftp-server",
-        ssh::SSHD
-    );
+    support::require_sshd();
     let dir = support::chroot_capable_dir("storage-file-");
     let state_dir = dir.path().join("lab");
     let mut config = LabConfig::single_node();
@@ -138,12 +118,12 @@ async fn snippets_and_uploads_through_the_resource() {
     assert!(out.status.success());
     sshd.authorize(&std::fs::read_to_string(key_path.with_extension("pub")).unwrap()).unwrap();
 
-    let sink = Arc::new(Sink::default());
+    let sink = Arc::new(support::Sink::default());
     // The key as a file path; the user name from the API token (`root@pam!lab` → root).
     let ssh_config =
         SshConfig { private_key: Some(key_path.display().to_string()), port: Some(sshd.port()), ..Default::default() };
     let ctx = context(&lab, Some(ssh_config), sink.clone());
-    let no_ssh = context(&lab, None, Arc::new(Sink::default()));
+    let no_ssh = context(&lab, None, Arc::new(support::Sink::default()));
     let local = lab.state.dir_storage_path("pve", "local");
 
     // What stops an upload before anything is written, and what to do about it.

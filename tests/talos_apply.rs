@@ -15,14 +15,15 @@
 //! Each test runs its own lab on a random loopback subnet. The CLI flow is
 //! `tests/pulumi_talos_apply.rs`.
 
+mod support;
+
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use proxmox_talos::framework::{
-    CheckRequest, Context, CreateRequest, CustomResource, DeleteRequest, LogSink, ReadRequest, ResourceError, Severity,
-    UpdateRequest,
+    CheckRequest, Context, CreateRequest, CustomResource, DeleteRequest, ReadRequest, ResourceError, UpdateRequest,
 };
 use proxmox_talos::resources::machine::bootstrap::{Bootstrap, BootstrapArgs};
 use proxmox_talos::resources::machine::configuration_apply::{
@@ -37,26 +38,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use proxmox_talos_lab::talos_testbed::{cluster_secrets, machine_config, TalosTestbed as Lab};
 
-#[derive(Default)]
-struct Sink(Mutex<Vec<(Severity, String, bool)>>);
-
-impl LogSink for Sink {
-    fn log(&self, severity: Severity, _urn: &str, message: &str, ephemeral: bool) {
-        self.0.lock().unwrap().push((severity, message.to_string(), ephemeral));
-    }
-}
-
-impl Sink {
-    fn any(&self, needle: &str) -> bool {
-        self.0.lock().unwrap().iter().any(|(_, m, _)| m.contains(needle))
-    }
-
-    fn status_lines(&self) -> Vec<String> {
-        self.0.lock().unwrap().iter().filter(|(_, _, e)| *e).map(|(_, m, _)| m.clone()).collect()
-    }
-}
-
-fn context(sink: Arc<Sink>) -> Context {
+fn context(sink: Arc<support::Sink>) -> Context {
     // Nothing cancels; the sender must live (a dropped one reads as "cancelled").
     let (tx, rx) = tokio::sync::watch::channel(false);
     std::mem::forget(tx);
@@ -117,7 +99,7 @@ async fn apply_read_drift_update_and_reset() {
     let lab = Lab::start(300, 0).await.unwrap();
     let (bundle, client) = cluster_secrets().unwrap();
     let dhcp = lab.talos_vm(100, &format!("talos-{}", 100));
-    let sink = Arc::new(Sink::default());
+    let sink = Arc::new(support::Sink::default());
     let ctx = context(sink.clone());
     let base = machine_config(&bundle, MachineType::ControlPlane, lab.ip(10), lab.ip(5), &[]).unwrap();
     let args = apply_args(&client, base.clone(), &dhcp.to_string(), "60s");
@@ -267,7 +249,7 @@ async fn a_connection_dropped_during_the_maintenance_apply_is_confirmed_on_the_s
     let dhcp = lab.talos_vm(100, &format!("talos-{}", 100));
     let config = machine_config(&bundle, MachineType::ControlPlane, lab.ip(10), lab.ip(5), &[]).unwrap();
     let proxy = cutting_proxy(SocketAddr::new(dhcp.into(), 50000), config.len()).await;
-    let sink = Arc::new(Sink::default());
+    let sink = Arc::new(support::Sink::default());
     let ctx = context(sink.clone());
     let (id, state) = create(&ctx, apply_args(&client, config, &proxy.to_string(), "60s")).await.unwrap();
     assert_eq!(id, proxy.to_string());
@@ -280,7 +262,7 @@ async fn errors_say_which_credentials_address_or_configuration_is_wrong() {
     let lab = Lab::start(200, 0).await.unwrap();
     let (bundle, client) = cluster_secrets().unwrap();
     let dhcp = lab.talos_vm(100, &format!("talos-{}", 100));
-    let ctx = context(Arc::new(Sink::default()));
+    let ctx = context(Arc::new(support::Sink::default()));
 
     // The node refuses the configuration: a clean failure with Talos's reason, nothing recorded.
     let config = machine_config(&bundle, MachineType::ControlPlane, lab.ip(10), lab.ip(5), &[]).unwrap();
@@ -311,7 +293,7 @@ async fn bootstrap_waits_for_the_node_and_is_idempotent() {
     let lab = Lab::start(200, 1500).await.unwrap();
     let (bundle, client) = cluster_secrets().unwrap();
     let cp_dhcp = lab.talos_vm(100, &format!("talos-{}", 100));
-    let sink = Arc::new(Sink::default());
+    let sink = Arc::new(support::Sink::default());
     let ctx = context(sink.clone());
     let cp = machine_config(&bundle, MachineType::ControlPlane, lab.ip(10), lab.ip(5), &[]).unwrap();
     create(&ctx, apply_args(&client, cp, &cp_dhcp.to_string(), "30s")).await.unwrap();

@@ -195,7 +195,8 @@ async fn real_talosctl_drives_a_lab_node_from_maintenance_to_a_bootstrapped_cont
     let dhcp = guest_address(&lab.lab.state, 100).expect("a DHCP lease").to_string();
     wait_answering(&lab, dhcp.parse().unwrap(), Credentials::Insecure).await;
     let config_path = home.path().join("controlplane.yaml");
-    std::fs::write(&config_path, machine_config(&bundle, MachineType::ControlPlane, node_ip, vip, &[]).unwrap()).unwrap();
+    std::fs::write(&config_path, machine_config(&bundle, MachineType::ControlPlane, node_ip, vip, &[]).unwrap())
+        .unwrap();
     let config_arg = config_path.to_str().unwrap();
     talosctl.ok(&["apply-config", "--insecure", "-n", &dhcp, "-e", &dhcp, "--file", config_arg]).await;
 

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use proxmox_talos::config::{ProxmoxAuth, ProxmoxSettings};
 use proxmox_talos::proxmox::PveClient;
 use proxmox_talos_lab::factory::{self, FactoryState};
-use proxmox_talos_lab::pve::admin;
 use proxmox_talos_lab::in_process::{self, InProcessLab};
+use proxmox_talos_lab::pve::admin;
 use proxmox_talos_lab::pve::lab_config::{LabConfig, Timing};
 
 /// Lab timing for Talos programs: quick tasks; boots and guest agents that take a moment.

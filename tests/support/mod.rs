@@ -42,6 +42,39 @@ pub fn ssh_key_pair(dir: &Path, name: &str) -> (String, String) {
     (std::fs::read_to_string(&path).unwrap(), std::fs::read_to_string(path.with_extension("pub")).unwrap())
 }
 
+/// What a resource logged when a test drives it directly (no engine): (severity, message,
+/// ephemeral).
+#[derive(Default)]
+pub struct Sink(pub Mutex<Vec<(proxmox_talos::framework::Severity, String, bool)>>);
+
+impl proxmox_talos::framework::LogSink for Sink {
+    fn log(&self, severity: proxmox_talos::framework::Severity, _urn: &str, message: &str, ephemeral: bool) {
+        self.0.lock().unwrap().push((severity, message.to_string(), ephemeral));
+    }
+}
+
+impl Sink {
+    /// Whether any message contains `needle`.
+    pub fn any(&self, needle: &str) -> bool {
+        self.0.lock().unwrap().iter().any(|(_, m, _)| m.contains(needle))
+    }
+
+    /// The ephemeral (status line) messages.
+    pub fn status_lines(&self) -> Vec<String> {
+        self.0.lock().unwrap().iter().filter(|(_, _, e)| *e).map(|(_, m, _)| m.clone()).collect()
+    }
+}
+
+/// Demands Debian's OpenSSH server (the lab's nodes run real sshd).
+pub fn require_sshd() {
+    assert!(
+        proxmox_talos_lab::ssh::ssh_available(),
+        "the OpenSSH server is not installed ({} missing): install openssh-server and openssh-sftp-server \
+         (tools/ensure-sshd.sh)",
+        proxmox_talos_lab::ssh::SSHD
+    );
+}
+
 /// Log messages the fake engine received.
 #[derive(Clone, Default)]
 pub struct Logs(pub Arc<Mutex<Vec<LogRequest>>>);

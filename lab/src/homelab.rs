@@ -28,7 +28,8 @@ pub const DEFAULT_FACTORY_LISTEN: &str = "127.0.0.1:8080";
 pub struct LabOptions {
     pub config: LabConfig,
     pub state_dir: PathBuf,
-    pub api_schema: PathBuf,
+    /// The PVE API schema file (official or compact); `None`: the embedded compact one.
+    pub api_schema: Option<PathBuf>,
     pub api_listen: SocketAddr,
     pub factory_listen: SocketAddr,
 }
@@ -75,7 +76,7 @@ pub async fn run(
     ready: impl FnOnce(&LabEndpoints),
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
-    let apidoc = pve::apidoc::ApiDoc::load(&options.api_schema).map_err(|e| e.to_string())?;
+    let apidoc = pve::apidoc::ApiDoc::load_or_embedded(options.api_schema.as_deref()).map_err(|e| e.to_string())?;
     std::fs::create_dir_all(&options.state_dir)
         .map_err(|e| format!("creating {}: {e}", options.state_dir.display()))?;
     let ca = pve::tls::LabCa::load_or_create(&options.state_dir)?;

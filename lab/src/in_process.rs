@@ -38,7 +38,7 @@ impl InProcessLab {
 
 /// Starts the API for `config` in `state_dir` on a free loopback port.
 pub async fn start(config: LabConfig, state_dir: &Path) -> Result<InProcessLab, String> {
-    let apidoc = ApiDoc::load(&ApiDoc::locate().map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+    let apidoc = ApiDoc::embedded();
     let ca = LabCa::load_or_create(state_dir)?;
     let credentials = LabCredentials::load_or_create(state_dir)?;
     let state = PveState::new(apidoc, credentials.auth(), config, state_dir)?;

@@ -10,8 +10,13 @@
 //! - `inventory [--state DIR] [--json] [--all]`: every VM and file the lab
 //!   holds (without its seed template unless `--all`); works while it is down.
 //! - `serve ...`: `up` in the foreground (what `up` runs).
-//! - `factory [--listen ADDR]`, `pve --api-schema FILE --state-dir DIR [--listen ADDR]`:
+//! - `factory [--listen ADDR]`, `pve [--api-schema FILE] --state-dir DIR [--listen ADDR]`:
 //!   one service alone, printing its URL first.
+//! - `apidoc compact --from pve-apidoc.json --out FILE`: writes the compact,
+//!   facts-only schema the lab embeds (`lab/apidoc/pve-apidoc.compact.json`).
+//!
+//! The PVE API schema is the embedded compact one unless `--api-schema FILE`
+//! names a file (the official `pve-apidoc.json` or a compact one).
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -32,7 +37,8 @@ const USAGE: &str = "usage: proxmox-talos-lab up [--config FILE | --preset singl
                      proxmox-talos-lab inventory [--state DIR] [--json] [--all]\n       \
                      proxmox-talos-lab serve (same options as up; foreground)\n       \
                      proxmox-talos-lab factory [--listen 127.0.0.1:PORT]\n       \
-                     proxmox-talos-lab pve --api-schema FILE --state-dir DIR [--listen 127.0.0.1:PORT]";
+                     proxmox-talos-lab pve [--api-schema FILE] --state-dir DIR [--listen 127.0.0.1:PORT]\n       \
+                     proxmox-talos-lab apidoc compact --from pve-apidoc.json --out FILE";
 
 const PID_FILE: &str = "lab.pid";
 const LOG_FILE: &str = "lab.log";
@@ -47,6 +53,7 @@ fn main() -> ExitCode {
         Some("inventory") => Flags::parse(rest).and_then(inventory),
         Some("factory") => Flags::parse(rest).and_then(run_factory),
         Some("pve") => Flags::parse(rest).and_then(run_pve),
+        Some("apidoc") => apidoc_command(rest),
         _ => Err(USAGE.to_string()),
     };
     match result {
@@ -107,10 +114,7 @@ impl Flags {
     }
 
     fn options(&self) -> Result<LabOptions, String> {
-        let api_schema = match &self.api_schema {
-            Some(p) => p.clone(),
-            None => ApiDoc::locate().map_err(|e| format!("{e}; pass --api-schema FILE (pve-apidoc.json)"))?,
-        };
+        let api_schema = self.api_schema.clone();
         Ok(LabOptions {
             config: self.lab_config()?,
             state_dir: self.state_dir(),
@@ -181,7 +185,9 @@ fn up(flags: Flags) -> Result<(), String> {
     let log = std::fs::File::create(&log_path).map_err(|e| format!("creating {}: {e}", log_path.display()))?;
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut args = vec!["serve".to_string(), "--state".into(), state_dir.display().to_string()];
-    args.extend(["--api-schema".into(), options.api_schema.display().to_string()]);
+    if let Some(schema) = &options.api_schema {
+        args.extend(["--api-schema".into(), schema.display().to_string()]);
+    }
     args.extend(["--listen".into(), options.api_listen.to_string()]);
     args.extend(["--factory-listen".into(), options.factory_listen.to_string()]);
     if let Some(config) = &flags.config {
@@ -293,12 +299,26 @@ fn run_factory(flags: Flags) -> Result<(), String> {
     })
 }
 
+/// `apidoc compact --from pve-apidoc.json --out FILE`.
+fn apidoc_command(args: &[String]) -> Result<(), String> {
+    let (from, out) = match args {
+        [cmd, a, from, b, out] if cmd == "compact" && a == "--from" && b == "--out" => (from, out),
+        [cmd, b, out, a, from] if cmd == "compact" && a == "--from" && b == "--out" => (from, out),
+        _ => return Err(USAGE.to_string()),
+    };
+    let text = std::fs::read_to_string(from).map_err(|e| format!("reading {from}: {e}"))?;
+    let official: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("parsing {from}: {e}"))?;
+    let compact = pve::apidoc::compact::compact(&official).map_err(|e| format!("{from}: {e}"))?;
+    ApiDoc::from_json(&compact).map_err(|e| format!("{from}: {e}"))?;
+    std::fs::write(out, pve::apidoc::compact::to_text(&compact)).map_err(|e| format!("writing {out}: {e}"))
+}
+
 fn run_pve(flags: Flags) -> Result<(), String> {
-    let (Some(schema), Some(state_dir)) = (&flags.api_schema, &flags.state) else {
+    let Some(state_dir) = &flags.state else {
         return Err(USAGE.to_string());
     };
     let addr = address(flags.listen.as_deref().unwrap_or("127.0.0.1:0"))?;
-    let apidoc = ApiDoc::load(schema).map_err(|e| e.to_string())?;
+    let apidoc = ApiDoc::load_or_embedded(flags.api_schema.as_deref()).map_err(|e| e.to_string())?;
     let ca = pve::tls::LabCa::load_or_create(state_dir)?;
     let credentials = pve::auth::LabCredentials::load_or_create(state_dir)?;
     let tls = ca.server_config()?;

@@ -215,6 +215,17 @@ async fn unknown_paths_answer_501_with_the_message_in_the_reason_phrase() {
     let r = c.get(format!("{}/no/such/path", lab.url)).header("Authorization", TOKEN).send().await.unwrap();
     let (status, body) = json(r).await;
     assert_eq!((status, body["message"].as_str()), (501, Some("Method 'GET /no/such/path' not implemented\n")));
+    // A method PVE does not have on a path it has: PVE's own answer too.
+    let r = c.delete(format!("{}/version", lab.url)).header("Authorization", TOKEN).send().await.unwrap();
+    let (status, body) = json(r).await;
+    assert_eq!((status, body["message"].as_str()), (501, Some("Method 'DELETE /version' not implemented\n")));
+    // An endpoint PVE has and the lab does not: the answer names the lab.
+    let r = c.get(format!("{}/nodes/pve/lxc", lab.url)).header("Authorization", TOKEN).send().await.unwrap();
+    let (status, body) = json(r).await;
+    assert_eq!(
+        (status, body["message"].as_str()),
+        (501, Some("Method 'GET /nodes/pve/lxc' not implemented by the proxmox-talos lab\n"))
+    );
     assert_eq!(c.get(format!("https://127.0.0.1:{}/other", lab.addr.port())).send().await.unwrap().status(), 404);
 
     // The reason phrase, read off the wire.
@@ -236,7 +247,7 @@ async fn unknown_paths_answer_501_with_the_message_in_the_reason_phrase() {
     let _ = tls.read_to_end(&mut response).await;
     let response = String::from_utf8_lossy(&response);
     assert!(
-        response.starts_with("HTTP/1.1 501 Method 'GET /nodes/pve/lxc' not implemented\r\n"),
+        response.starts_with("HTTP/1.1 501 Method 'GET /nodes/pve/lxc' not implemented by the proxmox-talos lab\r\n"),
         "{}",
         response.lines().next().unwrap_or("")
     );
@@ -248,9 +259,9 @@ async fn the_pve_command_serves_with_its_state_directory_and_stops_on_sigint() {
     use std::process::{Command, Stdio};
     const BIN: &str = env!("CARGO_BIN_EXE_proxmox-talos-lab");
     let state = tempfile::tempdir().unwrap();
-    let schema = ApiDoc::locate().unwrap();
+    // No --api-schema: the embedded compact schema.
     let mut child = Command::new(BIN)
-        .args(["pve", "--api-schema", schema.to_str().unwrap(), "--state-dir", state.path().to_str().unwrap()])
+        .args(["pve", "--state-dir", state.path().to_str().unwrap()])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

@@ -3,8 +3,10 @@
 //! Owns: the request pipeline every call goes through, in pveproxy's order:
 //! authentication ([`super::auth`]; only `GET|POST /access/ticket` and
 //! `GET /access/domains` are open), the schema lookup ([`super::apidoc`];
-//! unknown paths and methods answer `501 Method 'GET /x' not implemented`,
-//! exactly like paths the lab has no handler for yet), parameter verification
+//! paths and methods PVE's schema lacks answer PVE's own
+//! `501 Method 'GET /x' not implemented`; endpoints PVE has and the lab has
+//! no handler for answer `501 Method 'GET /x' not implemented by the
+//! proxmox-talos lab`, so a lab gap is never mistaken for PVE's answer), parameter verification
 //! ([`super::validate`]; path parameters, the query string, and a form or JSON
 //! body; a repeated path parameter must agree with the path; API tokens are
 //! refused with 403 where the schema says `allowtoken: 0`), then the handler
@@ -121,9 +123,19 @@ impl ApiError {
         }
     }
 
-    /// `501 Method 'GET /path' not implemented`.
+    /// `501 Method 'GET /path' not implemented`: PVE's answer for a path or
+    /// method its API does not have.
     pub fn not_implemented(method: &str, path: &str) -> ApiError {
         ApiError::new(StatusCode::NOT_IMPLEMENTED, format!("Method '{method} {path}' not implemented"))
+    }
+
+    /// `501 Method 'GET /path' not implemented by the proxmox-talos lab`: an
+    /// endpoint PVE has and the lab does not (a deliberate difference in text).
+    pub fn not_in_lab(method: &str, path: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            format!("Method '{method} {path}' not implemented by the proxmox-talos lab"),
+        )
     }
 }
 
@@ -154,7 +166,8 @@ pub enum Handler {
     Async(fn(PveState, Call) -> HandlerFuture),
 }
 
-/// The handler table, by (method, schema template). Unlisted schema endpoints answer 501.
+/// The handler table, by (method, schema template). Unlisted schema endpoints
+/// answer 501 ([`ApiError::not_in_lab`]).
 #[derive(Default)]
 pub struct Handlers(HashMap<(&'static str, &'static str), Handler>);
 
@@ -366,7 +379,7 @@ fn check_call(
     let call = Call { principal, method: method.to_string(), template, path, params, file };
     match state.handlers().get(method, &call.template) {
         Some(handler) => Ok((call, handler)),
-        None => Err(ApiError::not_implemented(method, &call.path)),
+        None => Err(ApiError::not_in_lab(method, &call.path)),
     }
 }
 

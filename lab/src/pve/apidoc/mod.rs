@@ -2,7 +2,13 @@
 //! `pve-docs/api-viewer/apidoc.js`), loaded once at startup and indexed by
 //! (method, path template).
 //!
-//! Owns: finding and loading the schema file, the index of every endpoint's
+//! The lab embeds its compact, facts-only form ([`compact`],
+//! `lab/apidoc/pve-apidoc.compact.json`, regenerated with
+//! `proxmox-talos-lab apidoc compact --from pve-apidoc.json --out ...`) and
+//! uses it unless `--api-schema FILE` names another file (the official one or
+//! a compact one: both load).
+//!
+//! Owns: loading the schema (embedded or from a file), the index of every endpoint's
 //! method info (`parameters`, `returns`, `permissions`, ...), and matching a
 //! concrete request path (`/nodes/pve/qemu/100`) to its template
 //! (`/nodes/{node}/qemu/{vmid}`) and path parameters.
@@ -13,6 +19,14 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
+
+pub mod compact;
+
+/// The committed compact schema, relative to the lab crate (`lab/`).
+pub const COMPACT_FILE: &str = "apidoc/pve-apidoc.compact.json";
+
+/// The compact schema, embedded in the binary.
+pub const EMBEDDED: &str = include_str!("../../../apidoc/pve-apidoc.compact.json");
 
 /// One method of one path in the schema.
 #[derive(Debug, Clone)]
@@ -108,24 +122,35 @@ impl ApiDoc {
         Ok(ApiDoc { templates })
     }
 
-    /// Finds the schema for tests and tools: `$PVE_APIDOC`, then
-    /// `<workspace>/../shared/pve-apidoc.json`, then `/work/shared/pve-apidoc.json`.
-    pub fn locate() -> Result<PathBuf, ApiDocError> {
-        let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let mut candidates: Vec<PathBuf> = Vec::new();
-        if let Some(p) = std::env::var_os(SCHEMA_ENV) {
-            candidates.push(PathBuf::from(p));
+    /// The embedded compact schema.
+    pub fn embedded() -> ApiDoc {
+        let json: Value = serde_json::from_str(EMBEDDED).expect("the embedded PVE API schema is JSON");
+        ApiDoc::from_json(&json).expect("the embedded PVE API schema indexes")
+    }
+
+    /// `path` if given (official or compact), else the embedded schema.
+    pub fn load_or_embedded(path: Option<&Path>) -> Result<ApiDoc, ApiDocError> {
+        match path {
+            Some(path) => ApiDoc::load(path),
+            None => Ok(ApiDoc::embedded()),
         }
-        candidates.push(manifest.join("../../shared/pve-apidoc.json"));
-        candidates.push(manifest.join("../shared/pve-apidoc.json"));
-        candidates.push(PathBuf::from("/work/shared/pve-apidoc.json"));
-        candidates.iter().find(|p| p.is_file()).cloned().ok_or_else(|| {
-            let tried: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
-            ApiDocError(format!(
-                "the PVE API schema (pve-apidoc.json) was not found; set {SCHEMA_ENV} or pass --api-schema FILE (tried: {})",
-                tried.join(", ")
-            ))
-        })
+    }
+
+    /// The schema file for tests and tools: `$PVE_APIDOC` if set, else the
+    /// committed compact schema of this source tree (the file [`EMBEDDED`] holds).
+    pub fn locate() -> Result<PathBuf, ApiDocError> {
+        let path = match std::env::var_os(SCHEMA_ENV) {
+            Some(p) => PathBuf::from(p),
+            None => Path::new(env!("CARGO_MANIFEST_DIR")).join(COMPACT_FILE),
+        };
+        if path.is_file() {
+            Ok(path)
+        } else {
+            Err(ApiDocError(format!(
+                "the PVE API schema {} was not found (from {SCHEMA_ENV} or the source tree)",
+                path.display()
+            )))
+        }
     }
 
     /// Number of (method, template) endpoints.

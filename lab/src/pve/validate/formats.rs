@@ -104,6 +104,58 @@ fn parse_startup_order(s: &str) -> Option<BTreeMap<String, String>> {
     Some(res)
 }
 
+/// PVE 9's privileges (pve-access-control's `$privgroups`; PVE 9 dropped
+/// `VM.Monitor` and added `VM.GuestAgent.*` and `VM.Replicate`).
+pub const PRIVILEGES: [&str; 47] = [
+    "Datastore.Allocate",
+    "Datastore.AllocateSpace",
+    "Datastore.AllocateTemplate",
+    "Datastore.Audit",
+    "Group.Allocate",
+    "Mapping.Audit",
+    "Mapping.Modify",
+    "Mapping.Use",
+    "Permissions.Modify",
+    "Pool.Allocate",
+    "Pool.Audit",
+    "Realm.Allocate",
+    "Realm.AllocateUser",
+    "SDN.Allocate",
+    "SDN.Audit",
+    "SDN.Use",
+    "Sys.AccessNetwork",
+    "Sys.Audit",
+    "Sys.Console",
+    "Sys.Incoming",
+    "Sys.Modify",
+    "Sys.PowerMgmt",
+    "Sys.Syslog",
+    "User.Modify",
+    "VM.Allocate",
+    "VM.Audit",
+    "VM.Backup",
+    "VM.Clone",
+    "VM.Config.CDROM",
+    "VM.Config.CPU",
+    "VM.Config.Cloudinit",
+    "VM.Config.Disk",
+    "VM.Config.HWType",
+    "VM.Config.Memory",
+    "VM.Config.Network",
+    "VM.Config.Options",
+    "VM.Console",
+    "VM.GuestAgent.Audit",
+    "VM.GuestAgent.FileRead",
+    "VM.GuestAgent.FileSystemMgmt",
+    "VM.GuestAgent.FileWrite",
+    "VM.GuestAgent.Unrestricted",
+    "VM.Migrate",
+    "VM.PowerMgmt",
+    "VM.Replicate",
+    "VM.Snapshot",
+    "VM.Snapshot.Rollback",
+];
+
 /// Checks a value against one of the formats PVE checks by code (its
 /// `register_format(NAME, \&verify_...)`). Texts follow the PVE 9 sources;
 /// `pve-realm` and `pve-userid` are approximations. Unknown formats pass.
@@ -190,6 +242,10 @@ fn code_format(format: &str, s: &str) -> Option<Result<(), String>> {
         "pve-qm-bootdisk" => ok(drive_name(s), format!("invalid boot disk '{s}'")),
         "pve-cpuset" => ok(cpuset(s), "unable to parse cpuset option".into()),
         "pve-hotplug-features" => hotplug_features(s),
+        // pve-manager's task list filter (`statusfilter`); the text is PVE's `verify_task_status_type`.
+        "pve-task-status-type" => ok(re(r"(?i:ok|error|warning|unknown)").is_match(s), format!("invalid status '{s}'")),
+        // pve-access-control's `verify_privname`: one of PVE 9's privileges.
+        "pve-priv" => ok(PRIVILEGES.contains(&s), format!("invalid privilege '{s}'")),
         "pve-phys-bits" => ok(
             s == "host" || (re(r"\d{1,2}").is_match(s) && s.parse::<u8>().is_ok_and(|n| (8..=64).contains(&n))),
             "value must be an integer between 8 and 64 or 'host'".into(),

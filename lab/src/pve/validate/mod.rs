@@ -20,6 +20,7 @@
 
 pub mod formats;
 pub mod property_formats;
+pub mod returns;
 pub mod sshkeys;
 
 pub use formats::{check_format, check_named_format, is_known_format, parse_named, split_list};

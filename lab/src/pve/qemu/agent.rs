@@ -279,7 +279,7 @@ fn talos_ip(m: &Model, vm: &Vm) -> Option<Ipv4Addr> {
 
 /// A loopback `ip=` from `ipconfigN` (the only static addresses the lab can serve).
 fn static_ip(vm: &Vm, index: u32) -> Option<Ipv4Addr> {
-    let cfg = drive::parse_ipconfig(vm.config.get(&format!("ipconfig{index}"))?).ok()?;
+    let cfg = crate::pve::validate::parse_ipconfig(vm.config.get(&format!("ipconfig{index}"))?).ok()?;
     let ip: Ipv4Addr = cfg.get("ip")?.split('/').next()?.parse().ok()?;
     ip.is_loopback().then_some(ip)
 }

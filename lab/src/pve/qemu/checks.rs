@@ -5,9 +5,9 @@
 //! validation, `check_storage_access` (storages exist and hold images, volume
 //! content types, `import-from` sources), `check_drive_param` (`import-from`
 //! syntax, ISOs need `media=cdrom`), the root-only checks for tokens
-//! (`check_vm_modify_config_perm`, serial/usb/hostpci), format checks of the
-//! named formats the schema validator leaves unchecked (`hostpci`,
-//! `ipconfig`), new MACs for NICs without one, and PVE's tag normalisation.
+//! (`check_vm_modify_config_perm`, serial/usb/hostpci), new MACs for NICs
+//! without one, and PVE's tag normalisation. The named formats (`hostpci`,
+//! `ipconfig`, ...) are checked by the schema validator ([`crate::pve::validate`]).
 //! Must not: change the model (callers allocate and write).
 
 use std::collections::BTreeMap;
@@ -93,24 +93,6 @@ pub fn validate_sshkeys(set: &BTreeMap<String, String>) -> Result<(), ApiError> 
         let ok = fields.iter().position(|f| known(f)).is_some_and(|i| fields.get(i + 1).is_some_and(|b| base64(b)));
         if !ok {
             return Err(fail("SSH public key validation error"));
-        }
-    }
-    Ok(())
-}
-
-/// The named formats the schema validator does not check: `hostpci[n]`, `ipconfig[n]`.
-pub fn check_formats(set: &BTreeMap<String, String>) -> Result<(), ApiError> {
-    for (key, value) in set {
-        let result = if key.starts_with("hostpci") {
-            drive::parse_hostpci(value).map(|_| ())
-        } else if key.starts_with("ipconfig") {
-            drive::parse_ipconfig(value).map(|_| ())
-        } else {
-            continue;
-        };
-        if let Err(e) = result {
-            let newline = if e.ends_with('\n') { "" } else { "\n" };
-            return Err(param_error(key, format!("invalid format - {e}{newline}")));
         }
     }
     Ok(())
@@ -300,7 +282,7 @@ pub fn check_device_perm(root: bool, key: &str, value: &str) -> Result<(), ApiEr
         }
     }
     if drive::index_of(key, "hostpci").is_some() {
-        let d = drive::parse_hostpci(value).unwrap_or_default();
+        let d = crate::pve::validate::parse_named("pve-qm-hostpci", value).unwrap_or_default();
         if d.contains_key("host") {
             return Err(fail(format!("only root can set '{key}' config for non-mapped devices")));
         }

@@ -162,7 +162,6 @@ fn prepare(state: &PveState, call: &Call) -> Result<Update, ApiError> {
         }
         delete.push(opt);
     }
-    checks::check_formats(&set)?;
     state.read(|m| checks::check_drive_param(m, &mut set))?;
     let current = state.read(|m| m.vms.get(&vmid).map(|vm| vm.config.clone()).unwrap_or_default());
     state.read(|m| checks::add_macs(m, vmid, &mut set, &current));
@@ -527,7 +526,10 @@ fn network_config(conf: &BTreeMap<String, String>) -> String {
         let Some(net) = conf.get(&format!("net{i}")).map(|n| drive::Net::parse(n)) else { continue };
         let mac = net.mac.unwrap_or_default().to_ascii_lowercase();
         s.push_str(&format!("    - type: physical\n      name: eth{i}\n      mac_address: '{mac}'\n"));
-        let ip = conf.get(&format!("ipconfig{i}")).and_then(|c| drive::parse_ipconfig(c).ok()).unwrap_or_default();
+        let ip = conf
+            .get(&format!("ipconfig{i}"))
+            .and_then(|c| crate::pve::validate::parse_ipconfig(c).ok())
+            .unwrap_or_default();
         if ip.is_empty() {
             continue;
         }

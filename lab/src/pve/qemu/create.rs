@@ -85,7 +85,6 @@ fn create(state: &PveState, call: &Call) -> Result<Value, ApiError> {
     if let Some(pool) = call.opt_str("pool") {
         return Err(fail(format!("pool '{pool}' does not exist")));
     }
-    checks::check_formats(&set)?;
     if !set.is_empty() {
         state.read(|m| checks::check_storage_access(m, &set, storage.as_deref(), root))?;
         checks::check_modify_perm(root, set.keys())?;

@@ -254,40 +254,6 @@ pub fn parse_kv(value: &str, default_key: Option<&str>, allowed: &[&str]) -> Res
     Ok(res)
 }
 
-pub const HOSTPCI_KEYS: [&str; 13] = [
-    "host",
-    "mapping",
-    "rombar",
-    "romfile",
-    "pcie",
-    "x-vga",
-    "legacy-igd",
-    "mdev",
-    "vendor-id",
-    "device-id",
-    "sub-vendor-id",
-    "sub-device-id",
-    "driver",
-];
-
-/// `hostpci[n]` checked like the `pve-qm-hostpci` format (keys, the PCI id pattern).
-pub fn parse_hostpci(value: &str) -> Result<BTreeMap<String, String>, String> {
-    static PCI: OnceLock<Regex> = OnceLock::new();
-    let res = parse_kv(value, Some("host"), &HOSTPCI_KEYS)?;
-    if let Some(host) = res.get("host") {
-        let id = r"(?:[a-f0-9]{4,}:)?[a-f0-9]{2}:[a-f0-9]{2}(?:\.[a-f0-9])?";
-        if !re(&PCI, &format!("^{id}(?:;{id})*$")).is_match(host) {
-            return Err("format error\nhost: value does not match the regex pattern\n".into());
-        }
-    }
-    Ok(res)
-}
-
-/// `ipconfig[n]` (`ip=10.0.0.5/24,gw=10.0.0.1`, `ip=dhcp`).
-pub fn parse_ipconfig(value: &str) -> Result<BTreeMap<String, String>, String> {
-    parse_kv(value, None, &["ip", "gw", "ip6", "gw6"])
-}
-
 /// PVE's `format_size`: bytes in the largest exact unit (`32G`, `3584M`, `528K`).
 pub fn format_size(bytes: u64) -> String {
     let kb = bytes / 1024;
@@ -369,11 +335,7 @@ mod tests {
     }
 
     #[test]
-    fn hostpci_and_drive_names_are_checked() {
-        assert_eq!(parse_hostpci("0000:28:00.0,pcie=1").unwrap()["host"], "0000:28:00.0");
-        assert!(parse_hostpci("mapping=gpu,x-vga=1").unwrap().contains_key("mapping"));
-        assert!(parse_hostpci("bogus=1").unwrap_err().contains("invalid key"));
-        assert!(parse_hostpci("28-00").unwrap_err().contains("regex"));
+    fn drive_names_are_checked() {
         assert!(
             is_drive_key("scsi30") && !is_drive_key("scsi31") && !is_drive_key("scsi01") && is_drive_key("efidisk0")
         );

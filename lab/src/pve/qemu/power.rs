@@ -190,7 +190,7 @@ pub fn start_vm(state: &PveState, m: &mut Model, node: &str, vmid: u32, skiplock
 /// PCI passthrough at start (`parse_hostpci`, `reserve_pci_usage`).
 fn check_devices(m: &Model, vm: &Vm, node: &str) -> Result<(), String> {
     for (key, value) in vm.config.iter().filter(|(k, _)| drive::index_of(k, "hostpci").is_some()) {
-        let d = drive::parse_hostpci(value).map_err(|e| format!("{key}: {e}"))?;
+        let d = crate::pve::validate::parse_named("pve-qm-hostpci", value).map_err(|e| format!("{key}: {e}"))?;
         let ids: Vec<String> = match (d.get("host"), d.get("mapping")) {
             (Some(_), Some(_)) => return Err("Cannot set both 'host' and 'mapping'.".into()),
             (None, Some(mapping)) => {
@@ -252,7 +252,7 @@ fn normalize_pci(id: &str) -> String {
 fn uses_pci(m: &Model, vm: &Vm, node: &str) -> Vec<String> {
     let mut ids = Vec::new();
     for value in vm.config.iter().filter(|(k, _)| drive::index_of(k, "hostpci").is_some()).map(|(_, v)| v) {
-        let Ok(d) = drive::parse_hostpci(value) else { continue };
+        let Ok(d) = crate::pve::validate::parse_named("pve-qm-hostpci", value) else { continue };
         if let Some(host) = d.get("host") {
             ids.extend(host.split(';').map(normalize_pci));
         } else if let Some(p) = d.get("mapping").and_then(|id| m.pci_mappings.get(id)) {

@@ -55,6 +55,8 @@ const BY_NAME: &[(&str, &str)] = &[
 
 /// Valid values of named formats (a `-list` format takes its base's sample).
 const BY_FORMAT: &[(&str, &str)] = &[
+    ("pve-priv", "VM.Audit"),
+    ("pve-task-status-type", "ok"),
     ("pve-node", "pve"),
     ("pve-vmid", "100"),
     ("pve-storage-id", "local"),

@@ -1,8 +1,7 @@
-//! Checks an answer's `data` against the schema's `returns` of its endpoint,
-//! as PVE's RESTHandler verifies every result ("Result verification
-//! failed"): type, `properties` (a property that is not `optional` must be
-//! there), `items`, `enum`, and no undeclared property where
-//! `additionalProperties` is 0. As in PVE's Perl verifier, a number may be a
+//! Checks an answer's `data` against the schema's `returns` of its endpoint
+//! with the rules of PVE's JSON schema validator: type, `properties` (a
+//! property that is not `optional` must be there), `items`, `enum`, and no
+//! undeclared property where `additionalProperties` is 0. As in PVE's Perl verifier, a number may be a
 //! string of digits (PVE answers `GET /cluster/nextid` with `"101"`) and a
 //! boolean 0/1 (number or string) or true/false.
 //! Formats and patterns are not checked here (the lab's answers come from

@@ -3,9 +3,10 @@
 //! checks it before any handler runs.
 //!
 //! Layout:
-//! - [`apidoc`]: loads `pve-apidoc.json` (`--api-schema FILE`), indexes it by
-//!   (method, path template), matches concrete paths.
-//! - [`validate`]: parameter verification with PVE's error texts.
+//! - [`apidoc`]: the schema (embedded compact form of `pve-apidoc.json`, or
+//!   `--api-schema FILE`), indexed by (method, path template); matches concrete paths.
+//! - [`validate`]: parameter verification with PVE's error texts; the
+//!   `returns` shape check tests use.
 //! - [`auth`]: API tokens, tickets and CSRF tokens.
 //! - [`tls`]: the lab CA (kept in the state directory) and server certificates.
 //! - [`server`]: the pipeline (auth → schema lookup → validation → handler),
@@ -17,7 +18,9 @@
 //!
 //! Adding an endpoint: write a [`server::Handler`] in a new module (e.g.
 //! `pve/qemu/`) and register it in `server::handlers` under the schema's
-//! template; its parameters arrive already validated and typed.
+//! template; its parameters arrive already validated and typed. A GET is
+//! then checked against the schema's `returns` by `lab/tests/returns_shapes.rs`
+//! (add a `FIXTURE` value if it has a path parameter no other endpoint has).
 
 pub mod admin;
 pub mod apidoc;

@@ -172,6 +172,10 @@ pub fn write_env_file(lab: &LabEndpoints) -> Result<PathBuf, String> {
             "export PROXMOX_VE_API_TOKEN={}",
             q(&format!("{}={}", lab.credentials.token_id, lab.credentials.token_secret))
         ),
+        format!(
+            "export PROXMOX_LAB_LIMITED_API_TOKEN={}",
+            q(&format!("{}={}", lab.credentials.limited_token_id, lab.credentials.limited_token_secret))
+        ),
         format!("export PROXMOX_VE_USERNAME={}", q(&lab.credentials.user)),
         format!("export PROXMOX_VE_PASSWORD={}", q(&lab.credentials.password)),
         format!("export PROXMOX_VE_CA_CERT={}", q(&lab.ca_cert.display().to_string())),

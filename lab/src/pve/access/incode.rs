@@ -1,0 +1,181 @@
+//! What PVE's handlers check in code for the endpoints the lab implements
+//! whose schema `permissions` only describe it (`user: all` with a
+//! description, or a `check` plus a description), and the silent filtering
+//! of list answers PVE's list handlers do (`next if !$rpcenv->check(...,
+//! 1)`): a caller never learns of a guest, storage, pool, mapping or task it
+//! may not see.
+//!
+//! In code (as qemu-server, pve-storage, pve-manager do):
+//! - `POST /nodes/{node}/qemu`: `VM.Allocate` on `/vms/{vmid}`, or on
+//!   `/pool/{pool}` when a pool is given; `Datastore.AllocateSpace` on every
+//!   storage a new or imported disk is allocated on.
+//! - `POST .../clone` and `.../move_disk`: `Datastore.AllocateSpace` on the
+//!   target `storage`.
+//! - task endpoints: another user's task needs `Sys.Audit` on `/nodes/{node}`.
+//! - volume `GET`/`DELETE` (`check_volume_access`, simplified): a storage
+//!   privilege on `/storage/{storage}`; deleting a guest's volume also
+//!   `VM.Config.Disk` on its `/vms/{vmid}`.
+
+use serde_json::{Map, Value};
+
+use super::check::Checker;
+use crate::pve::qemu::drive;
+use crate::pve::server::{ApiError, PveState};
+
+fn text<'a>(params: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
+    params.get(name).and_then(Value::as_str)
+}
+
+fn number(params: &Map<String, Value>, name: &str) -> String {
+    match params.get(name) {
+        Some(Value::String(s)) => s.clone(),
+        Some(v) => v.to_string(),
+        None => String::new(),
+    }
+}
+
+/// The in-code checks of `method template`, after the schema's.
+pub fn check(c: &Checker, method: &str, template: &str, params: &Map<String, Value>) -> Result<(), ApiError> {
+    match (method, template) {
+        ("POST", "/nodes/{node}/qemu") => {
+            let vmid = number(params, "vmid");
+            match text(params, "pool") {
+                Some(pool) => c.check(&format!("/pool/{pool}"), &["VM.Allocate"], false)?,
+                None => c.check(&format!("/vms/{vmid}"), &["VM.Allocate"], false)?,
+            }
+            for storage in allocated_storages(params) {
+                c.check(&format!("/storage/{storage}"), &["Datastore.AllocateSpace"], false)?;
+            }
+            Ok(())
+        }
+        ("POST", "/nodes/{node}/qemu/{vmid}/clone" | "/nodes/{node}/qemu/{vmid}/move_disk") => {
+            match text(params, "storage") {
+                Some(storage) => c.check(&format!("/storage/{storage}"), &["Datastore.AllocateSpace"], false),
+                None => Ok(()),
+            }
+        }
+        (_, "/nodes/{node}/tasks/{upid}" | "/nodes/{node}/tasks/{upid}/log" | "/nodes/{node}/tasks/{upid}/status") => {
+            let upid = text(params, "upid").unwrap_or("");
+            let owner = upid.split(':').nth(7).unwrap_or("").to_string();
+            if owner == c.who {
+                return Ok(());
+            }
+            let node = text(params, "node").unwrap_or("");
+            c.check(&format!("/nodes/{node}"), &["Sys.Audit"], false)
+        }
+        ("GET", "/nodes/{node}/storage/{storage}/content/{volume}") => {
+            let storage = text(params, "storage").unwrap_or("");
+            let privs = ["Datastore.Allocate", "Datastore.AllocateSpace", "Datastore.Audit"];
+            c.check(&format!("/storage/{storage}"), &privs, true)
+        }
+        ("DELETE", "/nodes/{node}/storage/{storage}/content/{volume}") => {
+            let storage = text(params, "storage").unwrap_or("");
+            if c.allowed(&format!("/storage/{storage}"), &["Datastore.Allocate"], false) {
+                return Ok(());
+            }
+            c.check(&format!("/storage/{storage}"), &["Datastore.AllocateSpace"], false)?;
+            match volume_owner(text(params, "volume").unwrap_or("")) {
+                Some(vmid) => c.check(&format!("/vms/{vmid}"), &["VM.Config.Disk"], false),
+                None => Ok(()),
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Storages a create allocates on: `STORAGE:SIZE` disks and `import-from` targets.
+fn allocated_storages(params: &Map<String, Value>) -> Vec<String> {
+    let default = text(params, "storage");
+    let mut out = Vec::new();
+    for (key, value) in params {
+        let Some(value) = value.as_str() else { continue };
+        if !drive::is_drive_key(key) {
+            continue;
+        }
+        let file = value.split(',').next().unwrap_or("");
+        let imported = value.split(',').any(|p| p.starts_with("import-from="));
+        let new_disk = file.split_once(':').is_some_and(|(_, size)| size.parse::<f64>().is_ok());
+        if new_disk || imported {
+            match file.split_once(':') {
+                Some((storage, _)) => out.push(storage.to_string()),
+                None => out.extend(default.map(str::to_string)),
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The guest owning a volume name (`vm-101-disk-0`, `101/vm-101-disk-0.qcow2`, `base-100-disk-0`).
+fn volume_owner(volume: &str) -> Option<u32> {
+    let name = volume.rsplit_once(':').map_or(volume, |(_, n)| n);
+    let name = name.rsplit('/').next().unwrap_or(name);
+    let rest = name.strip_prefix("vm-").or_else(|| name.strip_prefix("base-"))?;
+    rest.split('-').next()?.parse().ok()
+}
+
+/// The answer of a list endpoint, without what the caller may not see.
+pub fn filter(state: &PveState, who: &str, template: &str, params: &Map<String, Value>, data: Value) -> Value {
+    if who == "root@pam" {
+        return data;
+    }
+    let Value::Array(items) = data else { return data };
+    let principal = match who.split_once('!') {
+        Some((user, token)) => {
+            crate::pve::auth::Principal::Token { user: user.to_string(), token_id: token.to_string() }
+        }
+        None => crate::pve::auth::Principal::User(who.to_string()),
+    };
+    let c = Checker::new(state, &principal);
+    let field = |item: &Value, name: &str| match &item[name] {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        v => v.to_string(),
+    };
+    let datastore = ["Datastore.Audit", "Datastore.AllocateSpace"];
+    let keep = |item: &mut Value| -> bool {
+        match template {
+            "/cluster/resources" => match item["type"].as_str().unwrap_or("") {
+                "qemu" | "lxc" => c.allowed(&format!("/vms/{}", field(item, "vmid")), &["VM.Audit"], false),
+                "storage" => c.allowed(&format!("/storage/{}", field(item, "storage")), &["Datastore.Audit"], false),
+                "pool" => c.allowed(&format!("/pool/{}", field(item, "pool")), &["Pool.Audit"], false),
+                "node" => {
+                    if !c.allowed(&format!("/nodes/{}", field(item, "node")), &["Sys.Audit"], false) {
+                        strip_node_stats(item);
+                    }
+                    true
+                }
+                _ => true,
+            },
+            "/nodes/{node}/qemu" => c.allowed(&format!("/vms/{}", field(item, "vmid")), &["VM.Audit"], false),
+            "/storage" | "/nodes/{node}/storage" => {
+                c.allowed(&format!("/storage/{}", field(item, "storage")), &datastore, true)
+            }
+            "/pools" => c.allowed(&format!("/pool/{}", field(item, "poolid")), &["Pool.Audit"], false),
+            "/cluster/mapping/pci" => c.allowed(
+                &format!("/mapping/pci/{}", field(item, "id")),
+                &["Mapping.Audit", "Mapping.Use", "Mapping.Modify"],
+                true,
+            ),
+            "/nodes/{node}/tasks" => {
+                field(item, "user") == who
+                    || c.allowed(&format!("/nodes/{}", text(params, "node").unwrap_or("")), &["Sys.Audit"], false)
+            }
+            _ => true,
+        }
+    };
+    Value::Array(items.into_iter().filter_map(|mut item| keep(&mut item).then_some(item)).collect())
+}
+
+/// A node entry without `Sys.Audit`: no usage figures.
+fn strip_node_stats(item: &mut Value) {
+    if let Value::Object(map) = item {
+        let kept: Map<String, Value> = map
+            .iter()
+            .filter(|(k, _)| matches!(k.as_str(), "id" | "type" | "node" | "status" | "level" | "cgroup-mode"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        *map = kept;
+    }
+}

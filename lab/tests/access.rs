@@ -18,6 +18,8 @@ const ROOT: &str = "PVEAPIToken=root@pam!lab=00000000-1111-2222-3333-44444444444
 const FULL: &str = "PVEAPIToken=alice@pve!full=11111111-1111-1111-1111-111111111111";
 /// alice's privilege-separated token: its own ACLs, within alice's.
 const SEP: &str = "PVEAPIToken=alice@pve!sep=22222222-2222-2222-2222-222222222222";
+/// bob is a PVEVMUser of guest 90002 only.
+const BOB: &str = "PVEAPIToken=bob@pve!t=33333333-3333-3333-3333-333333333333";
 
 struct Lab {
     url: String,
@@ -44,17 +46,27 @@ fn config() -> LabConfig {
         comment: None,
     };
     config.access = AccessConfig {
-        users: vec![UserConfig {
-            userid: "alice@pve".into(),
-            password: None,
-            enable: true,
-            comment: None,
-            tokens: vec![
-                token("full", "11111111-1111-1111-1111-111111111111", false),
-                token("sep", "22222222-2222-2222-2222-222222222222", true),
-            ],
-        }],
+        users: vec![
+            UserConfig {
+                userid: "alice@pve".into(),
+                password: None,
+                enable: true,
+                comment: None,
+                tokens: vec![
+                    token("full", "11111111-1111-1111-1111-111111111111", false),
+                    token("sep", "22222222-2222-2222-2222-222222222222", true),
+                ],
+            },
+            UserConfig {
+                userid: "bob@pve".into(),
+                password: Some("bob-password".into()),
+                enable: true,
+                comment: None,
+                tokens: vec![token("t", "33333333-3333-3333-3333-333333333333", false)],
+            },
+        ],
         acl: vec![
+            acl("/vms/90002", "PVEVMUser", "bob@pve"),
             acl("/pool/prod", "PVEVMAdmin", "alice@pve"),
             acl("/storage", "PVEDatastoreUser", "alice@pve"),
             acl("/", "PVEAuditor", "alice@pve!sep"),
@@ -226,4 +238,34 @@ async fn the_access_read_endpoints_describe_users_acls_and_roles() {
         && a["roleid"] == "PVEVMAdmin"
         && a["type"] == "user"
         && a["ugid"] == "alice@pve"));
+}
+
+#[tokio::test]
+async fn each_config_option_needs_its_own_privilege() {
+    let lab = start(config()).await;
+    // PVEVMUser passes the endpoint's "any VM.Config.*" check (VM.Config.CDROM) but
+    // qemu-server checks each option: memory needs VM.Config.Memory, a description VM.Config.Options.
+    lab.ok(BOB, "GET", "/nodes/pve/qemu/90002/config", &[]).await;
+    assert_eq!(
+        lab.denied(BOB, "PUT", "/nodes/pve/qemu/90002/config", &[("memory", "4096")]).await,
+        forbidden("/vms/90002, VM.Config.Memory")
+    );
+    assert_eq!(
+        lab.denied(BOB, "POST", "/nodes/pve/qemu/90002/config", &[("description", "x")]).await,
+        forbidden("/vms/90002, VM.Config.Options")
+    );
+    assert_eq!(
+        lab.denied(BOB, "PUT", "/nodes/pve/qemu/90002/config", &[("delete", "scsi0")]).await,
+        forbidden("/vms/90002, VM.Config.Disk")
+    );
+    // A user from the config logs in with its password; its ticket carries the same privileges.
+    let login = [("username", "bob@pve"), ("password", "bob-password")];
+    let r = lab.client.post(format!("{}/access/ticket", lab.url)).form(&login).send().await.unwrap();
+    let body: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    let cookie = format!("PVEAuthCookie={}", body["data"]["ticket"].as_str().unwrap());
+    let r = lab.client.get(format!("{}/nodes/pve/qemu/90001/config", lab.url)).header("Cookie", cookie).send().await;
+    let r = r.unwrap();
+    assert_eq!(r.status(), 403);
+    let body: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    assert_eq!(body["message"], "Permission check failed (/vms/90001, VM.Audit)\n");
 }

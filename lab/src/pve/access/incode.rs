@@ -7,7 +7,10 @@
 //!
 //! In code (as qemu-server, pve-storage, pve-manager do):
 //! - `POST /nodes/{node}/qemu`: `VM.Allocate` on `/vms/{vmid}`, or on
-//!   `/pool/{pool}` when a pool is given; `Datastore.AllocateSpace` on every
+//!   `/pool/{pool}` when a pool is given; then, as for `PUT|POST .../config`,
+//!   each option's privilege (`VM.Config.CPU` for `cores`, `VM.Config.Memory`
+//!   for `memory`, `VM.Config.Disk` or `VM.Config.CDROM` for drives, ...;
+//!   `$check_vm_modify_config_perm`) and `Datastore.AllocateSpace` on every
 //!   storage a new or imported disk is allocated on.
 //! - `POST .../clone` and `.../move_disk`: `Datastore.AllocateSpace` on the
 //!   target `storage`.
@@ -39,10 +42,19 @@ pub fn check(c: &Checker, method: &str, template: &str, params: &Map<String, Val
     match (method, template) {
         ("POST", "/nodes/{node}/qemu") => {
             let vmid = number(params, "vmid");
-            match text(params, "pool") {
+            let pool = text(params, "pool");
+            match pool {
                 Some(pool) => c.check(&format!("/pool/{pool}"), &["VM.Allocate"], false)?,
                 None => c.check(&format!("/vms/{vmid}"), &["VM.Allocate"], false)?,
             }
+            config_perm(c, &vmid, pool, params)?;
+            for storage in allocated_storages(params) {
+                c.check(&format!("/storage/{storage}"), &["Datastore.AllocateSpace"], false)?;
+            }
+            Ok(())
+        }
+        ("PUT" | "POST", "/nodes/{node}/qemu/{vmid}/config") => {
+            config_perm(c, &number(params, "vmid"), None, params)?;
             for storage in allocated_storages(params) {
                 c.check(&format!("/storage/{storage}"), &["Datastore.AllocateSpace"], false)?;
             }
@@ -81,6 +93,36 @@ pub fn check(c: &Checker, method: &str, template: &str, params: &Map<String, Val
         }
         _ => Ok(()),
     }
+}
+
+/// qemu-server's `check_vm_perm`: the pool's ACL will do, else the VM's is checked.
+fn vm_perm(c: &Checker, vmid: &str, pool: Option<&str>, privs: &[&str], any: bool) -> Result<(), ApiError> {
+    if pool.is_some_and(|p| c.allowed(&format!("/pool/{p}"), privs, any)) {
+        return Ok(());
+    }
+    c.check(&format!("/vms/{vmid}"), privs, any)
+}
+
+/// The per-option privileges of a config change or create (`$check_vm_modify_config_perm`),
+/// and for drives `VM.Config.CDROM` (media changes) or `VM.Config.Disk`, also for `delete`d ones.
+fn config_perm(c: &Checker, vmid: &str, pool: Option<&str>, params: &Map<String, Value>) -> Result<(), ApiError> {
+    let deleted: Vec<String> =
+        text(params, "delete").map(crate::pve::validate::formats::split_list).unwrap_or_default();
+    let set = params.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()));
+    let all = set.chain(deleted.into_iter().map(|k| (k, String::new())));
+    for (key, value) in all {
+        if drive::is_drive_key(&key) {
+            let cdrom = value.split(',').any(|p| p == "media=cdrom");
+            let privs: &[&str] = if cdrom { &["VM.Config.CDROM"] } else { &["VM.Config.Disk"] };
+            vm_perm(c, vmid, pool, privs, false)?;
+        } else if let Some(privs) = crate::pve::qemu::checks::config_key_privileges(&key) {
+            vm_perm(c, vmid, pool, privs, privs.len() > 1)?;
+            if key == "startup" {
+                c.check("/", &["Sys.Modify"], false)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Storages a create allocates on: `STORAGE:SIZE` disks and `import-from` targets.

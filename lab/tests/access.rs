@@ -157,7 +157,20 @@ async fn a_guest_the_token_may_not_see_is_refused_naming_path_and_privilege() {
     let upid =
         lab.ok(FULL, "POST", "/nodes/pve/qemu", &[("vmid", "150"), ("pool", "prod"), ("scsi0", "local-zfs:1")]).await;
     assert!(upid.as_str().unwrap().contains(":qmcreate:150:alice@pve!full:"), "{upid}");
+    // A NIC needs SDN.Use on its bridge (and VLAN), on create and on clone (the source's NICs).
+    let nic = [("vmid", "151"), ("pool", "prod"), ("net0", "virtio,bridge=vmbr0,tag=20")];
+    assert_eq!(
+        lab.denied(FULL, "POST", "/nodes/pve/qemu", &nic).await,
+        forbidden("/sdn/zones/localnetwork/vmbr0/20, SDN.Use")
+    );
+    assert_eq!(
+        lab.denied(FULL, "POST", "/nodes/pve/qemu/90001/clone", &[("newid", "152"), ("pool", "prod")]).await,
+        forbidden("/sdn/zones/localnetwork/vmbr0, SDN.Use")
+    );
+    // The network list shows neither the bridge (no SDN.Use) nor the NIC (no Sys.Audit on the node).
+    assert_eq!(lab.ok(FULL, "GET", "/nodes/pve/network", &[]).await, serde_json::json!([]));
     // Root is unaffected.
+    assert_eq!(lab.ok(ROOT, "GET", "/nodes/pve/network", &[]).await.as_array().unwrap().len(), 2);
     lab.ok(ROOT, "GET", "/nodes/pve/qemu/90002/config", &[]).await;
     lab.ok(ROOT, "GET", "/cluster/status", &[]).await;
 }

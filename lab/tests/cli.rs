@@ -94,6 +94,8 @@ async fn up_inventory_down_and_state_survives_a_restart() {
     assert!(limited.starts_with("pulumi@pve!lab="), "{limited}");
     let (status, vms) = api_get_as(&env_file, "PROXMOX_LAB_LIMITED_API_TOKEN", "/cluster/resources?type=vm").await;
     assert_eq!((status, &vms["data"][0]["vmid"]), (200, &serde_json::json!(90001)), "{vms}");
+    let (status, net) = api_get_as(&env_file, "PROXMOX_LAB_LIMITED_API_TOKEN", "/nodes/pve-ms01-01/network").await;
+    assert_eq!((status, &net["data"][0]["iface"]), (200, &serde_json::json!("vmbr0")), "SDN.Use on the bridge: {net}");
     let (status, refused) = api_get_as(&env_file, "PROXMOX_LAB_LIMITED_API_TOKEN", "/cluster/status").await;
     assert_eq!((status, refused["message"].as_str()), (403, Some("Permission check failed (/, Sys.Audit)\n")));
     let factory = env_value(&env_file, "TALOS_IMAGE_FACTORY_URL");

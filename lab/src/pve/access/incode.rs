@@ -3,7 +3,8 @@
 //! description, or a `check` plus a description), and the silent filtering
 //! of list answers PVE's list handlers do (`next if !$rpcenv->check(...,
 //! 1)`): a caller never learns of a guest, storage, pool, mapping or task it
-//! may not see.
+//! may not see. `GET /nodes/{node}/network` lists bridges with `SDN.Use` on
+//! them and other interfaces with `Sys.Audit` on the node.
 //!
 //! In code (as qemu-server, pve-storage, pve-manager do):
 //! - `POST /nodes/{node}/qemu`: `VM.Allocate` on `/vms/{vmid}`, or on
@@ -12,6 +13,8 @@
 //!   for `memory`, `VM.Config.Disk` or `VM.Config.CDROM` for drives, ...;
 //!   `$check_vm_modify_config_perm`) and `Datastore.AllocateSpace` on every
 //!   storage a new or imported disk is allocated on.
+//! - NICs on create, config updates and clone (the source's NICs): `SDN.Use`
+//!   on `/sdn/zones/localnetwork/{bridge}[/{tag}]` (`check_bridge_access`).
 //! - `POST .../clone` and `.../move_disk`: `Datastore.AllocateSpace` on the
 //!   target `storage`.
 //! - task endpoints: another user's task needs `Sys.Audit` on `/nodes/{node}`.
@@ -51,21 +54,30 @@ pub fn check(c: &Checker, method: &str, template: &str, params: &Map<String, Val
             for storage in allocated_storages(params) {
                 c.check(&format!("/storage/{storage}"), &["Datastore.AllocateSpace"], false)?;
             }
-            Ok(())
+            bridge_access(c, params.iter().map(|(k, v)| (k.as_str(), v.as_str().unwrap_or(""))))
         }
         ("PUT" | "POST", "/nodes/{node}/qemu/{vmid}/config") => {
             config_perm(c, &number(params, "vmid"), None, params)?;
             for storage in allocated_storages(params) {
                 c.check(&format!("/storage/{storage}"), &["Datastore.AllocateSpace"], false)?;
             }
-            Ok(())
+            bridge_access(c, params.iter().map(|(k, v)| (k.as_str(), v.as_str().unwrap_or(""))))
         }
-        ("POST", "/nodes/{node}/qemu/{vmid}/clone" | "/nodes/{node}/qemu/{vmid}/move_disk") => {
-            match text(params, "storage") {
-                Some(storage) => c.check(&format!("/storage/{storage}"), &["Datastore.AllocateSpace"], false),
-                None => Ok(()),
+        ("POST", "/nodes/{node}/qemu/{vmid}/clone") => {
+            if let Some(storage) = text(params, "storage") {
+                c.check(&format!("/storage/{storage}"), &["Datastore.AllocateSpace"], false)?;
             }
+            // The clone gets the source's NICs.
+            let vmid: u32 = number(params, "vmid").parse().unwrap_or(0);
+            let nets: Vec<(String, String)> = c
+                .state
+                .read(|m| m.vms.get(&vmid).map(|vm| vm.config.clone().into_iter().collect()).unwrap_or_default());
+            bridge_access(c, nets.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         }
+        ("POST", "/nodes/{node}/qemu/{vmid}/move_disk") => match text(params, "storage") {
+            Some(storage) => c.check(&format!("/storage/{storage}"), &["Datastore.AllocateSpace"], false),
+            None => Ok(()),
+        },
         (_, "/nodes/{node}/tasks/{upid}" | "/nodes/{node}/tasks/{upid}/log" | "/nodes/{node}/tasks/{upid}/status") => {
             let upid = text(params, "upid").unwrap_or("");
             let owner = upid.split(':').nth(7).unwrap_or("").to_string();
@@ -121,6 +133,24 @@ fn config_perm(c: &Checker, vmid: &str, pool: Option<&str>, params: &Map<String,
                 c.check("/", &["Sys.Modify"], false)?;
             }
         }
+    }
+    Ok(())
+}
+
+/// qemu-server's `check_bridge_access`: `SDN.Use` on
+/// `/sdn/zones/localnetwork/{bridge}` (with `/{tag}` for a VLAN) for every NIC.
+fn bridge_access<'a>(c: &Checker, options: impl Iterator<Item = (&'a str, &'a str)>) -> Result<(), ApiError> {
+    for (key, value) in options {
+        if drive::index_of(key, "net").is_none() {
+            continue;
+        }
+        let opt = |name: &str| value.split(',').find_map(|p| p.strip_prefix(name).and_then(|v| v.strip_prefix('=')));
+        let Some(bridge) = opt("bridge") else { continue };
+        let mut path = format!("/sdn/zones/localnetwork/{bridge}");
+        if let Some(tag) = opt("tag") {
+            path.push_str(&format!("/{tag}"));
+        }
+        c.check(&path, &["SDN.Use"], false)?;
     }
     Ok(())
 }
@@ -200,6 +230,13 @@ pub fn filter(state: &PveState, who: &str, template: &str, params: &Map<String, 
                 &["Mapping.Audit", "Mapping.Use", "Mapping.Modify"],
                 true,
             ),
+            // Bridges need SDN.Use on them, other interfaces Sys.Audit on the node.
+            "/nodes/{node}/network" => match item["type"].as_str() {
+                Some("bridge" | "OVSBridge") => {
+                    c.allowed(&format!("/sdn/zones/localnetwork/{}", field(item, "iface")), &["SDN.Use"], false)
+                }
+                _ => c.allowed(&format!("/nodes/{}", text(params, "node").unwrap_or("")), &["Sys.Audit"], false),
+            },
             "/nodes/{node}/tasks" => {
                 field(item, "user") == who
                     || c.allowed(&format!("/nodes/{}", text(params, "node").unwrap_or("")), &["Sys.Audit"], false)

@@ -39,9 +39,10 @@ pub struct AccessConfig {
 
 impl Default for AccessConfig {
     /// A typical homelab role beside root: `pulumi@pve` may administer VMs
-    /// (`PVEVMAdmin` on `/vms`) and use storage (`PVEDatastoreUser` on
-    /// `/storage`); its privilege-separated token `pulumi@pve!lab` has the
-    /// same ACLs. The token's secret comes from the credentials file.
+    /// (`PVEVMAdmin` on `/vms`), use storage (`PVEDatastoreUser` on
+    /// `/storage`) and attach NICs to the node's bridges (`PVESDNUser` on
+    /// `/sdn/zones/localnetwork`, which PVE 8+ requires for any NIC); its
+    /// privilege-separated token `pulumi@pve!lab` has the same ACLs. The token's secret comes from the credentials file.
     fn default() -> AccessConfig {
         let acl = |path: &str, role: &str, ugid: &str| AclConfig {
             path: path.into(),
@@ -60,8 +61,10 @@ impl Default for AccessConfig {
             acl: vec![
                 acl("/vms", "PVEVMAdmin", LIMITED_USER),
                 acl("/storage", "PVEDatastoreUser", LIMITED_USER),
+                acl("/sdn/zones/localnetwork", "PVESDNUser", LIMITED_USER),
                 acl("/vms", "PVEVMAdmin", LIMITED_TOKEN),
                 acl("/storage", "PVEDatastoreUser", LIMITED_TOKEN),
+                acl("/sdn/zones/localnetwork", "PVESDNUser", LIMITED_TOKEN),
             ],
             pools: Vec::new(),
         }

@@ -67,6 +67,7 @@ fn config() -> LabConfig {
         ],
         acl: vec![
             acl("/vms/90002", "PVEVMUser", "bob@pve"),
+            acl("/vms/90001", "PVETemplateUser", "bob@pve"),
             acl("/pool/prod", "PVEVMAdmin", "alice@pve"),
             acl("/storage", "PVEDatastoreUser", "alice@pve"),
             acl("/", "PVEAuditor", "alice@pve!sep"),
@@ -245,7 +246,10 @@ async fn the_access_read_endpoints_describe_users_acls_and_roles() {
     let all = lab.ok(ROOT, "GET", "/access/users", &[("full", "1")]).await;
     let alice = all.as_array().unwrap().iter().find(|u| u["userid"] == "alice@pve").unwrap();
     assert_eq!(alice["tokens"].as_array().unwrap().len(), 2);
-    assert_eq!(lab.ok(FULL, "GET", "/access/acl", &[]).await, serde_json::json!([]));
+    // Only entries on paths alice may modify permissions on (VM.Allocate on 90001, via her pool).
+    let mine = lab.ok(FULL, "GET", "/access/acl", &[]).await;
+    let paths: Vec<&str> = mine.as_array().unwrap().iter().map(|a| a["path"].as_str().unwrap()).collect();
+    assert_eq!(paths, ["/vms/90001"]);
     let acl = lab.ok(ROOT, "GET", "/access/acl", &[]).await;
     assert!(acl.as_array().unwrap().iter().any(|a| a["path"] == "/pool/prod"
         && a["roleid"] == "PVEVMAdmin"
@@ -276,9 +280,30 @@ async fn each_config_option_needs_its_own_privilege() {
     let r = lab.client.post(format!("{}/access/ticket", lab.url)).form(&login).send().await.unwrap();
     let body: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
     let cookie = format!("PVEAuthCookie={}", body["data"]["ticket"].as_str().unwrap());
-    let r = lab.client.get(format!("{}/nodes/pve/qemu/90001/config", lab.url)).header("Cookie", cookie).send().await;
+    let r = lab.client.get(format!("{}/cluster/status", lab.url)).header("Cookie", cookie).send().await;
     let r = r.unwrap();
     assert_eq!(r.status(), 403);
     let body: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
-    assert_eq!(body["message"], "Permission check failed (/vms/90001, VM.Audit)\n");
+    assert_eq!(body["message"], "Permission check failed (/, Sys.Audit)\n");
+}
+
+#[tokio::test]
+async fn and_or_checks_answer_as_pve_does() {
+    let lab = start(config()).await;
+    // clone: ["and", VM.Clone on the source, ["or", VM.Allocate on newid, VM.Allocate on the pool]].
+    // The and's first refusal is the answer ...
+    assert_eq!(
+        lab.denied(BOB, "POST", "/nodes/pve/qemu/90002/clone", &[("newid", "160")]).await,
+        forbidden("/vms/90002, VM.Clone")
+    );
+    // ... and a failed or names nothing.
+    let (status, message) = lab.denied(BOB, "POST", "/nodes/pve/qemu/90001/clone", &[("newid", "160")]).await;
+    assert_eq!((status, message.as_str()), (403, "Permission check failed"));
+    // download-url: Datastore.AllocateTemplate on the storage, then Sys.Audit+Sys.Modify on / or
+    // Sys.AccessNetwork on the node.
+    let form = [("content", "iso"), ("filename", "x.iso"), ("url", "http://127.0.0.1:1/x.iso")];
+    assert_eq!(
+        lab.denied(FULL, "POST", "/nodes/pve/storage/local/download-url", &form).await,
+        forbidden("/storage/local, Datastore.AllocateTemplate")
+    );
 }

@@ -143,7 +143,10 @@ async fn pools_are_created_filled_moved_and_deleted_with_pves_texts() {
 async fn create_and_clone_put_the_guest_in_its_pool_and_destroy_takes_it_out() {
     let lab = start().await;
     let none = lab.err("POST", "/nodes/pve/qemu", &[("vmid", "120"), ("pool", "nope")]).await;
-    assert_eq!(none, (500, "pool 'nope' does not exist".into()));
+    // PVE's `check_pool_exist` raises a permission exception.
+    assert_eq!(none, (403, "Permission check failed (pool 'nope' does not exist)".into()));
+    let clone = lab.err("POST", "/nodes/pve/qemu/90001/clone", &[("newid", "122"), ("pool", "nope")]).await;
+    assert_eq!(clone, (403, "Permission check failed (pool 'nope' does not exist)".into()));
     lab.ok("POST", "/pools", &[("poolid", "k8s")]).await;
     lab.task_ok("POST", "/nodes/pve/qemu", &[("vmid", "120"), ("pool", "k8s"), ("name", "cp-1")]).await;
     lab.task_ok("POST", "/nodes/pve/qemu/90001/clone", &[("newid", "121"), ("pool", "k8s"), ("name", "w-1")]).await;

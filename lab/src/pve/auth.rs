@@ -54,7 +54,10 @@ impl LabCredentials {
                 creds.limited_token_id = super::access::LIMITED_TOKEN.into();
                 creds.limited_token_secret = token_secret();
                 let text = serde_json::to_string_pretty(&creds).map_err(|e| e.to_string())?;
-                super::tls::write_private(&path, &(text + "\n"))?;
+                let tmp = state_dir.join(format!("{CREDENTIALS_FILE}.tmp"));
+                let _ = std::fs::remove_file(&tmp);
+                super::tls::write_private(&tmp, &(text + "\n"))?;
+                std::fs::rename(&tmp, &path).map_err(|e| format!("renaming to {}: {e}", path.display()))?;
             }
             return Ok(creds);
         }
@@ -256,4 +259,24 @@ fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     getrandom::getrandom(&mut buf).expect("the OS random source");
     buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_older_credentials_file_gains_the_limited_token_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = r#"{"user":"root@pam","password":"pw","token_id":"root@pam!lab","token_secret":"s"}"#;
+        std::fs::write(dir.path().join(CREDENTIALS_FILE), old).unwrap();
+        let first = LabCredentials::load_or_create(dir.path()).unwrap();
+        assert_eq!((first.password.as_str(), first.token_secret.as_str()), ("pw", "s"));
+        assert_eq!(first.limited_token_id, "pulumi@pve!lab");
+        assert_eq!(first.limited_token_secret.len(), 36);
+        let again = LabCredentials::load_or_create(dir.path()).unwrap();
+        assert_eq!(again, first);
+        let fresh = LabCredentials::load_or_create(tempfile::tempdir().unwrap().path()).unwrap();
+        assert!(fresh.limited_token_header().starts_with("PVEAPIToken=pulumi@pve!lab="));
+    }
 }

@@ -5,8 +5,8 @@
 //! (for a privilege-separated token) or the user replace what was found
 //! above, provided the entry propagates or is on the path itself; `NoAccess`
 //! wins over everything. `permissions` (`PVE::RPCEnvironment::permissions`):
-//! `root@pam` has every privilege; a guest's path also gets the roles of its
-//! pool's path; a token without privilege separation has its user's
+//! `root@pam` has every privilege; a pool member's path (`/vms/{vmid}`,
+//! `/storage/{id}`) also gets the roles on its pool's path; a token without privilege separation has its user's
 //! privileges, one with it the intersection of its own and its user's.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -68,16 +68,38 @@ fn roles_on(access: &Access, ugid: &str, path: &str) -> BTreeMap<String, bool> {
     roles
 }
 
-/// PVE's `compute_permissions`: the roles on `path` and, for a guest in a
-/// pool, on `/pool/{id}`, as privileges.
-fn compute(access: &Access, model: &Model, ugid: &str, path: &str) -> BTreeSet<&'static str> {
-    let mut all = roles_on(access, ugid, path);
-    if let Some(vmid) = path.strip_prefix("/vms/").and_then(|v| v.parse::<u32>().ok()) {
-        if let Some(pool) = model.pool_of(vmid) {
-            all.extend(roles_on(access, ugid, &format!("/pool/{pool}")));
+/// The roles a guest's or storage's path gets from the pools holding it
+/// (the roles on `/pool/{id}`, for that exact path only).
+fn pool_roles(access: &Access, model: &Model, ugid: &str, path: &str) -> BTreeMap<String, bool> {
+    let mut roles = BTreeMap::new();
+    for (id, pool) in &model.pools {
+        let member = match path.strip_prefix("/vms/") {
+            Some(vmid) => vmid.parse::<u32>().is_ok_and(|v| pool.vms.contains(&v)),
+            None => path.strip_prefix("/storage/").is_some_and(|s| pool.storage.contains(s)),
+        };
+        if member {
+            roles.extend(roles_on(access, ugid, &format!("/pool/{id}")).into_keys().map(|r| (r, false)));
         }
     }
-    all.keys().filter_map(|r| roles::privileges(r)).flatten().collect()
+    roles
+}
+
+/// PVE's `compile_acl_path`: the roles on `path` plus those its pools give
+/// it (a `NoAccess` on the path wins; a pool's `NoAccess` wins over the
+/// path's other roles), as privileges.
+fn compute(access: &Access, model: &Model, ugid: &str, path: &str) -> BTreeSet<&'static str> {
+    let mut roles = roles_on(access, ugid, path);
+    let from_pools = pool_roles(access, model, ugid, path);
+    if !from_pools.is_empty() && !roles.contains_key("NoAccess") {
+        if from_pools.contains_key("NoAccess") {
+            roles = [("NoAccess".to_string(), false)].into();
+        } else {
+            for role in from_pools.into_keys() {
+                roles.entry(role).or_insert(false);
+            }
+        }
+    }
+    roles.keys().filter_map(|r| roles::privileges(r)).flatten().collect()
 }
 
 /// The privileges `who` (`user@realm` or `user@realm!token`) has on `path`.
@@ -163,6 +185,12 @@ mod tests {
         let b = access(&[("/pool/prod", "PVEVMUser", "u@pve", true)]);
         assert!(permissions(&b, &m, "u@pve", "/vms/200").contains("VM.Audit"));
         assert!(permissions(&b, &m, "u@pve", "/vms/100").is_empty());
+        // A storage in a pool too; a NoAccess on the guest itself wins over the pool.
+        m.pools.get_mut("prod").unwrap().storage.insert("local".into());
+        let pool_storage = access(&[("/pool/prod", "PVEDatastoreUser", "u@pve", true)]);
+        assert!(permissions(&pool_storage, &m, "u@pve", "/storage/local").contains("Datastore.AllocateSpace"));
+        let denied = access(&[("/pool/prod", "PVEVMUser", "u@pve", true), ("/vms/200", "NoAccess", "u@pve", true)]);
+        assert!(permissions(&denied, &m, "u@pve", "/vms/200").is_empty());
         assert!(permissions(&b, &m, "root@pam", "/anything").contains("Sys.Modify"));
         assert!(permissions(&b, &m, "nobody@pve", "/").is_empty());
     }

@@ -32,7 +32,8 @@ fn checker<'a>(state: &'a PveState, call: &Call) -> Option<Checker<'a>> {
     call.principal.as_ref().map(|p| Checker::new(state, p))
 }
 
-/// Paths PVE's `get_effective_permissions` reports: the ACL paths and the top-level ones.
+/// Paths PVE's `get_effective_permissions` reports: the top-level ones, the ACL paths and
+/// the pools' members; each with the privileges (propagation flags are reported as 1).
 fn permissions(state: &PveState, call: &Call) -> Result<Value, ApiError> {
     let me = who(call);
     let target = call.opt_str("userid").map(str::to_string).unwrap_or_else(|| me.clone());
@@ -46,11 +47,17 @@ fn permissions(state: &PveState, call: &Call) -> Result<Value, ApiError> {
         Some(path) => [acl::normalize_path(path).unwrap_or_else(|| path.to_string())].into(),
         None => {
             let mut paths: BTreeSet<String> =
-                ["/", "/access", "/access/groups", "/nodes", "/pool", "/sdn", "/storage", "/vms", "/mapping"]
+                ["/", "/access", "/access/groups", "/nodes", "/pool", "/sdn", "/storage", "/vms"]
                     .iter()
                     .map(|s| s.to_string())
                     .collect();
             paths.extend(state.access().acl.iter().map(|a| a.path.clone()));
+            state.read(|m| {
+                for pool in m.pools.values() {
+                    paths.extend(pool.vms.iter().map(|v| format!("/vms/{v}")));
+                    paths.extend(pool.storage.iter().map(|s| format!("/storage/{s}")));
+                }
+            });
             paths
         }
     };

@@ -97,11 +97,10 @@ impl Checker<'_> {
                 }
                 fail(denied(None))
             }
+            // PVE runs an `and`'s parts without `noerr`: the first refusal is the answer.
             "and" => {
                 for sub in &items[1..] {
-                    if !self.exec(sub, params, noerr)? {
-                        return Ok(false);
-                    }
+                    self.exec(sub, params, false)?;
                 }
                 Ok(true)
             }
@@ -116,7 +115,7 @@ impl Checker<'_> {
                 let any = option("any").is_some_and(|v| v.as_i64() == Some(1) || v.as_bool() == Some(true));
                 if let Some(required) = option("require_param").and_then(|v| v.as_str().map(str::to_string)) {
                     if !params.contains_key(&required) {
-                        return Ok(false);
+                        return fail(denied(None));
                     }
                 }
                 let path = template_replace(template, params);

@@ -46,10 +46,11 @@ pub fn check(c: &Checker, method: &str, template: &str, params: &Map<String, Val
         ("POST", "/nodes/{node}/qemu") => {
             let vmid = number(params, "vmid");
             let pool = text(params, "pool");
-            match pool {
-                Some(pool) => c.check(&format!("/pool/{pool}"), &["VM.Allocate"], false)?,
-                None => c.check(&format!("/vms/{vmid}"), &["VM.Allocate"], false)?,
+            check_pool_exist(c, pool)?;
+            if let Some(storage) = text(params, "storage") {
+                c.check(&format!("/storage/{storage}"), &["Datastore.AllocateSpace"], false)?;
             }
+            vm_perm(c, &vmid, pool, &["VM.Allocate"], false)?;
             config_perm(c, &vmid, pool, params)?;
             for storage in allocated_storages(params) {
                 c.check(&format!("/storage/{storage}"), &["Datastore.AllocateSpace"], false)?;
@@ -64,6 +65,7 @@ pub fn check(c: &Checker, method: &str, template: &str, params: &Map<String, Val
             bridge_access(c, params.iter().map(|(k, v)| (k.as_str(), v.as_str().unwrap_or(""))))
         }
         ("POST", "/nodes/{node}/qemu/{vmid}/clone") => {
+            check_pool_exist(c, text(params, "pool"))?;
             if let Some(storage) = text(params, "storage") {
                 c.check(&format!("/storage/{storage}"), &["Datastore.AllocateSpace"], false)?;
             }
@@ -102,6 +104,16 @@ pub fn check(c: &Checker, method: &str, template: &str, params: &Map<String, Val
                 Some(vmid) => c.check(&format!("/vms/{vmid}"), &["VM.Config.Disk"], false),
                 None => Ok(()),
             }
+        }
+        _ => Ok(()),
+    }
+}
+
+/// PVE's `check_pool_exist`: a 403 naming the pool.
+pub fn check_pool_exist(c: &Checker, pool: Option<&str>) -> Result<(), ApiError> {
+    match pool {
+        Some(pool) if !c.state.read(|m| m.pools.contains_key(pool)) => {
+            Err(super::check::denied(Some(format!("pool '{pool}' does not exist"))))
         }
         _ => Ok(()),
     }

@@ -119,7 +119,8 @@ fn clone(state: &PveState, call: &Call) -> Result<Value, ApiError> {
     let pool = call.opt_str("pool").map(str::to_string);
     if let Some(pool) = &pool {
         if !state.read(|m| m.pools.contains_key(pool)) {
-            return Err(fail(format!("pool '{pool}' does not exist")));
+            // `check_pool_exist`: a permission exception.
+            return Err(crate::pve::access::check::denied(Some(format!("pool '{pool}' does not exist"))));
         }
     }
     let storage = call.opt_str("storage").map(str::to_string);

@@ -190,6 +190,9 @@ async fn lists_are_silently_filtered() {
     let all = lab.ok(FULL, "GET", "/cluster/resources", &[("type", "node")]).await;
     assert_eq!(all[0]["node"], "pve");
     assert!(all[0].get("maxmem").is_none(), "{all}");
+    let nodes = lab.ok(FULL, "GET", "/nodes", &[]).await;
+    assert_eq!((nodes[0]["node"].as_str(), nodes[0].get("cpu")), (Some("pve"), None), "{nodes}");
+    assert!(lab.ok(ROOT, "GET", "/nodes", &[]).await[0].get("cpu").is_some());
     let vms = lab.ok(FULL, "GET", "/nodes/pve/qemu", &[]).await;
     let ids: Vec<u64> = vms.as_array().unwrap().iter().map(|v| v["vmid"].as_u64().unwrap()).collect();
     assert_eq!(ids, [90001]);

@@ -201,7 +201,7 @@ fn volume_owner(volume: &str) -> Option<u32> {
 
 /// The answer of a list endpoint, without what the caller may not see.
 pub fn filter(state: &PveState, who: &str, template: &str, params: &Map<String, Value>, data: Value) -> Value {
-    if who == "root@pam" {
+    if state.access().is_root(who) {
         return data;
     }
     let Value::Array(items) = data else { return data };
@@ -232,6 +232,13 @@ pub fn filter(state: &PveState, who: &str, template: &str, params: &Map<String, 
                 }
                 _ => true,
             },
+            // Every node, with usage figures only for a caller with Sys.Audit on it.
+            "/nodes" => {
+                if !c.allowed(&format!("/nodes/{}", field(item, "node")), &["Sys.Audit"], false) {
+                    strip_node_stats(item);
+                }
+                true
+            }
             "/nodes/{node}/qemu" => c.allowed(&format!("/vms/{}", field(item, "vmid")), &["VM.Audit"], false),
             "/storage" | "/nodes/{node}/storage" => {
                 c.allowed(&format!("/storage/{}", field(item, "storage")), &datastore, true)
@@ -264,7 +271,9 @@ fn strip_node_stats(item: &mut Value) {
     if let Value::Object(map) = item {
         let kept: Map<String, Value> = map
             .iter()
-            .filter(|(k, _)| matches!(k.as_str(), "id" | "type" | "node" | "status" | "level" | "cgroup-mode"))
+            .filter(|(k, _)| {
+                matches!(k.as_str(), "id" | "type" | "node" | "status" | "level" | "cgroup-mode" | "ssl_fingerprint")
+            })
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         *map = kept;

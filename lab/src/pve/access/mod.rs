@@ -216,6 +216,15 @@ impl Access {
         self.users.iter().find(|u| u.userid == userid)
     }
 
+    /// Whether `who` has root's privileges everywhere: `root@pam` or one of
+    /// its tokens without privilege separation.
+    pub fn is_root(&self, who: &str) -> bool {
+        match who.split_once('!') {
+            None => who == "root@pam",
+            Some((user, token)) => user == "root@pam" && !self.privsep(user, token),
+        }
+    }
+
     /// Whether token `user!id` separates privileges. Tokens the access
     /// config does not declare (such as `root@pam!lab`) carry their user's
     /// full privileges.

@@ -167,4 +167,20 @@ mod tests {
         assert!(privileges("Administrator").unwrap().contains("Sys.Modify"));
         assert!(privileges("PVESysUser").is_none());
     }
+
+    #[test]
+    fn the_privileges_are_the_47_of_the_pve_9_schema() {
+        // The properties of `GET /access/roles/{roleid}`'s answer in PVE 9.1's API schema.
+        let schema = "Datastore.Allocate Datastore.AllocateSpace Datastore.AllocateTemplate Datastore.Audit \
+            Group.Allocate Mapping.Audit Mapping.Modify Mapping.Use Permissions.Modify Pool.Allocate Pool.Audit \
+            Realm.Allocate Realm.AllocateUser SDN.Allocate SDN.Audit SDN.Use Sys.AccessNetwork Sys.Audit \
+            Sys.Console Sys.Incoming Sys.Modify Sys.PowerMgmt Sys.Syslog User.Modify VM.Allocate VM.Audit \
+            VM.Backup VM.Clone VM.Config.CDROM VM.Config.CPU VM.Config.Cloudinit VM.Config.Disk \
+            VM.Config.HWType VM.Config.Memory VM.Config.Network VM.Config.Options VM.Console \
+            VM.GuestAgent.Audit VM.GuestAgent.FileRead VM.GuestAgent.FileSystemMgmt VM.GuestAgent.FileWrite \
+            VM.GuestAgent.Unrestricted VM.Migrate VM.PowerMgmt VM.Replicate VM.Snapshot VM.Snapshot.Rollback";
+        let expected: BTreeSet<&str> = schema.split_whitespace().collect();
+        assert_eq!(expected.len(), 47);
+        assert_eq!(all_privileges(), expected);
+    }
 }

@@ -20,7 +20,9 @@
 //!
 //! Adding an endpoint: write a [`server::Handler`] in a new module (e.g.
 //! `pve/qemu/`) and register it in `server::handlers` under the schema's
-//! template; its parameters arrive already validated and typed.
+//! template; its parameters arrive already validated and typed, and the
+//! schema's `permissions` already checked. Privileges PVE's handler checks in
+//! code, and list filtering, go in [`access::incode`].
 
 pub mod access;
 pub mod admin;

@@ -161,7 +161,7 @@ async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, String> {
     tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("listening on {addr}: {e}"))
 }
 
-/// Writes `STATE/lab.env` (mode 0600: it holds the password and token).
+/// Writes `STATE/lab.env` (mode 0600: it holds the password and tokens) atomically.
 pub fn write_env_file(lab: &LabEndpoints) -> Result<PathBuf, String> {
     let path = lab.state_dir.join(ENV_FILE);
     let q = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
@@ -172,6 +172,10 @@ pub fn write_env_file(lab: &LabEndpoints) -> Result<PathBuf, String> {
         format!(
             "export PROXMOX_VE_API_TOKEN={}",
             q(&format!("{}={}", lab.credentials.token_id, lab.credentials.token_secret))
+        ),
+        format!(
+            "export PROXMOX_LAB_LIMITED_API_TOKEN={}",
+            q(&format!("{}={}", lab.credentials.limited_token_id, lab.credentials.limited_token_secret))
         ),
         format!("export PROXMOX_VE_USERNAME={}", q(&lab.credentials.user)),
         format!("export PROXMOX_VE_PASSWORD={}", q(&lab.credentials.password)),
@@ -187,7 +191,11 @@ pub fn write_env_file(lab: &LabEndpoints) -> Result<PathBuf, String> {
         lines.push(format!("export PROXMOX_VE_SSH_PRIVATE_KEY={}", q(key.trim_end())));
         lines.push(format!("export PROXMOX_VE_SSH_PORT={}", q(&ssh.port.to_string())));
     }
-    pve::tls::write_private(&path, &(lines.join("\n") + "\n"))?;
+    // Written whole, then renamed: `up` reads it as soon as it exists.
+    let tmp = lab.state_dir.join(format!("{ENV_FILE}.tmp"));
+    let _ = std::fs::remove_file(&tmp);
+    pve::tls::write_private(&tmp, &(lines.join("\n") + "\n"))?;
+    std::fs::rename(&tmp, &path).map_err(|e| format!("renaming to {}: {e}", path.display()))?;
     Ok(path)
 }
 

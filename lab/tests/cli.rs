@@ -57,14 +57,21 @@ fn env_value(env_file: &str, key: &str) -> String {
 }
 
 async fn api_get(env_file: &str, path: &str) -> serde_json::Value {
+    let (status, body) = api_get_as(env_file, "PROXMOX_VE_API_TOKEN", path).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// A GET with the token the env file exports as `token_key`: (status, body).
+async fn api_get_as(env_file: &str, token_key: &str, path: &str) -> (u16, serde_json::Value) {
     let ca = std::fs::read(env_value(env_file, "PROXMOX_VE_CA_CERT")).unwrap();
     let client =
         reqwest::Client::builder().add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap()).build().unwrap();
     let url = format!("{}api2/json{path}", env_value(env_file, "PROXMOX_VE_ENDPOINT"));
-    let token = format!("PVEAPIToken={}", env_value(env_file, "PROXMOX_VE_API_TOKEN"));
+    let token = format!("PVEAPIToken={}", env_value(env_file, token_key));
     let response = client.get(url).header("Authorization", token).send().await.unwrap();
-    assert_eq!(response.status(), 200);
-    serde_json::from_slice(&response.bytes().await.unwrap()).unwrap()
+    let status = response.status().as_u16();
+    (status, serde_json::from_slice(&response.bytes().await.unwrap()).unwrap())
 }
 
 /// `up` starts the lab in the background and prints the env file; the API
@@ -82,6 +89,15 @@ async fn up_inventory_down_and_state_survives_a_restart() {
     let nodes = api_get(&env_file, "/nodes").await;
     let names: Vec<&str> = nodes["data"].as_array().unwrap().iter().map(|n| n["node"].as_str().unwrap()).collect();
     assert_eq!(names, ["pve-aimax-01", "pve-ms01-01", "pve-ms01-02"]);
+    // The least-privilege token (pulumi@pve!lab: PVEVMAdmin on /vms, PVEDatastoreUser on /storage).
+    let limited = env_value(&env_file, "PROXMOX_LAB_LIMITED_API_TOKEN");
+    assert!(limited.starts_with("pulumi@pve!lab="), "{limited}");
+    let (status, vms) = api_get_as(&env_file, "PROXMOX_LAB_LIMITED_API_TOKEN", "/cluster/resources?type=vm").await;
+    assert_eq!((status, &vms["data"][0]["vmid"]), (200, &serde_json::json!(90001)), "{vms}");
+    let (status, net) = api_get_as(&env_file, "PROXMOX_LAB_LIMITED_API_TOKEN", "/nodes/pve-ms01-01/network").await;
+    assert_eq!((status, &net["data"][0]["iface"]), (200, &serde_json::json!("vmbr0")), "SDN.Use on the bridge: {net}");
+    let (status, refused) = api_get_as(&env_file, "PROXMOX_LAB_LIMITED_API_TOKEN", "/cluster/status").await;
+    assert_eq!((status, refused["message"].as_str()), (403, Some("Permission check failed (/, Sys.Audit)\n")));
     let factory = env_value(&env_file, "TALOS_IMAGE_FACTORY_URL");
     assert_eq!(reqwest::get(format!("{factory}/versions")).await.unwrap().status(), 200);
     // A second `up` finds it running.

@@ -62,6 +62,8 @@ const BY_FORMAT: &[(&str, &str)] = &[
     ("pve-storage-id", "local"),
     ("pve-configid", "lab1"),
     ("pve-poolid", "lab"),
+    ("pve-ha-resource-id", "vm:100"),
+    ("pve-ha-resource-or-vm-id", "vm:100"),
     ("pve-userid", "root@pam"),
     ("pve-realm", "pam"),
     ("pve-iface", "vmbr0"),

@@ -11,7 +11,7 @@
 //! token"). Tickets expire after two hours, as PVE's do. The lab's
 //! credentials (`root@pam` password, token `root@pam!lab`) are random, made at
 //! first start and kept in the state directory ([`LabCredentials`]).
-//! Must not: check permissions (privileges/ACLs come later) or know handlers.
+//! Must not: check permissions (that is [`super::access`]) or know handlers.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -33,6 +33,13 @@ pub struct LabCredentials {
     /// `root@pam!lab`.
     pub token_id: String,
     pub token_secret: String,
+    /// The least-privilege token of the default access config
+    /// (`pulumi@pve!lab`, see [`super::access::AccessConfig`]); added to
+    /// older credentials files at the next start.
+    #[serde(default)]
+    pub limited_token_id: String,
+    #[serde(default)]
+    pub limited_token_secret: String,
 }
 
 impl LabCredentials {
@@ -41,21 +48,26 @@ impl LabCredentials {
         let path = state_dir.join(CREDENTIALS_FILE);
         if path.is_file() {
             let text = std::fs::read_to_string(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-            return serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()));
+            let mut creds: LabCredentials =
+                serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+            if creds.limited_token_id.is_empty() {
+                creds.limited_token_id = super::access::LIMITED_TOKEN.into();
+                creds.limited_token_secret = token_secret();
+                let text = serde_json::to_string_pretty(&creds).map_err(|e| e.to_string())?;
+                let tmp = state_dir.join(format!("{CREDENTIALS_FILE}.tmp"));
+                let _ = std::fs::remove_file(&tmp);
+                super::tls::write_private(&tmp, &(text + "\n"))?;
+                std::fs::rename(&tmp, &path).map_err(|e| format!("renaming to {}: {e}", path.display()))?;
+            }
+            return Ok(creds);
         }
-        let secret = random_hex(16);
         let creds = LabCredentials {
             user: "root@pam".into(),
             password: random_hex(12),
             token_id: "root@pam!lab".into(),
-            token_secret: format!(
-                "{}-{}-{}-{}-{}",
-                &secret[..8],
-                &secret[8..12],
-                &secret[12..16],
-                &secret[16..20],
-                &secret[20..]
-            ),
+            token_secret: token_secret(),
+            limited_token_id: super::access::LIMITED_TOKEN.into(),
+            limited_token_secret: token_secret(),
         };
         let text = serde_json::to_string_pretty(&creds).map_err(|e| e.to_string())?;
         std::fs::create_dir_all(state_dir).map_err(|e| format!("creating {}: {e}", state_dir.display()))?;
@@ -68,9 +80,18 @@ impl LabCredentials {
         format!("PVEAPIToken={}={}", self.token_id, self.token_secret)
     }
 
+    /// The `Authorization` header value for the least-privilege token.
+    pub fn limited_token_header(&self) -> String {
+        format!("PVEAPIToken={}={}", self.limited_token_id, self.limited_token_secret)
+    }
+
     /// An [`Auth`] that knows exactly these credentials.
     pub fn auth(&self) -> Auth {
-        Auth::new().with_user(&self.user, &self.password).with_token(&self.token_id, &self.token_secret)
+        let auth = Auth::new().with_user(&self.user, &self.password).with_token(&self.token_id, &self.token_secret);
+        if self.limited_token_id.is_empty() {
+            return auth;
+        }
+        auth.with_token(&self.limited_token_id, &self.limited_token_secret)
     }
 }
 
@@ -224,6 +245,12 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, v)| v.to_string())
 }
 
+/// A token secret shaped like PVE's (a UUID).
+fn token_secret() -> String {
+    let s = random_hex(16);
+    format!("{}-{}-{}-{}-{}", &s[..8], &s[8..12], &s[12..16], &s[16..20], &s[20..])
+}
+
 fn constant_eq(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
@@ -232,4 +259,24 @@ fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     getrandom::getrandom(&mut buf).expect("the OS random source");
     buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_older_credentials_file_gains_the_limited_token_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = r#"{"user":"root@pam","password":"pw","token_id":"root@pam!lab","token_secret":"s"}"#;
+        std::fs::write(dir.path().join(CREDENTIALS_FILE), old).unwrap();
+        let first = LabCredentials::load_or_create(dir.path()).unwrap();
+        assert_eq!((first.password.as_str(), first.token_secret.as_str()), ("pw", "s"));
+        assert_eq!(first.limited_token_id, "pulumi@pve!lab");
+        assert_eq!(first.limited_token_secret.len(), 36);
+        let again = LabCredentials::load_or_create(dir.path()).unwrap();
+        assert_eq!(again, first);
+        let fresh = LabCredentials::load_or_create(tempfile::tempdir().unwrap().path()).unwrap();
+        assert!(fresh.limited_token_header().starts_with("PVEAPIToken=pulumi@pve!lab="));
+    }
 }

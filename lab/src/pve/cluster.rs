@@ -191,26 +191,37 @@ fn resources(state: &PveState, call: &Call) -> Result<Value, ApiError> {
         if wanted.is_none() || wanted == Some("storage") {
             for n in m.nodes.values() {
                 for s in m.storages.values() {
-                    let used: u64 = m
-                        .volumes
-                        .values()
-                        .filter(|v| v.storage == s.id && (s.shared || v.node.as_deref() == Some(&n.name)))
-                        .map(|v| v.size)
-                        .sum();
-                    out.push(json!({
-                        "id": format!("storage/{}/{}", n.name, s.id), "type": "storage", "storage": s.id,
-                        "node": n.name, "status": "available", "content": s.content.join(","),
-                        "plugintype": s.kind, "shared": u8::from(s.shared), "disk": used,
-                        "maxdisk": s.capacity_gib << 30,
-                    }));
+                    out.push(storage_resource(m, &n.name, s));
                 }
+            }
+        }
+        if wanted.is_none() {
+            for id in m.pools.keys() {
+                out.push(json!({ "id": format!("/pool/{id}"), "type": "pool", "pool": id }));
             }
         }
         Value::Array(out)
     }))
 }
 
-fn vm_resource(m: &Model, vm: &super::model::Vm) -> Value {
+/// A storage's `/cluster/resources` entry on `node` (also a pool member).
+pub(crate) fn storage_resource(m: &Model, node: &str, s: &super::lab_config::StorageConfig) -> Value {
+    let used: u64 = m
+        .volumes
+        .values()
+        .filter(|v| v.storage == s.id && (s.shared || v.node.as_deref() == Some(node)))
+        .map(|v| v.size)
+        .sum();
+    json!({
+        "id": format!("storage/{node}/{}", s.id), "type": "storage", "storage": s.id,
+        "node": node, "status": "available", "content": s.content.join(","),
+        "plugintype": s.kind, "shared": u8::from(s.shared), "disk": used,
+        "maxdisk": s.capacity_gib << 30,
+    })
+}
+
+/// A guest's `/cluster/resources` entry (also a pool member).
+pub(crate) fn vm_resource(m: &Model, vm: &super::model::Vm) -> Value {
     let cfg = |k: &str| vm.config.get(k).cloned();
     let memory: u64 = cfg("memory").and_then(|v| v.parse().ok()).unwrap_or(512);
     let cores: u64 = cfg("cores").and_then(|v| v.parse().ok()).unwrap_or(1);
@@ -228,7 +239,7 @@ fn vm_resource(m: &Model, vm: &super::model::Vm) -> Value {
     if let Some(tags) = cfg("tags") {
         v["tags"] = json!(tags);
     }
-    if let Some(pool) = cfg("pool") {
+    if let Some(pool) = m.pool_of(vm.vmid) {
         v["pool"] = json!(pool);
     }
     if let Some(lock) = &vm.lock {

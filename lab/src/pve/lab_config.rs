@@ -4,7 +4,8 @@
 //! storages with their content types and sharing, bridges with the lab subnet
 //! VMs get DHCP leases from, template VMs made at first start), the realism
 //! knobs (task durations, boot and guest-agent delays, the config-lock wait)
-//! and fault injection rates. Read from a YAML or JSON file (`up --config`);
+//! fault injection rates, and access (users, tokens, ACLs, pools; see
+//! [`super::access::AccessConfig`]). Read from a YAML or JSON file (`up --config`);
 //! two presets: [`LabConfig::single_node`] (the default, node `pve`) and
 //! [`LabConfig::seed_cluster`] (pve-ms01-01, pve-ms01-02, pve-aimax-01).
 //! Must not: hold runtime state (that is [`super::model`]).
@@ -28,6 +29,9 @@ pub struct LabConfig {
     pub timing: Timing,
     #[serde(default)]
     pub faults: Faults,
+    /// Users, API tokens, ACL entries and resource pools.
+    #[serde(default)]
+    pub access: super::access::AccessConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -195,6 +199,7 @@ impl LabConfig {
             templates: vec![seed_template("pve")],
             timing: Timing::default(),
             faults: Faults::default(),
+            access: super::access::AccessConfig::default(),
         }
     }
 
@@ -211,6 +216,7 @@ impl LabConfig {
             templates: vec![seed_template("pve-ms01-01")],
             timing: Timing::default(),
             faults: Faults::default(),
+            access: super::access::AccessConfig::default(),
         }
     }
 
@@ -254,6 +260,12 @@ impl LabConfig {
             }
             if !self.storages.iter().any(|s| s.id == t.storage) {
                 return Err(format!("templates[{i}].storage: no storage named {:?}", t.storage));
+            }
+        }
+        self.access.check()?;
+        for (i, p) in self.access.pools.iter().enumerate() {
+            if let Some(s) = p.storage.iter().find(|s| !self.storages.iter().any(|c| &c.id == *s)) {
+                return Err(format!("access.pools[{i}].storage: no storage named {s:?}"));
             }
         }
         self.faults.check()

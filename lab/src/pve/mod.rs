@@ -15,19 +15,27 @@
 //!   `query-url-metadata` and multipart `upload`.
 //!
 //! - [`qemu`]: the VM endpoints (`/nodes/{node}/qemu/...`).
+//! - [`pools`]: resource pools (`/pools`).
+//! - [`access`]: users, tokens, roles, ACLs and the permission checks.
+//! - [`ha`]: the HA read side (`/cluster/ha/...`; nothing is HA-managed).
 //!
 //! Adding an endpoint: write a [`server::Handler`] in a new module (e.g.
 //! `pve/qemu/`) and register it in `server::handlers` under the schema's
-//! template; its parameters arrive already validated and typed. A GET is
-//! then checked against the schema's `returns` by `lab/tests/returns_shapes.rs`
-//! (add a `FIXTURE` value if it has a path parameter no other endpoint has).
+//! template; its parameters arrive already validated and typed, and the
+//! schema's `permissions` already checked. Privileges PVE's handler checks in
+//! code, and list filtering, go in [`access::incode`]. A GET is then checked
+//! against the schema's `returns` by `lab/tests/returns_shapes.rs` (add a
+//! `FIXTURE` value if it has a path parameter no other endpoint has).
 
+pub mod access;
 pub mod admin;
 pub mod apidoc;
 pub mod auth;
 pub mod cluster;
+pub mod ha;
 pub mod lab_config;
 pub mod model;
+pub mod pools;
 pub mod qemu;
 pub mod server;
 pub mod state;

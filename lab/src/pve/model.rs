@@ -9,7 +9,7 @@
 //! import images) are real files under the state directory, not in here.
 //! Must not: know HTTP, locking or time (that is [`super::state`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
@@ -38,6 +38,20 @@ pub struct Model {
     /// The VMs the lab started with (its templates), not made by any program.
     #[serde(default)]
     pub seed_vmids: Vec<u32>,
+    /// Resource pools (PVE's `user.cfg` `pool:` lines) by pool ID.
+    #[serde(default)]
+    pub pools: BTreeMap<String, Pool>,
+}
+
+/// A resource pool: its guests and storages.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Pool {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    #[serde(default)]
+    pub vms: BTreeSet<u32>,
+    #[serde(default)]
+    pub storage: BTreeSet<String>,
 }
 
 /// How many finished tasks the lab remembers.
@@ -174,6 +188,14 @@ impl Model {
             storages: config.storages.iter().map(|s| (s.id.clone(), s.clone())).collect(),
             ..Model::default()
         };
+        for p in &config.access.pools {
+            let pool = Pool {
+                comment: p.comment.clone(),
+                vms: p.vms.iter().copied().collect(),
+                storage: p.storage.iter().cloned().collect(),
+            };
+            model.pools.insert(p.id.clone(), pool);
+        }
         for t in &config.templates {
             model.seed_vmids.push(t.vmid);
             let volid = format!("{}:base-{}-disk-0", t.storage, t.vmid);
@@ -287,6 +309,25 @@ impl Model {
     /// Whether `storage` is usable on `node` (shared storages are usable everywhere).
     pub fn storage_on(&self, storage: &str, node: &str) -> Option<&StorageConfig> {
         self.storages.get(storage).filter(|_| self.nodes.contains_key(node))
+    }
+
+    /// The pool guest `vmid` belongs to (PVE's `$usercfg->{vms}->{$vmid}`).
+    pub fn pool_of(&self, vmid: u32) -> Option<&str> {
+        self.pools.iter().find(|(_, p)| p.vms.contains(&vmid)).map(|(id, _)| id.as_str())
+    }
+
+    /// `add_vm_to_pool`: a no-op when the pool is gone.
+    pub fn add_vm_to_pool(&mut self, vmid: u32, pool: &str) {
+        if let Some(p) = self.pools.get_mut(pool) {
+            p.vms.insert(vmid);
+        }
+    }
+
+    /// `remove_vm_access`'s pool part: the guest leaves its pool.
+    pub fn remove_vm_from_pool(&mut self, vmid: u32) {
+        for p in self.pools.values_mut() {
+            p.vms.remove(&vmid);
+        }
     }
 
     /// Volumes a VM owns (disks, cloud-init drive, EFI vars).

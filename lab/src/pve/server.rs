@@ -9,8 +9,10 @@
 //! proxmox-talos lab`, so a lab gap is never mistaken for PVE's answer), parameter verification
 //! ([`super::validate`]; path parameters, the query string, and a form or JSON
 //! body; a repeated path parameter must agree with the path; API tokens are
-//! refused with 403 where the schema says `allowtoken: 0`), then the handler
-//! table ([`handlers`]). Responses are always
+//! refused with 403 where the schema says `allowtoken: 0`; the schema's
+//! `permissions` are checked before verification and PVE's in-code checks
+//! after it, see [`super::access`]), then the handler table ([`handlers`]);
+//! list answers are filtered to what the caller may see. Responses are always
 //! `{"data": ...}`; errors add `message` (and `errors` for 400) and carry the
 //! message in the HTTP reason phrase, as PVE does. Also the TLS listener.
 //! Must not: implement resources itself beyond the proof-of-stack handlers
@@ -210,6 +212,9 @@ pub fn handlers() -> Handlers {
     h.sync("GET", "/access/ticket", |_, _| Ok(Value::Null));
     super::tasks::register(&mut h);
     super::cluster::register(&mut h);
+    super::ha::register(&mut h);
+    super::pools::register(&mut h);
+    super::access::api::register(&mut h);
     super::storage::register(&mut h);
     super::qemu::register(&mut h);
     h
@@ -262,6 +267,8 @@ async fn api(State(state): State<PveState>, method: Method, uri: Uri, headers: H
     }
     let result = match prepare(&state, method.as_str(), &path, &uri, &headers, &body) {
         Ok((call, handler)) => {
+            // What the answer of a list endpoint is filtered by (PVE's handlers skip what the caller may not see).
+            let seen_by = call.principal.as_ref().map(|p| (p.name(), call.template.clone(), call.params.clone()));
             // An upload's spooled file is gone after the request (a handler that keeps it moves it).
             let spooled = call.file.as_ref().map(|f| f.path.clone());
             let result = match injected_fault(&state, &call) {
@@ -274,7 +281,12 @@ async fn api(State(state): State<PveState>, method: Method, uri: Uri, headers: H
             if let Some(path) = spooled {
                 let _ = std::fs::remove_file(path);
             }
-            result
+            match (result, seen_by) {
+                (Ok(data), Some((who, template, params))) if method == Method::GET => {
+                    Ok(super::access::incode::filter(&state, &who, &template, &params, data))
+                }
+                (result, _) => result,
+            }
         }
         Err(e) => Err(e),
     };
@@ -374,8 +386,14 @@ fn check_call(
             format!("Permission check failed (URI '{path}' not available with API token, need proper ticket.\n)"),
         ));
     }
+    // pveproxy checks the schema's permissions before verifying parameters.
+    let raw: Map<String, Value> =
+        input.iter().filter_map(|(k, v)| Some((k.clone(), Value::String(raw_text(v)?)))).collect();
+    let permissions = matched.endpoint.info.get("permissions");
+    super::access::check::check_schema(state, principal.as_ref(), permissions, &raw)?;
     let params = validate::validate(matched.endpoint.parameters(), input).map_err(ApiError::params)?;
     let template = matched.endpoint.template.clone();
+    super::access::check::check_in_code(state, principal.as_ref(), method, &template, &params)?;
     let call = Call { principal, method: method.to_string(), template, path, params, file };
     match state.handlers().get(method, &call.template) {
         Some(handler) => Ok((call, handler)),

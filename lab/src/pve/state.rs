@@ -34,6 +34,7 @@ pub struct PveState {
 struct Inner {
     apidoc: ApiDoc,
     auth: Auth,
+    access: super::access::Access,
     handlers: Handlers,
     state_dir: PathBuf,
     bridges: Vec<super::lab_config::BridgeConfig>,
@@ -68,8 +69,21 @@ const REQUEST_LOG: usize = 20_000;
 impl PveState {
     /// The lab in `state_dir`: the saved state if there is one, else a fresh
     /// cluster from `config` (whose timing and faults apply either way).
+    /// Users and tokens of `config.access` with a password or secret join `auth`.
     pub fn new(apidoc: ApiDoc, auth: Auth, config: LabConfig, state_dir: &Path) -> Result<PveState, String> {
         config.check()?;
+        let mut auth = auth;
+        for u in &config.access.users {
+            if let Some(password) = &u.password {
+                auth = auth.with_user(&u.userid, password);
+            }
+            for t in &u.tokens {
+                if let Some(secret) = &t.secret {
+                    auth = auth.with_token(&format!("{}!{}", u.userid, t.id), secret);
+                }
+            }
+        }
+        let access = super::access::Access::new(&config.access);
         std::fs::create_dir_all(state_dir).map_err(|e| format!("creating {}: {e}", state_dir.display()))?;
         let model = match Model::load(state_dir)? {
             Some(model) => model,
@@ -83,6 +97,7 @@ impl PveState {
             inner: Arc::new(Inner {
                 apidoc,
                 auth,
+                access,
                 handlers: super::server::handlers(),
                 state_dir: state_dir.to_path_buf(),
                 bridges: config.bridges.clone(),
@@ -101,6 +116,11 @@ impl PveState {
 
     pub fn auth(&self) -> &Auth {
         &self.inner.auth
+    }
+
+    /// Users, tokens and ACL entries.
+    pub fn access(&self) -> &super::access::Access {
+        &self.inner.access
     }
 
     pub fn handlers(&self) -> &Handlers {

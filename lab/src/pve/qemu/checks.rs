@@ -234,6 +234,39 @@ const GENERAL_OPTIONS: [&str; 17] = [
 pub const CLOUDINIT_OPTIONS: [&str; 8] =
     ["cicustom", "cipassword", "citype", "ciuser", "ciupgrade", "nameserver", "searchdomain", "sshkeys"];
 
+/// The privileges (any of them) qemu-server's `$check_vm_modify_config_perm`
+/// asks for option `key` on the VM (or its pool); `None` where PVE checks
+/// elsewhere (drives, `cdrom`, `unused`/`serial`/`usb`/`hostpci`, `tags`) or
+/// only root may set the option ([`check_modify_perm`]).
+pub fn config_key_privileges(key: &str) -> Option<&'static [&'static str]> {
+    if drive::is_drive_key(key)
+        || key == "cdrom"
+        || key == "tags"
+        || indexed(key, &["unused", "serial", "usb", "hostpci"])
+    {
+        return None;
+    }
+    Some(if CPU_OPTIONS.contains(&key) || indexed(key, &["numa"]) {
+        &["VM.Config.CPU"]
+    } else if MEMORY_OPTIONS.contains(&key) {
+        &["VM.Config.Memory"]
+    } else if HWTYPE_OPTIONS.contains(&key) {
+        &["VM.Config.HWType"]
+    } else if GENERAL_OPTIONS.contains(&key) {
+        &["VM.Config.Options"]
+    } else if key == "freeze" {
+        &["VM.PowerMgmt"]
+    } else if ["boot", "bootdisk", "vmstatestorage"].contains(&key) {
+        &["VM.Config.Disk"]
+    } else if indexed(key, &["net"]) {
+        &["VM.Config.Network"]
+    } else if CLOUDINIT_OPTIONS.contains(&key) || indexed(key, &["ipconfig"]) {
+        &["VM.Config.Cloudinit", "VM.Config.Network"]
+    } else {
+        return None;
+    })
+}
+
 fn indexed(key: &str, prefixes: &[&str]) -> bool {
     prefixes.iter().any(|p| drive::index_of(key, p).is_some())
 }

@@ -116,8 +116,12 @@ fn clone(state: &PveState, call: &Call) -> Result<Value, ApiError> {
     let node = node_of(state, call)?;
     let vmid = call.vmid();
     let newid = call.int("newid").unwrap_or(0) as u32;
-    if let Some(pool) = call.opt_str("pool") {
-        return Err(fail(format!("pool '{pool}' does not exist")));
+    let pool = call.opt_str("pool").map(str::to_string);
+    if let Some(pool) = &pool {
+        if !state.read(|m| m.pools.contains_key(pool)) {
+            // `check_pool_exist`: a permission exception.
+            return Err(crate::pve::access::check::denied(Some(format!("pool '{pool}' does not exist"))));
+        }
     }
     let storage = call.opt_str("storage").map(str::to_string);
     let format = call.opt_str("format").map(str::to_string);
@@ -142,6 +146,8 @@ fn clone(state: &PveState, call: &Call) -> Result<Value, ApiError> {
             let result = do_clone(m, &args, &plan, target.as_deref(), name, description);
             if result.is_err() {
                 m.vms.remove(&newid);
+            } else if let Some(pool) = &pool {
+                m.add_vm_to_pool(newid, pool);
             }
             result
         })?;

@@ -82,8 +82,12 @@ fn create(state: &PveState, call: &Call) -> Result<Value, ApiError> {
     let start = call.flag("start");
     let mut set = checks::config_params(call, &CREATE_EXTRA);
     checks::validate_sshkeys(&set)?;
-    if let Some(pool) = call.opt_str("pool") {
-        return Err(fail(format!("pool '{pool}' does not exist")));
+    let pool = call.opt_str("pool").map(str::to_string);
+    if let Some(pool) = &pool {
+        if !state.read(|m| m.pools.contains_key(pool)) {
+            // `check_pool_exist`: a permission exception.
+            return Err(crate::pve::access::check::denied(Some(format!("pool '{pool}' does not exist"))));
+        }
     }
     if !set.is_empty() {
         state.read(|m| checks::check_storage_access(m, &set, storage.as_deref(), root))?;
@@ -114,6 +118,9 @@ fn create(state: &PveState, call: &Call) -> Result<Value, ApiError> {
         move |log| async move {
             let result = st.write(|m| build(&st, m, &task_node, vmid, set, storage.as_deref()));
             let lines = result?;
+            if let Some(pool) = &pool {
+                st.write(|m| m.add_vm_to_pool(vmid, pool));
+            }
             for line in lines {
                 log.line(line);
             }
@@ -288,6 +295,8 @@ fn destroy_vm(
         lines.push(format!("purging VM {vmid} from related configurations.."));
     }
     super::agent::release_leases(m, &vm);
+    // `remove_vm_access`: the guest leaves its pool.
+    m.remove_vm_from_pool(vmid);
     m.vms.remove(&vmid);
     Ok((lines, warnings))
 }

@@ -24,7 +24,7 @@
 //! than VM volumes (that is the storage module).
 
 pub mod agent;
-mod checks;
+pub(crate) mod checks;
 mod clone;
 mod config;
 mod create;

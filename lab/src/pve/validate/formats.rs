@@ -181,6 +181,13 @@ fn code_format(format: &str, s: &str) -> Option<Result<(), String>> {
             re(r"[A-Za-z0-9.\-_]+(?:/[A-Za-z0-9.\-_]+){0,2}").is_match(s),
             format!("pool name '{s}' contains invalid characters"),
         ),
+        // pve-ha-manager: `vm:100`, `ct:100`, or a bare VMID (`100`).
+        "pve-ha-resource-id" => {
+            ok(re(r"[a-z]+:\S+").is_match(s), "value does not look like a valid ha resource id".into())
+        }
+        "pve-ha-resource-or-vm-id" => {
+            ok(re(r"(?:[a-z]+:\S+|\d+)").is_match(s), "value does not look like a valid ha resource id".into())
+        }
         "pve-realm" => {
             ok(re(r"[A-Za-z][A-Za-z0-9.\-_]+").is_match(s), format!("realm name '{s}' contains illegal characters"))
         }

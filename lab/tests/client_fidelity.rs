@@ -8,7 +8,7 @@
 //! - TLS: the API's certificate names the `--listen` address and every
 //!   node's address and name (a verifying client connects to each);
 //! - `up` with its state under /tmp says clearly that the nodes have no SSH,
-//!   and `lab.env` then offers none;
+//!   and `lab.env` then offers none; the lab CA's key loads with OpenSSL and Go;
 //! - the factory's `.qcow2` is a real qcow2 that `download-url` into
 //!   `import` accepts and `import-from` takes (and `qemu-img` checks, when
 //!   installed);
@@ -88,9 +88,14 @@ fn openssl_loads(cert: &Path, key: &Path) {
     assert_eq!(from_key.stdout, from_cert.stdout, "{} does not belong to {}", key.display(), cert.display());
 }
 
-/// `tools/keycheck` built once into cargo's test temp dir; `None` (with the
-/// reason printed) when Go is not installed.
+/// `tools/keycheck` built once (per test process) into cargo's test temp
+/// dir; `None` (with the reason printed) when Go is not installed.
 fn keycheck() -> Option<PathBuf> {
+    static BUILT: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    BUILT.get_or_init(build_keycheck).clone()
+}
+
+fn build_keycheck() -> Option<PathBuf> {
     if Command::new("go").arg("version").output().is_err() {
         eprintln!("SKIPPED the Go crypto/tls check: `go` is not installed");
         return None;
@@ -111,6 +116,18 @@ fn keycheck() -> Option<PathBuf> {
     );
     assert!(out.status.success(), "go build tools/keycheck: {}", text(&out));
     Some(binary)
+}
+
+/// Loads each (certificate, key) pair with Go's `tls.X509KeyPair`, if Go is installed.
+fn go_loads(pairs: &[(&Path, &Path)]) {
+    let Some(keycheck) = keycheck() else { return };
+    let mut command = Command::new(keycheck);
+    for (cert, key) in pairs {
+        command.arg(cert).arg(key);
+    }
+    let out = run(&mut command, 30);
+    assert!(out.status.success(), "Go's tls.X509KeyPair: {}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).matches("ok ").count(), pairs.len(), "{}", text(&out));
 }
 
 /// The admin kubeconfig a lab Talos control plane returns after bootstrap.
@@ -171,11 +188,7 @@ async fn kubeconfig_and_talosconfig_keys_load_with_openssl_and_go() {
 
     openssl_loads(&kube_cert, &kube_key);
     openssl_loads(&talos_cert, &talos_key);
-    if let Some(keycheck) = keycheck() {
-        let out = run(Command::new(keycheck).args([&kube_cert, &kube_key, &talos_cert, &talos_key]), 30);
-        assert!(out.status.success(), "Go's tls.X509KeyPair: {}", text(&out));
-        assert_eq!(String::from_utf8_lossy(&out.stdout).matches("ok ").count(), 2, "{}", text(&out));
-    }
+    go_loads(&[(&kube_cert, &kube_key), (&talos_cert, &talos_key)]);
 }
 
 // ---------------------------------------------------------------- up: TLS names and SSH
@@ -249,8 +262,15 @@ async fn up_names_its_addresses_in_the_certificate_and_says_when_ssh_is_off() {
         results
     };
     let unnamed = tls_handshake(&ca, addr, "127.66.0.2").await;
+    // The lab CA's own key (a client may sign with it, e.g. to mint more certificates).
+    let (ca_cert, ca_key) = (state.path().join("pve-ca.pem"), state.path().join("pve-ca-key.pem"));
+    let ca_keys = std::panic::catch_unwind(|| {
+        openssl_loads(&ca_cert, &ca_key);
+        go_loads(&[(&ca_cert, &ca_key)]);
+    });
     stop();
     checks.unwrap();
+    ca_keys.unwrap();
     // Without a token the API answers 401: TLS itself verified.
     assert_eq!(version.map(|r| r.status().as_u16()).map_err(|e| format!("{e:?}")), Ok(401));
     for (name, result) in names {

@@ -468,7 +468,7 @@ async fn the_task_list_has_pves_shape_and_filters() {
         ("typefilter=qmstart", vec![&warned, &ok]),
         ("vmid=100", vec![&failed, &ok]),
         ("errors=1", vec![&failed, &warned]),
-        ("statusfilter=ok,warning", vec![&warned, &ok]),
+        ("statusfilter=OK;Warning", vec![&warned, &ok]),
         ("statusfilter=error", vec![&failed]),
         ("errors=1&statusfilter=ok", vec![&failed, &warned]),
         ("start=1&limit=1", vec![&warned]),
@@ -481,6 +481,10 @@ async fn the_task_list_has_pves_shape_and_filters() {
     for (query, expected) in cases {
         assert_eq!(upids(&lab.get(&format!("/nodes/pve/tasks?{query}")).await), owned(&expected), "{query}");
     }
+    let bad = lab.client.get(lab.url("/nodes/pve/tasks?statusfilter=ok,done")).send().await.unwrap();
+    assert_eq!(bad.status(), 400, "statusfilter items are ok, warning, error or unknown");
+    let body: Value = bad.json().await.unwrap();
+    assert!(body["errors"]["statusfilter"].as_str().unwrap().contains("done"), "{body}");
     assert_eq!(
         upids(&lab.get("/nodes/pve/tasks?source=all&statusfilter=unknown").await),
         owned(&[&running]),

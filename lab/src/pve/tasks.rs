@@ -264,11 +264,7 @@ fn list(state: &PveState, call: &Call) -> Result<Value, ApiError> {
     let source = call.opt_str("source").unwrap_or("archive").to_string();
     let errors = call.flag("errors");
     let wanted: Vec<String> = match text("statusfilter") {
-        Some(list) if !errors => list
-            .split(|c: char| c.is_whitespace() || [',', ';', '\0'].contains(&c))
-            .filter(|s| !s.is_empty())
-            .map(str::to_lowercase)
-            .collect(),
+        Some(list) if !errors => super::validate::split_list(&list).iter().map(|s| s.to_lowercase()).collect(),
         _ if errors => vec!["warning".into(), "error".into(), "unknown".into()],
         _ => vec!["ok".into(), "warning".into(), "error".into(), "unknown".into()],
     };

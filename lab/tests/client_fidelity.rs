@@ -165,12 +165,10 @@ async fn kubeconfig_and_talosconfig_keys_load_with_openssl_and_go() {
         std::fs::write(&path, bytes).unwrap();
         path
     };
-    let field = |name: &str| {
-        let line = kubeconfig.lines().find(|l| l.trim_start().starts_with(name)).unwrap_or_else(|| panic!("{name}"));
-        b64_decode(line.split_once(": ").unwrap().1)
-    };
-    let kube_cert = write("kube-client.crt", &field("client-certificate-data"));
-    let kube_key = write("kube-client.key", &field("client-key-data"));
+    // The resource's `kubernetesClientConfiguration` output: the provider's parse of those bytes.
+    let credentials = proxmox_talos::talos::kubeconfig::parse(&kubeconfig).unwrap();
+    let kube_cert = write("kube-client.crt", &b64_decode(&credentials.client_certificate));
+    let kube_key = write("kube-client.key", &b64_decode(&credentials.client_key));
     assert_eq!(pem::parse(std::fs::read(&kube_key).unwrap()).unwrap().tag(), "EC PRIVATE KEY");
 
     // The talosconfig exactly as the provider's client:getConfiguration builds it.

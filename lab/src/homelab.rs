@@ -50,7 +50,13 @@ pub struct LabEndpoints {
     pub nodes: Vec<(String, String)>,
     /// SSH to the nodes (root, key auth, port [`NODE_SSH_PORT`]), when sshd could be started.
     pub ssh: Option<LabSsh>,
+    /// Why the nodes run without SSH, when they do (written to the env file).
+    pub ssh_unavailable: Option<String>,
 }
+
+/// The env file line that says the nodes have no SSH, and why (a comment, so
+/// sourcing the file sets nothing; `up` prints it).
+pub const NO_SSH_MARKER: &str = "# PROXMOX_TALOS_LAB_SSH_UNAVAILABLE: ";
 
 /// How to reach the nodes' real sshd.
 #[derive(Debug, Clone)]
@@ -81,16 +87,16 @@ pub async fn run(
         .map_err(|e| format!("creating {}: {e}", options.state_dir.display()))?;
     let ca = pve::tls::LabCa::load_or_create(&options.state_dir)?;
     let credentials = pve::auth::LabCredentials::load_or_create(&options.state_dir)?;
-    let tls = ca.server_config()?;
+    let tls = ca.server_config_for(&pve::tls::certificate_names(&options.config, options.api_listen.ip()))?;
     let nodes = options.config.nodes.iter().map(|n| (n.name.clone(), n.address.to_string())).collect();
     let state = pve::server::PveState::new(apidoc, credentials.auth(), options.config.clone(), &options.state_dir)?;
     let api = bind(options.api_listen).await?;
     let factory_listener = bind(options.factory_listen).await?;
-    let (sshds, ssh) = match start_node_sshds(&options, &state) {
-        Ok((sshds, ssh)) => (sshds, Some(ssh)),
+    let (sshds, ssh, ssh_unavailable) = match start_node_sshds(&options, &state) {
+        Ok((sshds, ssh)) => (sshds, Some(ssh), None),
         Err(e) => {
             eprintln!("proxmox-talos-lab: the nodes run without SSH (snippet uploads will fail): {e}");
-            (Vec::new(), None)
+            (Vec::new(), None, Some(e))
         }
     };
     let endpoints = LabEndpoints {
@@ -101,6 +107,7 @@ pub async fn run(
         state_dir: options.state_dir.clone(),
         nodes,
         ssh,
+        ssh_unavailable,
     };
     write_env_file(&endpoints)?;
     ready(&endpoints);
@@ -191,12 +198,21 @@ pub fn write_env_file(lab: &LabEndpoints) -> Result<PathBuf, String> {
         lines.push(format!("export PROXMOX_VE_SSH_PRIVATE_KEY={}", q(key.trim_end())));
         lines.push(format!("export PROXMOX_VE_SSH_PORT={}", q(&ssh.port.to_string())));
     }
+    if let (None, Some(reason)) = (&lab.ssh, &lab.ssh_unavailable) {
+        lines.push(format!("{NO_SSH_MARKER}{}", reason.split_whitespace().collect::<Vec<_>>().join(" ")));
+    }
     // Written whole, then renamed: `up` reads it as soon as it exists.
     let tmp = lab.state_dir.join(format!("{ENV_FILE}.tmp"));
     let _ = std::fs::remove_file(&tmp);
     pve::tls::write_private(&tmp, &(lines.join("\n") + "\n"))?;
     std::fs::rename(&tmp, &path).map_err(|e| format!("renaming to {}: {e}", path.display()))?;
     Ok(path)
+}
+
+/// Why the lab of env file `path` runs without SSH to its nodes, if it does.
+pub fn ssh_unavailable(path: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines().find_map(|l| l.strip_prefix(NO_SSH_MARKER)).map(str::to_string)
 }
 
 /// Reads `KEY=value` pairs back from an env file (for tests and `inventory`).

@@ -41,10 +41,11 @@ pub async fn start(config: LabConfig, state_dir: &Path) -> Result<InProcessLab, 
     let apidoc = ApiDoc::embedded();
     let ca = LabCa::load_or_create(state_dir)?;
     let credentials = LabCredentials::load_or_create(state_dir)?;
-    let state = PveState::new(apidoc, credentials.auth(), config, state_dir)?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    tokio::spawn(server::serve(listener, ca.server_config()?, state.clone(), std::future::pending()));
+    let tls = ca.server_config_for(&crate::pve::tls::certificate_names(&config, addr.ip()))?;
+    let state = PveState::new(apidoc, credentials.auth(), config, state_dir)?;
+    tokio::spawn(server::serve(listener, tls, state.clone(), std::future::pending()));
     let talos = crate::talos::start(state.clone());
     Ok(InProcessLab {
         state,

@@ -176,6 +176,7 @@ fn up(flags: Flags) -> Result<(), String> {
         if env_file.exists() {
             println!("{}", env_file.display());
             eprintln!("the lab is already running (pid {pid}); source {}", env_file.display());
+            warn_without_ssh(&env_file);
             return Ok(());
         }
     }
@@ -229,7 +230,19 @@ fn up(flags: Flags) -> Result<(), String> {
         get("PROXMOX_TALOS_LAB_NODES"),
         env_file.display()
     );
+    warn_without_ssh(&env_file);
     Ok(())
+}
+
+/// Says on stderr, clearly, when the lab's nodes run without SSH (the env
+/// file then has no `PROXMOX_VE_SSH_*`).
+fn warn_without_ssh(env_file: &Path) {
+    if let Some(reason) = homelab::ssh_unavailable(env_file) {
+        eprintln!(
+            "WARNING: the lab's nodes run WITHOUT SSH, so snippet uploads (cloud-init user data, \
+             storage:File snippets) will fail; lab.env sets no PROXMOX_VE_SSH_*.\nReason: {reason}"
+        );
+    }
 }
 
 fn down(flags: Flags) -> Result<(), String> {
@@ -321,8 +334,9 @@ fn run_pve(flags: Flags) -> Result<(), String> {
     let apidoc = ApiDoc::load_or_embedded(flags.api_schema.as_deref()).map_err(|e| e.to_string())?;
     let ca = pve::tls::LabCa::load_or_create(state_dir)?;
     let credentials = pve::auth::LabCredentials::load_or_create(state_dir)?;
-    let tls = ca.server_config()?;
-    let state = pve::server::PveState::new(apidoc, credentials.auth(), flags.lab_config()?, state_dir)?;
+    let config = flags.lab_config()?;
+    let tls = ca.server_config_for(&pve::tls::certificate_names(&config, addr.ip()))?;
+    let state = pve::server::PveState::new(apidoc, credentials.auth(), config, state_dir)?;
     runtime()?.block_on(async {
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("listening on {addr}: {e}"))?;
         let bound = listener.local_addr().map_err(|e| e.to_string())?;

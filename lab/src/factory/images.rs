@@ -3,14 +3,15 @@
 //! lab's Proxmox can recognise a Talos image and which schematic it carries.
 //!
 //! Served names are `<platform>-<arch>[-secureboot]` plus `.raw`, `.raw.gz`,
-//! `.raw.zst`, `.qcow2` or `.iso` (the content is the same header-carrying
-//! payload in every format; `.gz` and `.zst` are real compressed streams).
+//! `.raw.zst`, `.qcow2` or `.iso` (the disk content is the same header-carrying
+//! payload in every format; `.gz` and `.zst` are real compressed streams and
+//! `.qcow2` a real qcow2 v3 image of it, see [`super::qcow2`]).
 
 use std::io::{Read, Write};
 
 /// The first word of every lab image.
 pub const MAGIC: &str = "PROXMOX-TALOS-LAB-IMAGE";
-/// Size of the uncompressed payload: the header line, then zeros.
+/// Size of the uncompressed payload (the disk): the header line, then zeros.
 pub const PAYLOAD_SIZE: usize = 64 * 1024;
 
 /// How an image file is encoded.
@@ -63,7 +64,9 @@ pub fn render(schematic: &str, version: &str, file: &str) -> Option<Vec<u8>> {
     let mut payload = format!("{MAGIC} schematic={schematic} version={version} image={image}\n").into_bytes();
     payload.resize(PAYLOAD_SIZE, 0);
     Some(match format {
-        Format::Raw | Format::Qcow2 | Format::Iso => payload,
+        Format::Raw | Format::Iso => payload,
+        // 4 KiB clusters keep the file small (24 KiB); qemu-img takes any size from 512 B to 2 MiB.
+        Format::Qcow2 => super::qcow2::write(&payload, 12),
         Format::RawGz => {
             let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
             gz.write_all(&payload).expect("writing to memory");
@@ -75,13 +78,15 @@ pub fn render(schematic: &str, version: &str, file: &str) -> Option<Vec<u8>> {
     })
 }
 
-/// Reads the header of a lab image, decompressing gzip or zstd first; `None`
-/// when `bytes` is not a lab image.
+/// Reads the header of a lab image, decompressing gzip or zstd or reading the
+/// disk out of a qcow2 image first; `None` when `bytes` is not a lab image.
 pub fn identify(bytes: &[u8]) -> Option<ImageHeader> {
     let mut head = Vec::new();
     let limit = 4096;
     if bytes.starts_with(&[0x1f, 0x8b]) {
         flate2::read::GzDecoder::new(bytes).take(limit).read_to_end(&mut head).ok()?;
+    } else if bytes.starts_with(&super::qcow2::MAGIC) {
+        head = super::qcow2::read(bytes, limit).ok()?;
     } else if bytes.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
         ruzstd::decoding::StreamingDecoder::new(bytes).ok()?.take(limit).read_to_end(&mut head).ok()?;
     } else {
@@ -116,6 +121,9 @@ mod tests {
             assert_eq!(header.image, file.split('.').next().unwrap());
             assert!(bytes.len() <= PAYLOAD_SIZE, "{file}: {} bytes", bytes.len());
         }
+        let qcow2 = render("abc", "v1.12.4", "nocloud-amd64.qcow2").unwrap();
+        let header = super::super::qcow2::header(&qcow2).unwrap();
+        assert_eq!((header.version, header.virtual_size), (3, PAYLOAD_SIZE as u64));
         assert!(render("abc", "v1.12.4", "nocloud-amd64.raw")
             .unwrap()
             .starts_with(b"PROXMOX-TALOS-LAB-IMAGE schematic=abc version=v1.12.4"));

@@ -13,6 +13,7 @@
 
 pub mod catalog;
 pub mod images;
+pub mod qcow2;
 
 use std::collections::BTreeMap;
 use std::future::Future;

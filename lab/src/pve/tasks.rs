@@ -4,7 +4,9 @@
 //! runs in the background after `timing.taskMs`, under the VM's config lock
 //! when it names one, and ends with `OK`, `WARNINGS: n` or the error text,
 //! with injected task failures), and the task endpoints:
-//! `GET /nodes/{node}/tasks`, `GET .../tasks/{upid}`, `.../status`, `.../log`
+//! `GET /nodes/{node}/tasks` (PVE's list: `status` is the exit status or
+//! `RUNNING`, with its filters), `GET .../tasks/{upid}`, `.../status`
+//! (`running`/`stopped` + `exitstatus`), `.../log`
 //! and `DELETE .../tasks/{upid}` (stop).
 //! Must not: know what a task does; handlers pass the work in.
 
@@ -191,38 +193,98 @@ fn find(state: &PveState, call: &Call) -> Result<Task, ApiError> {
         .ok_or_else(|| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("no such task '{upid}'")))
 }
 
-fn task_json(t: &Task) -> Value {
+/// The fields PVE decodes from a UPID (`PVE::Tools::upid_decode`): node, pid,
+/// pstart, starttime, type, id and user; a token's tasks carry `user` and
+/// `tokenid` separately. Both the list items and the status start from these.
+fn upid_fields(t: &Task) -> Value {
     let mut v = json!({
         "upid": t.upid, "node": t.node, "pid": t.pid, "pstart": t.pid.wrapping_mul(7) & 0x0fff_ffff,
         "starttime": t.starttime, "type": t.kind, "id": t.id, "user": t.user,
-        "status": if t.running() { "running" } else { "stopped" },
     });
+    if let Some((user, token)) = t.user.split_once('!') {
+        v["user"] = json!(user);
+        v["tokenid"] = json!(token);
+    }
+    v
+}
+
+/// `GET .../tasks/{upid}/status`: `status` is `running` or `stopped`, and a
+/// stopped task has its `exitstatus` (no `endtime`: PVE's status has none).
+fn status_json(t: &Task) -> Value {
+    let mut v = upid_fields(t);
+    v["status"] = json!(if t.running() { "running" } else { "stopped" });
     if let Some(exit) = &t.exitstatus {
         v["exitstatus"] = json!(exit);
     }
+    v
+}
+
+/// One item of `GET /nodes/{node}/tasks`: an archived task has its `endtime`
+/// and its `status` is the exit status itself (`OK`, `WARNINGS: n` or the
+/// error text); an active one has `status: RUNNING` and no `endtime`.
+fn list_item(t: &Task) -> Value {
+    let mut v = upid_fields(t);
+    v["status"] = json!(t.exitstatus.as_deref().unwrap_or("RUNNING"));
     if let Some(end) = t.endtime {
         v["endtime"] = json!(end);
     }
     v
 }
 
+/// PVE's `upid_normalize_status_type`: `ok`, `warning`, `error` or `unknown`
+/// (no status yet: a running task).
+fn status_type(status: Option<&str>) -> &'static str {
+    match status {
+        None | Some("") | Some("unexpected status") => "unknown",
+        Some("OK") => "ok",
+        Some(s)
+            if s.strip_prefix("WARNINGS: ").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())) =>
+        {
+            "warning"
+        }
+        Some(_) => "error",
+    }
+}
+
+/// `GET /nodes/{node}/tasks` as PVE's `node_tasks`: `source` `archive`
+/// (default: finished tasks), `active` (running ones) or `all` (running
+/// first); filtered by `userfilter` (case-insensitive substring), `typefilter`,
+/// `vmid`, `since`/`until` (start time), `statusfilter` (`ok`, `warning`,
+/// `error`, `unknown`) or `errors` (everything but `ok`; it overrides
+/// `statusfilter`); then `start` and `limit` (default 50). Newest first.
 fn list(state: &PveState, call: &Call) -> Result<Value, ApiError> {
     let node = call.str("node");
-    let limit = call.params.get("limit").and_then(Value::as_u64).unwrap_or(50) as usize;
-    let start = call.params.get("start").and_then(Value::as_u64).unwrap_or(0) as usize;
-    let vmid = call.params.get("vmid").and_then(Value::as_u64).map(|v| v.to_string());
-    let running_only = call.params.get("source").and_then(Value::as_str) == Some("active");
+    let int = |name: &str| call.int(name);
+    let limit = int("limit").unwrap_or(50).max(0) as usize;
+    let start = int("start").unwrap_or(0).max(0) as usize;
+    let (since, until) = (int("since"), int("until"));
+    let vmid = int("vmid").map(|v| v.to_string());
+    let text = |name: &str| call.opt_str(name).filter(|s| !s.is_empty()).map(str::to_string);
+    let (userfilter, typefilter) = (text("userfilter").map(|u| u.to_lowercase()), text("typefilter"));
+    let source = call.opt_str("source").unwrap_or("archive").to_string();
+    let errors = call.flag("errors");
+    let wanted: Vec<String> = match text("statusfilter") {
+        Some(list) if !errors => super::validate::split_list(&list).iter().map(|s| s.to_lowercase()).collect(),
+        _ if errors => vec!["warning".into(), "error".into(), "unknown".into()],
+        _ => vec!["ok".into(), "warning".into(), "error".into(), "unknown".into()],
+    };
+    let matches = |t: &Task| {
+        t.node == node
+            && userfilter.as_ref().is_none_or(|u| {
+                // PVE matches the user with the token split off (`root@pam`, not `root@pam!lab`).
+                let user = t.user.split_once('!').map_or(t.user.as_str(), |(user, _)| user);
+                user.to_lowercase().contains(u.as_str())
+            })
+            && typefilter.as_ref().is_none_or(|k| &t.kind == k)
+            && vmid.as_ref().is_none_or(|id| &t.id == id)
+            && since.is_none_or(|s| t.starttime as i64 >= s)
+            && until.is_none_or(|u| t.starttime as i64 <= u)
+            && wanted.iter().any(|w| w == status_type(t.exitstatus.as_deref()))
+    };
     let tasks: Vec<Value> = state.read(|m| {
-        m.tasks
-            .iter()
-            .rev()
-            .filter(|t| t.node == node)
-            .filter(|t| vmid.as_ref().is_none_or(|id| &t.id == id))
-            .filter(|t| !running_only || t.running())
-            .skip(start)
-            .take(limit)
-            .map(task_json)
-            .collect()
+        let active = m.tasks.iter().rev().filter(|t| t.running() && (source == "active" || source == "all"));
+        let archive = m.tasks.iter().rev().filter(|t| !t.running() && source != "active");
+        active.chain(archive).filter(|t| matches(t)).skip(start).take(limit).map(list_item).collect()
     });
     Ok(Value::Array(tasks))
 }
@@ -233,7 +295,7 @@ fn index(state: &PveState, call: &Call) -> Result<Value, ApiError> {
 }
 
 fn status(state: &PveState, call: &Call) -> Result<Value, ApiError> {
-    Ok(task_json(&find(state, call)?))
+    Ok(status_json(&find(state, call)?))
 }
 
 fn task_log(state: &PveState, call: &Call) -> Result<Value, ApiError> {

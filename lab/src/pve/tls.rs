@@ -3,8 +3,10 @@
 //! Owns: the lab CA (an ECDSA P-256 key and a self-signed CA certificate,
 //! created at first start and kept in the state directory as `pve-ca.pem` and
 //! `pve-ca-key.pem`, so clients can pin it across restarts), a fresh server
-//! certificate for `127.0.0.1`, `::1` and `localhost` signed by it at every
-//! start, and the rustls server config (ring provider).
+//! certificate signed by it at every start for `127.0.0.1`, `::1`,
+//! `localhost`, the listen address and every node's address and name (as a
+//! PVE node's certificate names its addresses), and the rustls server config
+//! (ring provider).
 //! Must not: disable verification anywhere; clients verify against the CA.
 
 use std::path::{Path, PathBuf};
@@ -63,11 +65,29 @@ impl LabCa {
         &self.cert_path
     }
 
-    /// A rustls server config with a new leaf certificate for the loopback names.
+    /// [`Self::server_config_for`] the loopback names only (tests on `127.0.0.1`).
     pub fn server_config(&self) -> Result<Arc<rustls::ServerConfig>, String> {
-        let mut params =
-            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()])
-                .map_err(|e| format!("server certificate names: {e}"))?;
+        self.server_config_for(&[])
+    }
+
+    /// A rustls server config with a new leaf certificate (made at every
+    /// start, so it always names the current set) for `localhost`,
+    /// `127.0.0.1`, `::1` and `names`: what real PVE's node certificate
+    /// (`pve-ssl.pem`) names besides those, the node's addresses and host
+    /// names, and here also the address the API listens on (`--listen`).
+    /// IP addresses become IP SANs, anything else a DNS SAN.
+    pub fn server_config_for(&self, names: &[String]) -> Result<Arc<rustls::ServerConfig>, String> {
+        let mut all = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
+        for name in names {
+            let name = match name.parse::<std::net::IpAddr>() {
+                Ok(ip) => ip.to_string(),
+                Err(_) => name.to_ascii_lowercase(),
+            };
+            if !all.contains(&name) {
+                all.push(name);
+            }
+        }
+        let mut params = CertificateParams::new(all).map_err(|e| format!("server certificate names: {e}"))?;
         params.distinguished_name.push(DnType::CommonName, "pve.lab");
         params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
         let leaf_key = KeyPair::generate().map_err(|e| format!("generating the server key: {e}"))?;
@@ -85,6 +105,17 @@ impl LabCa {
             .map_err(|e| format!("TLS server certificate: {e}"))?;
         Ok(Arc::new(config))
     }
+}
+
+/// The names the API's certificate carries besides the loopback ones: the
+/// address it listens on, then each node's address and name.
+pub fn certificate_names(config: &super::lab_config::LabConfig, listen: std::net::IpAddr) -> Vec<String> {
+    let mut names = vec![listen.to_string()];
+    for node in &config.nodes {
+        names.push(node.address.to_string());
+        names.push(node.name.clone());
+    }
+    names
 }
 
 fn rustls_pem_to_der(pem_text: &str) -> Result<CertificateDer<'static>, String> {

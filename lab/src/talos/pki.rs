@@ -201,6 +201,26 @@ pub fn client_certificate(ca: &Ca, roles: &[&str]) -> Result<(String, String), S
     Ok((cert_pem, key_pem))
 }
 
+/// SEC1 `ECPrivateKey` DER of a P-256 key as Go's `x509.MarshalECPrivateKey`
+/// writes it: version 1, the 32-byte scalar, the named curve (`[0]
+/// prime256v1`) and the uncompressed public key (`[1]`). p256's own
+/// `to_sec1_der` leaves the curve out, and neither Go (`x509: unknown elliptic
+/// curve`, hence kubectl's `tls: failed to parse private key`) nor OpenSSL
+/// can load such a key.
+pub fn p256_sec1_der(secret: &p256::SecretKey) -> Vec<u8> {
+    use p256::elliptic_curve::sec1::ToEncodedPoint as _;
+    const PRIME256V1: [u8; 10] = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+    let public = secret.public_key().to_encoded_point(false);
+    let mut der = vec![0x30, 0x77, 0x02, 0x01, 0x01, 0x04, 0x20];
+    der.extend_from_slice(&secret.to_bytes());
+    der.extend_from_slice(&[0xa0, PRIME256V1.len() as u8]);
+    der.extend_from_slice(&PRIME256V1);
+    der.extend_from_slice(&[0xa1, 0x44, 0x03, 0x42, 0x00]);
+    der.extend_from_slice(public.as_bytes());
+    debug_assert_eq!(der.len(), 0x77 + 2);
+    der
+}
+
 /// The admin kubeconfig Talos's `Kubeconfig` call returns: cluster
 /// `cluster_name` at `endpoint` trusting the Kubernetes CA, user
 /// `admin@<cluster>` with a fresh ECDSA P-256 certificate (`CN=admin`,
@@ -217,7 +237,7 @@ pub fn admin_kubeconfig(kubernetes_ca: &Ca, cluster_name: &str, endpoint: &str) 
     let sec1 = {
         use p256::pkcs8::DecodePrivateKey as _;
         let secret = p256::SecretKey::from_pkcs8_der(&key.serialize_der()).map_err(|e| format!("admin key: {e}"))?;
-        secret.to_sec1_der().map_err(|e| format!("admin key: {e}"))?.to_vec()
+        p256_sec1_der(&secret)
     };
     let b64 = |label: &str, der: &[u8]| {
         base64::engine::general_purpose::STANDARD.encode(pem::encode(&pem::Pem::new(label, der.to_vec())))

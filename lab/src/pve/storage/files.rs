@@ -286,18 +286,14 @@ pub struct ImageInfo {
     pub size: u64,
 }
 
-/// Reads a qcow2 header, if the file is one: (virtual size, has backing file, has external data file).
+/// Reads a qcow2 header, if the file is one that `qemu-img` can open (magic,
+/// version 2 or 3): (virtual size, has backing file, has external data file).
 fn qcow2_header(path: &Path) -> Option<(u64, bool, bool)> {
     let mut head = [0u8; 80];
     let mut file = File::open(path).ok()?;
     let n = file.read(&mut head).ok()?;
-    if n < 32 || head[..4] != *b"QFI\xfb" {
-        return None;
-    }
-    let be64 = |o: usize| u64::from_be_bytes(head[o..o + 8].try_into().unwrap_or_default());
-    let version = u32::from_be_bytes(head[4..8].try_into().unwrap_or_default());
-    let data_file = version >= 3 && n >= 80 && be64(72) & 0x4 != 0;
-    Some((be64(24), be64(8) != 0, data_file))
+    let h = crate::factory::qcow2::header(&head[..n])?;
+    Some((h.virtual_size, h.backing_file, h.external_data_file))
 }
 
 /// `qemu-img info` for a file read as `format` (`raw` for anything but qcow2).

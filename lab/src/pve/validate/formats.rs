@@ -158,7 +158,9 @@ pub const PRIVILEGES: [&str; 47] = [
 
 /// Checks a value against one of the formats PVE checks by code (its
 /// `register_format(NAME, \&verify_...)`). Texts follow the PVE 9 sources;
-/// `pve-realm` and `pve-userid` are approximations. Unknown formats pass.
+/// `pve-realm` and `pve-userid` are approximations, as is the text of
+/// `pve-task-status-type` (its rule, `ok|error|warning|unknown` in any case,
+/// is PVE's). Unknown formats pass.
 pub fn check_named_format(format: &str, s: &str) -> Result<(), String> {
     code_format(format, s).unwrap_or(Ok(()))
 }
@@ -241,6 +243,10 @@ fn code_format(format: &str, s: &str) -> Option<Result<(), String>> {
         "pve-storage-content" => ok(
             matches!(s, "images" | "rootdir" | "vztmpl" | "iso" | "backup" | "snippets" | "none" | "import"),
             format!("invalid content type '{s}'"),
+        ),
+        "pve-task-status-type" => ok(
+            ["ok", "error", "warning", "unknown"].iter().any(|t| t.eq_ignore_ascii_case(s)),
+            format!("invalid status '{s}'"),
         ),
         "storage-pair" => id_pair(s, "pve-storage-id"),
         "bridge-pair" => id_pair(s, "pve-bridge-id"),

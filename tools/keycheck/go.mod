@@ -1,0 +1,3 @@
+module proxmox-talos/tools/keycheck
+
+go 1.22

@@ -25,6 +25,7 @@ pub mod auth;
 pub mod cluster;
 pub mod lab_config;
 pub mod model;
+pub mod node_cli;
 pub mod qemu;
 pub mod server;
 pub mod state;

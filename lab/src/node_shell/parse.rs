@@ -87,8 +87,8 @@ fn dollar(chars: &[char], i: &mut usize, out: &mut String, last: i32) -> Result<
         return Ok(());
     }
     for name in ["{HOME}", "HOME"] {
-        if rest.starts_with(name) {
-            let next = rest[name.len()..].chars().next();
+        if let Some(after) = rest.strip_prefix(name) {
+            let next = after.chars().next();
             if name.starts_with('{') || !next.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
                 out.push_str("/root");
                 *i += 1 + name.len();

@@ -225,7 +225,7 @@ fn pvesm_list(api: &Api, node: &str, storage: &str, opts: &[(String, String)], o
     let mut items: Vec<&Value> = list.as_array().map(|a| a.iter().collect()).unwrap_or_default();
     items.sort_by_key(|i| i["volid"].as_str().unwrap_or_default().to_string());
     let width = items.iter().map(|i| i["volid"].as_str().unwrap_or_default().len()).max().unwrap_or(0).max(5);
-    let _ = writeln!(out, "{:<width$} {:<8} {:<12} {:>12} {}", "Volid", "Format", "Type", "Size", "VMID");
+    let _ = writeln!(out, "{:<width$} {:<8} {:<12} {:>12} VMID", "Volid", "Format", "Type", "Size");
     for i in items {
         let vmid = i["vmid"].as_u64().map(|v| v.to_string()).unwrap_or_default();
         let _ = writeln!(
@@ -255,7 +255,7 @@ fn human(bytes: u64) -> String {
 
 fn vmid_arg(text: &str) -> Result<u32, String> {
     text.parse::<u32>().ok().filter(|v| (100..=999_999_999).contains(v)).ok_or_else(|| {
-        format!("400 Parameter verification failed.\nvmid: invalid format - value does not look like a valid VM ID")
+        "400 Parameter verification failed.\nvmid: invalid format - value does not look like a valid VM ID".to_string()
     })
 }
 

@@ -36,19 +36,15 @@ fn fail(message: impl Into<String>) -> Response {
     ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message).into_response()
 }
 
-fn authorized(state: &PveState, headers: &HeaderMap, write: bool) -> Result<(), Response> {
-    state
-        .auth()
-        .authenticate(headers, write)
-        .map(|_| ())
-        .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, e.0).into_response())
+fn authorized(state: &PveState, headers: &HeaderMap, write: bool) -> Result<(), ApiError> {
+    state.auth().authenticate(headers, write).map(|_| ()).map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, e.0))
 }
 
-fn known_node(state: &PveState, node: &str) -> Result<(), Response> {
+fn known_node(state: &PveState, node: &str) -> Result<(), ApiError> {
     if state.nodes().iter().any(|n| n == node) {
         Ok(())
     } else {
-        Err(fail(format!("no such cluster node '{node}'")))
+        Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("no such cluster node '{node}'")))
     }
 }
 
@@ -83,7 +79,7 @@ async fn pvesm_path(
     RawQuery(query): RawQuery,
 ) -> Response {
     if let Err(r) = authorized(&state, &headers, false).and_then(|()| known_node(&state, &node)) {
-        return r;
+        return r.into_response();
     }
     let volume = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
         .find(|(k, _)| k == "volume")
@@ -112,7 +108,7 @@ async fn importdisk(
     Json(req): Json<ImportDisk>,
 ) -> Response {
     if let Err(r) = authorized(&state, &headers, true).and_then(|()| known_node(&state, &node)) {
-        return r;
+        return r.into_response();
     }
     let vmid = req.vmid;
     let conf_missing = format!("Configuration file 'nodes/{node}/qemu-server/{vmid}.conf' does not exist");

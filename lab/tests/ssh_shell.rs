@@ -244,6 +244,16 @@ async fn qm_disk_import_of_an_uploaded_image_is_unused0_in_the_api() {
     let config = lab.get("/nodes/pve/qemu/100/config").await;
     assert_eq!(config["data"]["unused0"], "local-zfs:vm-100-disk-0", "{config}");
 
+    // A volume ID as the source (PVE 8+), and pvesm alloc.
+    let out = lab.ok("qm disk import 100 local:import/disk.raw local-zfs --format raw", b"");
+    assert!(out.ends_with("Successfully imported disk as 'unused1:local-zfs:vm-100-disk-1'\n"), "{out}");
+    assert_eq!(
+        lab.ok("pvesm alloc local-zfs 100 vm-100-disk-7 1G", b""),
+        "successfully created 'local-zfs:vm-100-disk-7'\n"
+    );
+    let list = lab.ok("pvesm list local-zfs --vmid 100", b"");
+    assert!(list.contains("local-zfs:vm-100-disk-1") && list.contains("local-zfs:vm-100-disk-7"), "{list}");
+
     // The imported volume attaches with qm set; qm config shows it.
     lab.ok("qm set 100 --scsi0 local-zfs:vm-100-disk-0,discard=on", b"");
     let config = lab.get("/nodes/pve/qemu/100/config").await;

@@ -287,6 +287,8 @@ pub fn start_node_sshd(
                 sh_word(&state_dir.canonicalize().map_err(|e| e.to_string())?.display().to_string()),
                 "--node".into(),
                 sh_word(node),
+                "--root".into(),
+                sh_word(&root.display().to_string()),
                 "--api".into(),
                 sh_word(&shell.api),
             ]

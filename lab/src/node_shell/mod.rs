@@ -1,7 +1,7 @@
 //! The root shell of a lab node: what `ssh root@node 'COMMAND'` runs.
 //!
 //! A node's sshd (see [`crate::ssh`]) runs `proxmox-talos-lab node-shell
-//! --state DIR --node NODE --api URL` for every session, with the client's
+//! --state DIR --node NODE --root ROOT --api URL` for every session, with the client's
 //! command in `$SSH_ORIGINAL_COMMAND`:
 //! - an SFTP session (`internal-sftp`) is handed to OpenSSH's own
 //!   `internal-sftp`, chrooted to the node's root as before ([`sftp`]);
@@ -33,6 +33,8 @@ use parse::{Connector, Redir, Script, Simple};
 pub struct Options {
     pub state_dir: PathBuf,
     pub node: String,
+    /// The node's file system (`STATE/nodes/NODE/root`), what SFTP is chrooted to.
+    pub root: PathBuf,
     /// The lab's API base, `https://127.0.0.1:8006/api2/json`.
     pub api: String,
 }
@@ -62,8 +64,7 @@ pub fn main(options: &Options, command: Option<&str>) -> i32 {
             None
         }
     };
-    let root = options.state_dir.join("nodes").join(&options.node).join("root");
-    if let Err(e) = enter_root(&root) {
+    if let Err(e) = enter_root(&options.root) {
         eprintln!("proxmox-talos-lab: {e}");
         return 1;
     }

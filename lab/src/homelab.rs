@@ -92,7 +92,8 @@ pub async fn run(
     let state = pve::server::PveState::new(apidoc, credentials.auth(), options.config.clone(), &options.state_dir)?;
     let api = bind(options.api_listen).await?;
     let factory_listener = bind(options.factory_listen).await?;
-    let (sshds, ssh, ssh_unavailable) = match start_node_sshds(&options, &state) {
+    let api_url = pve::server::base_url(api.local_addr().map_err(|e| e.to_string())?);
+    let (sshds, ssh, ssh_unavailable) = match start_node_sshds(&options, &state, &api_url) {
         Ok((sshds, ssh)) => (sshds, Some(ssh), None),
         Err(e) => {
             eprintln!("proxmox-talos-lab: the nodes run without SSH (snippet uploads will fail): {e}");
@@ -135,6 +136,7 @@ pub async fn run(
 fn start_node_sshds(
     options: &LabOptions,
     state: &pve::server::PveState,
+    api_url: &str,
 ) -> Result<(Vec<crate::ssh::NodeSshd>, LabSsh), String> {
     crate::ssh::check_chroot_path(&options.state_dir)?;
     let key_dir = options.state_dir.join("ssh");
@@ -151,10 +153,17 @@ fn start_node_sshds(
         }
     }
     let public = std::fs::read_to_string(key.with_extension("pub")).map_err(|e| e.to_string())?;
+    // Root's commands run in the node shell of this binary (`proxmox-talos-lab
+    // node-shell`); a lab run inside another program (a test) keeps SFTP only.
+    let shell = std::env::current_exe()
+        .ok()
+        .filter(|exe| exe.file_name().is_some_and(|n| n == "proxmox-talos-lab"))
+        .map(|exe| crate::ssh::ShellSetup { exe, api: api_url.to_string() });
     let mut sshds = Vec::new();
     for node in &options.config.nodes {
         let listen = SocketAddr::new(std::net::IpAddr::V4(node.address), NODE_SSH_PORT);
-        let sshd = crate::ssh::start_sshd(&options.state_dir, &node.name, &state.node_root(&node.name), listen)?;
+        let root = state.node_root(&node.name);
+        let sshd = crate::ssh::start_node_sshd(&options.state_dir, &node.name, &root, listen, shell.as_ref())?;
         sshd.authorize(public.trim())?;
         sshds.push(sshd);
     }

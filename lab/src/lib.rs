@@ -9,6 +9,8 @@
 //!   TLS with a lab CA); VMs, storage and tasks build on it.
 //! - [`ssh`]: a real OpenSSH server per node (SFTP into the node's storage
 //!   directories, as clients upload snippets to a real PVE).
+//! - [`node_shell`]: root's commands over SSH (`tee`, `pvesm path`, `qm disk
+//!   import`, ...) interpreted on the node's files and the lab's state.
 //! - [`talos`]: a Talos machine for every VM that boots a Talos image (the
 //!   Talos API on port 50000 of its address; maintenance mode, configuration,
 //!   mutual TLS, bootstrap, kubeconfig; the Kubernetes API on a VIP).
@@ -16,6 +18,7 @@
 pub mod factory;
 pub mod homelab;
 pub mod in_process;
+pub mod node_shell;
 pub mod pve;
 pub mod ssh;
 pub mod talos;

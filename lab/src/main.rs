@@ -10,6 +10,9 @@
 //! - `inventory [--state DIR] [--json] [--all]`: every VM and file the lab
 //!   holds (without its seed template unless `--all`); works while it is down.
 //! - `serve ...`: `up` in the foreground (what `up` runs).
+//! - `node-shell --state DIR --node NODE --root DIR --api URL`: what a node's sshd runs
+//!   for `ssh root@node COMMAND` (the command in `$SSH_ORIGINAL_COMMAND`;
+//!   see `proxmox_talos_lab::node_shell`).
 //! - `factory [--listen ADDR]`, `pve [--api-schema FILE] --state-dir DIR [--listen ADDR]`:
 //!   one service alone, printing its URL first.
 //! - `apidoc compact --from pve-apidoc.json --out FILE`: writes the compact,
@@ -36,6 +39,7 @@ const USAGE: &str = "usage: proxmox-talos-lab up [--config FILE | --preset singl
                      proxmox-talos-lab down [--state DIR]\n       \
                      proxmox-talos-lab inventory [--state DIR] [--json] [--all]\n       \
                      proxmox-talos-lab serve (same options as up; foreground)\n       \
+                     proxmox-talos-lab node-shell --state DIR --node NODE --root DIR --api URL (run by a node's sshd)\n       \
                      proxmox-talos-lab factory [--listen 127.0.0.1:PORT]\n       \
                      proxmox-talos-lab pve [--api-schema FILE] --state-dir DIR [--listen 127.0.0.1:PORT]\n       \
                      proxmox-talos-lab apidoc compact --from pve-apidoc.json --out FILE";
@@ -46,6 +50,9 @@ const LOG_FILE: &str = "lab.log";
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let rest = args.get(1..).unwrap_or(&[]);
+    if args.first().map(String::as_str) == Some("node-shell") {
+        return node_shell(rest);
+    }
     let result = match args.first().map(String::as_str) {
         Some("up") => Flags::parse(rest).and_then(up),
         Some("serve") => Flags::parse(rest).and_then(serve),
@@ -63,6 +70,38 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// `node-shell`: one SSH session's command; exits with its status.
+fn node_shell(args: &[String]) -> ExitCode {
+    let mut it = args.iter();
+    let (mut state, mut node, mut root, mut api) = (None, None, None, None);
+    while let Some(flag) = it.next() {
+        let slot = match flag.as_str() {
+            "--state" => &mut state,
+            "--node" => &mut node,
+            "--root" => &mut root,
+            "--api" => &mut api,
+            _ => {
+                eprintln!("proxmox-talos-lab: node-shell: unknown argument {flag:?}\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        };
+        *slot = it.next().cloned();
+    }
+    let (Some(state), Some(node), Some(root), Some(api)) = (state, node, root, api) else {
+        eprintln!("proxmox-talos-lab: node-shell needs --state, --node, --root and --api\n{USAGE}");
+        return ExitCode::from(2);
+    };
+    let options = proxmox_talos_lab::node_shell::Options {
+        state_dir: PathBuf::from(state),
+        node,
+        root: PathBuf::from(root),
+        api,
+    };
+    let command = std::env::var("SSH_ORIGINAL_COMMAND").ok();
+    let status = proxmox_talos_lab::node_shell::main(&options, command.as_deref());
+    ExitCode::from(status.clamp(0, 255) as u8)
 }
 
 /// The command-line flags every subcommand draws from.

@@ -1,8 +1,13 @@
 //! A real OpenSSH server for a lab node: Debian's `/usr/sbin/sshd` on a
-//! loopback address, SFTP only, chrooted to the node's file system in the
+//! loopback address, with SFTP chrooted to the node's file system in the
 //! state directory (`STATE/nodes/NODE/root`), so that a file a client puts to
 //! `/var/lib/vz/snippets/x.yaml` lands where the lab's `local` storage lists
-//! it, just as on a real node.
+//! it, just as on a real node. Started with a [`ShellSetup`], sshd runs the
+//! lab's node shell (`proxmox-talos-lab node-shell`, see
+//! [`crate::node_shell`]) for every session: commands (`tee`, `pvesm path`,
+//! `qm disk import`, ...) are interpreted there, and SFTP sessions go on to
+//! OpenSSH's `internal-sftp` in a chrooted `sshd -i` ([`SFTP_CONFIG`]).
+//! Without one it is SFTP only (`ForceCommand internal-sftp`).
 //!
 //! Owns: the server's files (`STATE/ssh/NODE/`: host key, `sshd_config`,
 //! `authorized_keys`, pid file, `sshd.log`), starting `sshd -D -e -f CONFIG`
@@ -28,6 +33,22 @@ const SSH_KEYGEN: &str = "ssh-keygen";
 /// Whether the OpenSSH server and `ssh-keygen` are installed.
 pub fn ssh_available() -> bool {
     Path::new(SSHD).is_file() && Command::new(SSH_KEYGEN).arg("-?").output().is_ok()
+}
+
+/// The chrooted SFTP server's config in `STATE/ssh/NODE` (shell mode).
+pub const SFTP_CONFIG: &str = "sshd_sftp_config";
+/// The key the node shell logs in to it with (its public half is the only authorized key).
+pub const SFTP_KEY: &str = "sftp_key";
+/// Its log (`sshd -E`).
+pub const SFTP_LOG: &str = "sshd-sftp.log";
+
+/// How sshd runs the node shell: the lab binary and the running lab's API.
+#[derive(Debug, Clone)]
+pub struct ShellSetup {
+    /// The `proxmox-talos-lab` binary.
+    pub exe: PathBuf,
+    /// `https://127.0.0.1:8006/api2/json`.
+    pub api: String,
 }
 
 /// A running `sshd` for one node; dropping it stops the server.
@@ -151,10 +172,56 @@ fn quoted(path: &Path) -> String {
     format!("\"{}\"", path.display())
 }
 
+/// A word for the shell sshd runs `ForceCommand` with.
+fn sh_word(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// The settings every config of a node's sshd shares.
+fn common_config(host_key: &Path, keys: &Path) -> String {
+    format!(
+        "HostKey {host_key}\n\
+         AuthorizedKeysFile {keys}\n\
+         PermitRootLogin prohibit-password\n\
+         PubkeyAuthentication yes\n\
+         AuthenticationMethods publickey\n\
+         PasswordAuthentication no\n\
+         KbdInteractiveAuthentication no\n\
+         UsePAM no\n\
+         StrictModes no\n\
+         AllowTcpForwarding no\n\
+         AllowAgentForwarding no\n\
+         X11Forwarding no\n\
+         PermitTTY no\n\
+         PrintMotd no\n\
+         LogLevel VERBOSE\n",
+        host_key = quoted(host_key),
+        keys = quoted(keys),
+    )
+}
+
+fn keygen(path: &Path, comment: &str) -> Result<(), String> {
+    if path.exists() {
+        return Ok(());
+    }
+    run(Command::new(SSH_KEYGEN).args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"]).arg(path))
+}
+
 /// Starts sshd for `node` on `listen` (a loopback address; port 0 picks a
 /// free one), chrooted to `root` (the node's file system, e.g.
 /// `PveState::node_root`), with its files in `STATE/ssh/NODE`.
 pub fn start_sshd(state_dir: &Path, node: &str, root: &Path, listen: SocketAddr) -> Result<NodeSshd, String> {
+    start_node_sshd(state_dir, node, root, listen, None)
+}
+
+/// [`start_sshd`], with the node shell for commands when `shell` is given.
+pub fn start_node_sshd(
+    state_dir: &Path,
+    node: &str,
+    root: &Path,
+    listen: SocketAddr,
+    shell: Option<&ShellSetup>,
+) -> Result<NodeSshd, String> {
     if !Path::new(SSHD).is_file() {
         return Err(format!(
             "the lab's node SSH needs the OpenSSH server at {SSHD}; install it with \
@@ -178,13 +245,7 @@ pub fn start_sshd(state_dir: &Path, node: &str, root: &Path, listen: SocketAddr)
     fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let dir = dir.canonicalize().map_err(|e| format!("{}: {e}", dir.display()))?;
     let host_key = dir.join("ssh_host_ed25519_key");
-    if !host_key.exists() {
-        run(Command::new(SSH_KEYGEN)
-            .args(["-q", "-t", "ed25519", "-N", "", "-C"])
-            .arg(format!("root@{node}"))
-            .arg("-f")
-            .arg(&host_key))?;
-    }
+    keygen(&host_key, &format!("root@{node}"))?;
     let authorized_keys = dir.join("authorized_keys");
     if !authorized_keys.exists() {
         fs::write(&authorized_keys, "").map_err(|e| format!("{}: {e}", authorized_keys.display()))?;
@@ -197,33 +258,49 @@ pub fn start_sshd(state_dir: &Path, node: &str, root: &Path, listen: SocketAddr)
         listen
     };
     let config = dir.join("sshd_config");
-    let text = format!(
-        "# proxmox-talos-lab: the SSH server of node {node} (SFTP only, chrooted to the node's file system)\n\
-         ListenAddress {addr}\n\
-         HostKey {host_key}\n\
-         PidFile {pid}\n\
-         AuthorizedKeysFile {keys}\n\
-         PermitRootLogin prohibit-password\n\
-         PubkeyAuthentication yes\n\
-         AuthenticationMethods publickey\n\
-         PasswordAuthentication no\n\
-         KbdInteractiveAuthentication no\n\
-         UsePAM no\n\
-         StrictModes no\n\
-         ChrootDirectory {root}\n\
-         ForceCommand internal-sftp\n\
-         Subsystem sftp internal-sftp\n\
-         AllowTcpForwarding no\n\
-         AllowAgentForwarding no\n\
-         X11Forwarding no\n\
-         PermitTTY no\n\
-         PrintMotd no\n\
-         LogLevel VERBOSE\n",
-        host_key = quoted(&host_key),
-        pid = quoted(&dir.join("sshd.pid")),
-        keys = quoted(&authorized_keys),
-        root = quoted(&root),
-    );
+    let head = format!("ListenAddress {addr}\nPidFile {}\n", quoted(&dir.join("sshd.pid")));
+    let sftp_only =
+        format!("ChrootDirectory {}\nForceCommand internal-sftp\nSubsystem sftp internal-sftp\n", quoted(&root));
+    let text = match shell {
+        None => format!(
+            "# proxmox-talos-lab: the SSH server of node {node} (SFTP only, chrooted to the node's file system)\n\
+             {head}{}{sftp_only}",
+            common_config(&host_key, &authorized_keys)
+        ),
+        Some(shell) => {
+            // The chrooted SFTP server the node shell hands SFTP sessions to (`sshd -i`).
+            let key = dir.join(SFTP_KEY);
+            keygen(&key, &format!("node-shell@{node}"))?;
+            let sftp_keys = dir.join("sftp_authorized_keys");
+            let public = fs::read_to_string(key.with_extension("pub")).map_err(|e| e.to_string())?;
+            fs::write(&sftp_keys, public).map_err(|e| format!("{}: {e}", sftp_keys.display()))?;
+            let sftp_config = dir.join(SFTP_CONFIG);
+            let sftp_text = format!(
+                "# proxmox-talos-lab: SFTP of node {node}, chrooted to the node's file system (run as sshd -i)\n{}{sftp_only}",
+                common_config(&host_key, &sftp_keys)
+            );
+            fs::write(&sftp_config, sftp_text).map_err(|e| format!("{}: {e}", sftp_config.display()))?;
+            let command = [
+                sh_word(&shell.exe.display().to_string()),
+                "node-shell".into(),
+                "--state".into(),
+                sh_word(&state_dir.canonicalize().map_err(|e| e.to_string())?.display().to_string()),
+                "--node".into(),
+                sh_word(node),
+                "--root".into(),
+                sh_word(&root.display().to_string()),
+                "--api".into(),
+                sh_word(&shell.api),
+            ]
+            .join(" ");
+            format!(
+                "# proxmox-talos-lab: the SSH server of node {node} (root's commands run in the lab's node shell; \
+                 SFTP chrooted to the node's file system)\n\
+                 {head}{}ForceCommand {command}\nSubsystem sftp internal-sftp\n",
+                common_config(&host_key, &authorized_keys)
+            )
+        }
+    };
     fs::write(&config, text).map_err(|e| format!("{}: {e}", config.display()))?;
     // sshd's privilege separation directory (Debian makes it at boot; containers may lack it).
     if !Path::new("/run/sshd").is_dir() {

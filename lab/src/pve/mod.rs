@@ -35,6 +35,7 @@ pub mod cluster;
 pub mod ha;
 pub mod lab_config;
 pub mod model;
+pub mod node_cli;
 pub mod pools;
 pub mod qemu;
 pub mod server;

@@ -229,6 +229,7 @@ pub fn router(state: PveState) -> Router {
         .route("/api2/json/", axum::routing::any(api))
         .route("/api2/json/{*rest}", axum::routing::any(api))
         .merge(super::admin::router())
+        .merge(super::node_cli::router())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "Not found") })
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state)

@@ -30,9 +30,9 @@ mod config;
 mod create;
 mod disk;
 pub mod drive;
-mod pending;
+pub(crate) mod pending;
 mod power;
-mod volume;
+pub(crate) mod volume;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -287,7 +287,7 @@ pub fn create_disk(
 }
 
 /// The size and origin of an `import-from` source.
-fn import_source(model: &Model, t: &DiskTarget, source: &str) -> Result<(u64, Option<String>), String> {
+pub(crate) fn import_source(model: &Model, t: &DiskTarget, source: &str) -> Result<(u64, Option<String>), String> {
     if source.starts_with('/') {
         let path = t.state.node_root(t.node).join(source.trim_start_matches('/'));
         let size = image_size(&path).map_err(|_| format!("could not get file size of {source}"))?;

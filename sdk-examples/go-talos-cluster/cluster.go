@@ -32,14 +32,14 @@ func Program(ctx *pulumi.Context) error {
 	if err != nil {
 		return err
 	}
-	clientConfig := secrets.ClientConfiguration.Elem()
+	clientConfig := secrets.ClientConfiguration
 	// One machine configuration per role; each node's own settings are patched in when applied.
 	roleConfig := func(machineType string, image talosImageOutputs, patches ...string) pulumi.StringOutput {
 		return machine.GetConfigurationOutput(ctx, machine.GetConfigurationOutputArgs{
 			ClusterName:     pulumi.String(s.clusterName),
 			ClusterEndpoint: pulumi.String(fmt.Sprintf("https://%s:6443", s.vip)),
 			MachineType:     pulumi.String(machineType),
-			MachineSecrets:  secrets.MachineSecrets.Elem(),
+			MachineSecrets:  secrets.MachineSecrets,
 			TalosVersion:    pulumi.String(s.contract()),
 			InstallImage:    image.installer,
 			ConfigPatches:   pulumi.ToStringArray(append([]string{clusterPatch}, patches...)),
@@ -142,7 +142,7 @@ func talosImage(ctx *pulumi.Context, s settings, name string, extensions []strin
 	if err != nil {
 		return talosImageOutputs{}, err
 	}
-	id := sch.SchematicId.Elem()
+	id := sch.SchematicId
 	urls := imagefactory.GetUrlsOutput(ctx, imagefactory.GetUrlsOutputArgs{
 		SchematicId:  id,
 		TalosVersion: pulumi.String(s.talosVersion),
@@ -162,7 +162,7 @@ func talosImage(ctx *pulumi.Context, s settings, name string, extensions []strin
 	if err != nil {
 		return talosImageOutputs{}, err
 	}
-	return talosImageOutputs{schematicID: id, volumeID: file.VolumeId.Elem(), installer: urls.Installer()}, nil
+	return talosImageOutputs{schematicID: id, volumeID: file.VolumeId, installer: urls.Installer()}, nil
 }
 
 // virtualMachine is one node's VM, booting its Talos image from an imported disk.

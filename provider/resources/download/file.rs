@@ -87,9 +87,11 @@ pub struct FileState {
     #[serde(flatten)]
     pub args: FileArgs,
     /// The volume id, `local:iso/talos.iso`: what `disks[].importFrom`, `cdrom` or `fileId` take.
+    #[pulumi(always)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub volume_id: Option<String>,
     /// The file's size in bytes.
+    #[pulumi(always)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
 }

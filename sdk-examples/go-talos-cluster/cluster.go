@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/proxmox-talos/pulumi-proxmox-talos/sdk/go/proxmoxtalos/client"
 	"github.com/proxmox-talos/pulumi-proxmox-talos/sdk/go/proxmoxtalos/cluster"
@@ -152,8 +151,8 @@ func talosImage(ctx *pulumi.Context, s settings, name string, extensions []strin
 		NodeName:    pulumi.String(s.node),
 		DatastoreId: pulumi.String(s.imageDatastore),
 		ContentType: pulumi.String("import"),
-		// The uncompressed raw image: Proxmox does not decompress `import` content.
-		Url: urls.DiskImage().ApplyT(func(u string) string { return strings.TrimSuffix(u, ".xz") }).(pulumi.StringOutput),
+		// The uncompressed raw image: Proxmox does not decompress `import` content (nor xz at all).
+		Url: urls.DiskImageRaw(),
 		// Named after the schematic, so a new schematic downloads next to the old image.
 		FileName: id.ApplyT(func(id string) string {
 			return fmt.Sprintf("talos-%s-%s-nocloud-amd64.raw", s.talosVersion, id[:min(len(id), 12)])

@@ -640,3 +640,38 @@ fn python_talos_cluster_program_lifecycle() {
     assert!(destroy.contains("'delete': 22"), "{destroy}");
     lab.assert_empty();
 }
+
+/// The function table: every function called from Python, TypeScript and Go with resource
+/// outputs as arguments (`sdk-examples/{python,ts,go}-functions`: machine:Secrets' outputs into
+/// machine and client getConfiguration, a Schematic's id into getUrls, getVersions and
+/// getExtensionsVersions), each result checked. getHealth takes the same client configuration
+/// in the talos-cluster programs (it needs a cluster).
+#[test]
+fn every_function_takes_resource_outputs_in_every_language() {
+    let (_lab, _, factory_url) = talos_lab();
+    for (example, runner) in
+        [("python-functions", Runner::Python), ("ts-functions", Runner::Node), ("go-functions", Runner::Go)]
+    {
+        let stack = Stack::from_dir(example, base_env());
+        stack.set("proxmox-talos:imageFactoryUrl", &factory_url);
+        let up = run(&stack, runner, "up", false);
+        assert!(up.contains("up succeeded"), "{example}: {up}");
+        let out = stack.outputs();
+        let config = out["machineConfiguration"].as_str().unwrap_or_default();
+        // The v1alpha1 document first, then the multi-doc ones.
+        let parsed = yaml(config.split("\n---\n").next().unwrap_or_default());
+        assert_eq!(parsed["cluster"]["clusterName"], "fn-table", "{example}: {config}");
+        assert_eq!(parsed["machine"]["type"], "controlplane", "{example}: {config}");
+        let talosconfig = yaml(out["talosconfig"].as_str().unwrap_or_default());
+        assert_eq!(talosconfig["context"], "fn-table", "{example}: {talosconfig:?}");
+        let id = out["schematicId"].as_str().unwrap();
+        let raw = format!("{factory_url}/image/{id}/v1.12.4/nocloud-amd64.raw");
+        assert_eq!(out["diskImageRaw"], raw.as_str(), "{example}: {out}");
+        let versions = out["talosVersions"].as_array().unwrap();
+        assert!(versions.iter().any(|v| v == "v1.12.4"), "{example}: {out}");
+        let extensions = out["extensions"].as_array().unwrap();
+        assert!(extensions.iter().any(|e| e == "siderolabs/qemu-guest-agent"), "{example}: {out}");
+        run(&stack, runner, "preview", true);
+        run(&stack, runner, "destroy", false);
+    }
+}

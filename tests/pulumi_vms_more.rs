@@ -258,6 +258,17 @@ const BAD: &[(&str, &[(&str, &str)])] = &[
             ("decompressionAlgorithm", "cannot decompress xz (it supports gz, lzo, zst and bz2)"),
         ],
     ),
+    (
+        "  factoryImage:
+    type: proxmox-talos:download:File
+    properties:
+      nodeName: pve
+      datastoreId: local
+      contentType: import
+      url: http://127.0.0.1:9/image/abc/v1.12.4/nocloud-amd64.raw.xz
+",
+        &[("url", "is xz-compressed, which Proxmox VE cannot decompress")],
+    ),
 ];
 
 #[test]

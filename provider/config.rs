@@ -149,12 +149,22 @@ impl ProviderConfig {
     }
 
     /// Fills unset properties from the environment (`PROXMOX_VE_*`, `TALOS_IMAGE_FACTORY_URL`).
+    ///
+    /// Configured values win, per key and for the credentials as a set: a configured
+    /// `username` or `password` means the login is configured, so no token is taken
+    /// from the environment; a configured `apiToken` means no username or password is.
     pub fn with_environment(mut self, env: impl Fn(&str) -> Option<String>) -> Self {
         let get = |name: &str| env(name).filter(|v| !v.is_empty());
+        let login_configured = self.username.is_some() || self.password.is_some();
+        let token_configured = self.api_token.is_some();
         self.endpoint = self.endpoint.or_else(|| get("PROXMOX_VE_ENDPOINT"));
-        self.api_token = self.api_token.or_else(|| get("PROXMOX_VE_API_TOKEN"));
-        self.username = self.username.or_else(|| get("PROXMOX_VE_USERNAME"));
-        self.password = self.password.or_else(|| get("PROXMOX_VE_PASSWORD"));
+        if !login_configured {
+            self.api_token = self.api_token.or_else(|| get("PROXMOX_VE_API_TOKEN"));
+        }
+        if !token_configured {
+            self.username = self.username.or_else(|| get("PROXMOX_VE_USERNAME"));
+            self.password = self.password.or_else(|| get("PROXMOX_VE_PASSWORD"));
+        }
         self.insecure = self.insecure.or_else(|| get("PROXMOX_VE_INSECURE").map(|v| is_true(&v)));
         self.ca_certificate = self.ca_certificate.or_else(|| get("PROXMOX_VE_CA_CERT"));
         self.image_factory_url = self.image_factory_url.or_else(|| get("TALOS_IMAGE_FACTORY_URL"));
@@ -349,6 +359,36 @@ mod tests {
         assert_eq!(c.proxmox().unwrap().auth, ProxmoxAuth::ApiToken("root@pam!ci=abc".into()));
         let ssh = c.ssh.unwrap();
         assert_eq!((ssh.username.as_deref(), ssh.port, ssh.agent), (Some("root"), Some(2222), Some(true)));
+    }
+
+    #[test]
+    fn configured_credentials_win_over_the_environment_as_a_set() {
+        let env = |k: &str| match k {
+            "PROXMOX_VE_API_TOKEN" => Some("root@pam!ci=abc".to_string()),
+            "PROXMOX_VE_USERNAME" => Some("ci@pve".to_string()),
+            "PROXMOX_VE_PASSWORD" => Some("env-password".to_string()),
+            _ => None,
+        };
+        let base = || ProviderConfig { endpoint: Some("https://pve:8006/".into()), ..Default::default() };
+        let login = |u: &str, p: &str| ProxmoxAuth::Password { username: u.into(), password: p.into() };
+        // A configured login: the token in the environment is not picked up.
+        let c = ProviderConfig { username: Some("root@pam".into()), password: Some("pw".into()), ..base() };
+        let c = c.with_environment(env);
+        assert_eq!(c.api_token, None);
+        assert_eq!(c.proxmox().unwrap().auth, login("root@pam", "pw"));
+        // A configured user name alone is still the login; its password may come from the environment.
+        let c = ProviderConfig { username: Some("root@pam".into()), ..base() }.with_environment(env);
+        assert_eq!(c.proxmox().unwrap().auth, login("root@pam", "env-password"));
+        // A configured password alone: the user name comes from the environment, not the token.
+        let c = ProviderConfig { password: Some("pw".into()), ..base() }.with_environment(env);
+        assert_eq!(c.proxmox().unwrap().auth, login("ci@pve", "pw"));
+        // A configured token: no user name or password from the environment.
+        let c = ProviderConfig { api_token: Some("ops@pve!t=x".into()), ..base() }.with_environment(env);
+        assert_eq!((c.username.as_deref(), c.password.as_deref()), (None, None));
+        assert_eq!(c.proxmox().unwrap().auth, ProxmoxAuth::ApiToken("ops@pve!t=x".into()));
+        // Nothing configured: the environment's token, as before.
+        let c = base().with_environment(env);
+        assert_eq!(c.proxmox().unwrap().auth, ProxmoxAuth::ApiToken("root@pam!ci=abc".into()));
     }
 
     #[test]

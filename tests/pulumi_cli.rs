@@ -160,3 +160,24 @@ fn talos_configs_program_for_the_seed_cluster() {
     stack.ok(&["preview", "--expect-no-changes"]);
     stack.ok(&["destroy", "--yes", "--skip-preview"]);
 }
+
+/// The README's sequence for a program without `plugins.providers`: `pulumi plugin install
+/// resource proxmox-talos <version> --file <binary>`, then `pulumi install` (no download: the
+/// plugin is installed) and `up` work; before the plugin install, `pulumi install` tries to
+/// download it and `preview` finds no plugin.
+#[test]
+fn the_documented_plugin_install_sequence_works() {
+    let stack = stack("yaml-machine-secrets");
+    let program = "name: yaml-machine-secrets\nruntime: yaml\nresources:\n  secrets:\n    type: proxmox-talos:machine:Secrets\n    properties: {talosVersion: v1.12}\n\
+                   outputs:\n  version: ${secrets.talosVersion}\n";
+    std::fs::write(stack.dir.join("Pulumi.yaml"), program).unwrap();
+    let out = stack.fails(&["preview"]);
+    assert!(out.contains("no resource plugin 'pulumi-resource-proxmox-talos' found"), "{out}");
+    let binary = support::pulumi::plugin_dir().join("pulumi-resource-proxmox-talos");
+    let version = env!("CARGO_PKG_VERSION");
+    stack.ok(&["plugin", "install", "resource", "proxmox-talos", version, "--file", binary.to_str().unwrap()]);
+    stack.ok(&["install"]);
+    stack.ok(&["up", "--yes", "--skip-preview"]);
+    assert_eq!(stack.outputs()["version"], "v1.12");
+    stack.ok(&["destroy", "--yes", "--skip-preview"]);
+}

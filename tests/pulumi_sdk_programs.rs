@@ -579,3 +579,99 @@ fn go_talos_cluster_program_lifecycle() {
     lab.assert_empty();
     println!("go-talos-cluster: the lifecycle took {:?}", started.elapsed());
 }
+
+/// The Python form of go-talos-cluster: object outputs of `machine:Secrets` go into
+/// getConfiguration, getHealth and client getConfiguration as they are (Python key names,
+/// docs/adr/0011), the images' URLs come from getUrls. Up on a fresh lab, the nodes configured
+/// at their static addresses, the kubeconfig's and talosconfig's credentials work, preview and
+/// refresh change nothing, no secret in plain text, destroy leaves the lab empty.
+#[test]
+fn python_talos_cluster_program_lifecycle() {
+    let (lab, ip, factory_url) = talos_lab();
+    let stack = Stack::from_dir("python-talos-cluster", base_env());
+    let source = std::fs::read_to_string(stack.dir.join("__main__.py")).unwrap();
+    assert!(source.contains("machine_secrets=secrets.machine_secrets"), "the program passes the output as it is");
+    assert!(!source.contains("/image/") && !source.contains(".xz"), "no hand-built factory URL");
+    stack.set("proxmox-talos:endpoint", &lab.lab.endpoint);
+    stack.set("proxmox-talos:username", "root@pam");
+    set_secret(&stack, "proxmox-talos:password", &lab.lab.credentials.password, false);
+    stack.set("proxmox-talos:caCertificate", &lab.lab.ca_path.display().to_string());
+    stack.set("proxmox-talos:imageFactoryUrl", &factory_url);
+    stack.set("vip", &ip(5).to_string());
+    stack.set("gateway", &ip(1).to_string());
+    stack.ok(&["config", "set", "--path", "dnsServers[0]", &ip(1).to_string()]);
+    for i in 0..4u8 {
+        if i < 3 {
+            stack.ok(&["config", "set", "--path", &format!("controllerAddresses[{i}]"), &format!("{}/24", ip(11 + i))]);
+        }
+        stack.ok(&["config", "set", "--path", &format!("workerAddresses[{i}]"), &format!("{}/24", ip(21 + i))]);
+    }
+
+    let up = run(&stack, Runner::Python, "up", false);
+    assert!(up.contains("up succeeded") && up.contains("'create': 22"), "{up}");
+    let names = ["controller1", "controller2", "controller3", "worker1", "worker2", "worker3", "worker4"];
+    let addresses = [11u8, 12, 13, 21, 22, 23, 24];
+    let mut status: Vec<_> =
+        lab.lab.talos.status().into_iter().map(|s| (s.vmid, s.address, s.hostname, s.maintenance)).collect();
+    status.sort();
+    let expected: Vec<_> = [1101, 1102, 1103, 1201, 1202, 1203, 1204]
+        .iter()
+        .zip(names.iter().zip(addresses))
+        .map(|(vmid, (name, last))| (*vmid, Some(ip(last)), format!("k8s-{name}"), false))
+        .collect();
+    assert_eq!(status, expected);
+    let gpu = lab.vm_config(1204);
+    assert_eq!(gpu.get("hostpci0").map(String::as_str), Some("host=0000:28:00.0,pcie=1"), "{gpu:?}");
+    let outputs = stack.outputs();
+    assert_eq!(outputs["kubernetesEndpoint"], format!("https://{}:6443", ip(5)).as_str(), "{outputs}");
+    assert_eq!(outputs["nodeIps"]["k8s-worker2"], ip(22).to_string(), "{outputs}");
+    let kubeconfig = yaml(outputs["kubeconfig"].as_str().unwrap());
+    assert_eq!(kubeconfig["clusters"][0]["cluster"]["server"], format!("https://{}:6443", ip(5)).as_str());
+    support::talos::assert_talosctl_version(outputs["talosconfig"].as_str().unwrap(), "v1.12.4");
+
+    let preview = run(&stack, Runner::Python, "preview", true);
+    assert!(preview.contains("'same': 22"), "{preview}");
+    let refresh = run(&stack, Runner::Python, "refresh", true);
+    assert!(refresh.contains("'same': 22"), "{refresh}");
+    let key = kubeconfig["users"][0]["user"]["client-key-data"].as_str().unwrap().to_string();
+    assert_no_plain_secrets(&stack, &[&lab.lab.credentials.password, &key, "PRIVATE KEY", "version: v1alpha1"]);
+
+    let destroy = run(&stack, Runner::Python, "destroy", false);
+    assert!(destroy.contains("'delete': 22"), "{destroy}");
+    lab.assert_empty();
+}
+
+/// The function table: every function called from Python, TypeScript and Go with resource
+/// outputs as arguments (`sdk-examples/{python,ts,go}-functions`: machine:Secrets' outputs into
+/// machine and client getConfiguration, a Schematic's id into getUrls, getVersions and
+/// getExtensionsVersions), each result checked. getHealth takes the same client configuration
+/// in the talos-cluster programs (it needs a cluster).
+#[test]
+fn every_function_takes_resource_outputs_in_every_language() {
+    let (_lab, _, factory_url) = talos_lab();
+    for (example, runner) in
+        [("python-functions", Runner::Python), ("ts-functions", Runner::Node), ("go-functions", Runner::Go)]
+    {
+        let stack = Stack::from_dir(example, base_env());
+        stack.set("proxmox-talos:imageFactoryUrl", &factory_url);
+        let up = run(&stack, runner, "up", false);
+        assert!(up.contains("up succeeded"), "{example}: {up}");
+        let out = stack.outputs();
+        let config = out["machineConfiguration"].as_str().unwrap_or_default();
+        // The v1alpha1 document first, then the multi-doc ones.
+        let parsed = yaml(config.split("\n---\n").next().unwrap_or_default());
+        assert_eq!(parsed["cluster"]["clusterName"], "fn-table", "{example}: {config}");
+        assert_eq!(parsed["machine"]["type"], "controlplane", "{example}: {config}");
+        let talosconfig = yaml(out["talosconfig"].as_str().unwrap_or_default());
+        assert_eq!(talosconfig["context"], "fn-table", "{example}: {talosconfig:?}");
+        let id = out["schematicId"].as_str().unwrap();
+        let raw = format!("{factory_url}/image/{id}/v1.12.4/nocloud-amd64.raw");
+        assert_eq!(out["diskImageRaw"], raw.as_str(), "{example}: {out}");
+        let versions = out["talosVersions"].as_array().unwrap();
+        assert!(versions.iter().any(|v| v == "v1.12.4"), "{example}: {out}");
+        let extensions = out["extensions"].as_array().unwrap();
+        assert!(extensions.iter().any(|e| e == "siderolabs/qemu-guest-agent"), "{example}: {out}");
+        run(&stack, runner, "preview", true);
+        run(&stack, runner, "destroy", false);
+    }
+}

@@ -258,6 +258,17 @@ const BAD: &[(&str, &[(&str, &str)])] = &[
             ("decompressionAlgorithm", "cannot decompress xz (it supports gz, lzo, zst and bz2)"),
         ],
     ),
+    (
+        "  factoryImage:
+    type: proxmox-talos:download:File
+    properties:
+      nodeName: pve
+      datastoreId: local
+      contentType: import
+      url: http://127.0.0.1:9/image/abc/v1.12.4/nocloud-amd64.raw.xz
+",
+        &[("url", "is xz-compressed, which Proxmox VE cannot decompress")],
+    ),
 ];
 
 #[test]
@@ -325,6 +336,22 @@ fn raw_gpu_passthrough_needs_root_and_then_creates() {
     assert_eq!(stack.outputs()["status"], "running");
     stack.ok(&["preview", "--expect-no-changes"]);
     stack.ok(&["refresh", "--yes", "--expect-no-changes", "--skip-preview"]);
+    stack.ok(&["destroy", "--yes", "--skip-preview"]);
+    lab.assert_empty();
+}
+
+/// A login in stack config wins over an API token in the environment (as `lab.env` and
+/// most shells set it): raw passthrough, which PVE allows only to root@pam with a ticket, works.
+#[test]
+fn a_configured_login_wins_over_a_token_in_the_environment() {
+    let lab = lab(LabConfig::seed_cluster());
+    // The test harness removes the caller's PROXMOX_VE_*; this test sets the token on purpose.
+    let stack = Stack::new("yaml-proxmox-gpu", lab.token_env());
+    stack.set("proxmox-talos:username", "root@pam");
+    stack.ok(&["config", "set", "--secret", "proxmox-talos:password", &lab.lab.credentials.password]);
+    stack.ok(&["up", "--yes", "--skip-preview"]);
+    assert_eq!(lab.vm_config(4401)["hostpci0"], "host=0000:28:00.0,pcie=1,x-vga=1");
+    stack.ok(&["preview", "--expect-no-changes"]);
     stack.ok(&["destroy", "--yes", "--skip-preview"]);
     lab.assert_empty();
 }

@@ -448,8 +448,10 @@ impl<F: Function> DynFunction for FunctionAdapter<F> {
             let mut reg = TypeRegistry::default();
             let arg_props = F::Args::properties(&mut reg);
             let result_props = F::Result::properties(&mut reg);
-            let proj = vjson::to_json(args);
-            let mut failures = unknown_property_failures(&arg_props, &proj.value);
+            let mut proj = vjson::to_json(args);
+            // Python programs pass object outputs with Python key names (docs/adr/0011).
+            let mut failures = schema::python_names::accept_python_names(&arg_props, &reg, &mut proj.value);
+            failures.extend(unknown_property_failures(&arg_props, &proj.value));
             if let Some(u) = proj.unknowns.first() {
                 failures
                     .push(CheckFailure::new(u.to_string(), "value is not known yet; functions need known arguments"));

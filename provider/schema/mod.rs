@@ -9,6 +9,7 @@
 
 pub mod package;
 pub mod paths;
+pub mod python_names;
 pub mod spec;
 #[cfg(test)]
 mod tests;

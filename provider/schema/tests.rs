@@ -138,3 +138,77 @@ fn function_inputs_declare_no_schema_defaults() {
     }
     assert!(offenders.is_empty(), "function inputs with schema defaults: {offenders:?}");
 }
+
+/// A non-`Option` field and an `Option` one marked `#[pulumi(always)]` are required.
+#[derive(Serialize, Deserialize, PulumiType)]
+#[serde(rename_all = "camelCase")]
+struct Outputs {
+    /// Always there.
+    plain: String,
+    /// `None` only while unknown in preview.
+    #[pulumi(always)]
+    computed: Option<String>,
+    /// Sometimes there.
+    maybe: Option<String>,
+}
+
+#[test]
+fn non_option_and_always_fields_are_required() {
+    let mut reg = TypeRegistry::default();
+    let required: Vec<_> = Outputs::properties(&mut reg).iter().filter(|p| p.required).map(|p| p.name).collect();
+    assert_eq!(required, vec!["plain", "computed"]);
+}
+
+/// Outputs every created resource has are required in the schema, so the SDKs type them
+/// as present (TypeScript `Output<T>`, Go without `.Elem()`, Python without Optional);
+/// a required input is a required output too (it is echoed into the state).
+#[test]
+fn always_present_outputs_are_required() {
+    let schema = serde_json::to_value(super::package::package(&crate::resources::registry())).unwrap();
+    let required = |token: &str| -> Vec<String> {
+        let r = &schema["resources"][token]["required"];
+        r.as_array().into_iter().flatten().map(|v| v.as_str().unwrap().to_string()).collect()
+    };
+    let expect = [
+        ("proxmox-talos:machine:Secrets", &["clientConfiguration", "machineSecrets", "talosctlSecretsYaml"][..]),
+        ("proxmox-talos:imagefactory:Schematic", &["schematicId"]),
+        ("proxmox-talos:machine:ConfigurationApply", &["machineConfiguration"]),
+        ("proxmox-talos:cluster:Kubeconfig", &["kubeconfigRaw", "kubernetesClientConfiguration"]),
+        ("proxmox-talos:download:File", &["volumeId", "size"]),
+        ("proxmox-talos:storage:File", &["volumeId", "fileName", "fileSize"]),
+        (
+            "proxmox-talos:vm:VirtualMachine",
+            &["status", "ipv4Addresses", "ipv6Addresses", "macAddresses", "networkInterfaceNames"],
+        ),
+    ];
+    for (token, outputs) in expect {
+        let have = required(token);
+        for o in outputs {
+            assert!(have.contains(&o.to_string()), "{token}: {o} is not a required output: {have:?}");
+        }
+    }
+    for (token, resource) in schema["resources"].as_object().unwrap() {
+        let have = required(token);
+        for input in resource["requiredInputs"].as_array().into_iter().flatten() {
+            assert!(
+                have.contains(&input.as_str().unwrap().to_string()),
+                "{token}: required input {input} not required"
+            );
+        }
+    }
+    // Every function result is present: its outputs' required list names every property
+    // (except an optional input echoed back, and getHealth's endpoint, absent when skipped).
+    for (token, function) in schema["functions"].as_object().unwrap() {
+        let outputs = &function["outputs"];
+        let required: Vec<_> = outputs["required"].as_array().into_iter().flatten().collect();
+        for (name, _) in outputs["properties"].as_object().into_iter().flatten() {
+            let optional_input = function["inputs"]["properties"].get(name).is_some()
+                && !function["inputs"]["required"].as_array().into_iter().flatten().any(|r| r == name);
+            let sometimes = token == "proxmox-talos:cluster:getHealth" && name == "kubernetesEndpoint";
+            assert!(
+                optional_input || sometimes || required.iter().any(|r| *r == name),
+                "{token}: result {name} is not required"
+            );
+        }
+    }
+}

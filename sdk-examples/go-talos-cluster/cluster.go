@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/proxmox-talos/pulumi-proxmox-talos/sdk/go/proxmoxtalos/client"
 	"github.com/proxmox-talos/pulumi-proxmox-talos/sdk/go/proxmoxtalos/cluster"
@@ -32,14 +31,14 @@ func Program(ctx *pulumi.Context) error {
 	if err != nil {
 		return err
 	}
-	clientConfig := secrets.ClientConfiguration.Elem()
+	clientConfig := secrets.ClientConfiguration
 	// One machine configuration per role; each node's own settings are patched in when applied.
 	roleConfig := func(machineType string, image talosImageOutputs, patches ...string) pulumi.StringOutput {
 		return machine.GetConfigurationOutput(ctx, machine.GetConfigurationOutputArgs{
 			ClusterName:     pulumi.String(s.clusterName),
 			ClusterEndpoint: pulumi.String(fmt.Sprintf("https://%s:6443", s.vip)),
 			MachineType:     pulumi.String(machineType),
-			MachineSecrets:  secrets.MachineSecrets.Elem(),
+			MachineSecrets:  secrets.MachineSecrets,
 			TalosVersion:    pulumi.String(s.contract()),
 			InstallImage:    image.installer,
 			ConfigPatches:   pulumi.ToStringArray(append([]string{clusterPatch}, patches...)),
@@ -142,7 +141,7 @@ func talosImage(ctx *pulumi.Context, s settings, name string, extensions []strin
 	if err != nil {
 		return talosImageOutputs{}, err
 	}
-	id := sch.SchematicId.Elem()
+	id := sch.SchematicId
 	urls := imagefactory.GetUrlsOutput(ctx, imagefactory.GetUrlsOutputArgs{
 		SchematicId:  id,
 		TalosVersion: pulumi.String(s.talosVersion),
@@ -152,8 +151,8 @@ func talosImage(ctx *pulumi.Context, s settings, name string, extensions []strin
 		NodeName:    pulumi.String(s.node),
 		DatastoreId: pulumi.String(s.imageDatastore),
 		ContentType: pulumi.String("import"),
-		// The uncompressed raw image: Proxmox does not decompress `import` content.
-		Url: urls.DiskImage().ApplyT(func(u string) string { return strings.TrimSuffix(u, ".xz") }).(pulumi.StringOutput),
+		// The uncompressed raw image: Proxmox does not decompress `import` content (nor xz at all).
+		Url: urls.DiskImageRaw(),
 		// Named after the schematic, so a new schematic downloads next to the old image.
 		FileName: id.ApplyT(func(id string) string {
 			return fmt.Sprintf("talos-%s-%s-nocloud-amd64.raw", s.talosVersion, id[:min(len(id), 12)])
@@ -162,7 +161,7 @@ func talosImage(ctx *pulumi.Context, s settings, name string, extensions []strin
 	if err != nil {
 		return talosImageOutputs{}, err
 	}
-	return talosImageOutputs{schematicID: id, volumeID: file.VolumeId.Elem(), installer: urls.Installer()}, nil
+	return talosImageOutputs{schematicID: id, volumeID: file.VolumeId, installer: urls.Installer()}, nil
 }
 
 // virtualMachine is one node's VM, booting its Talos image from an imported disk.

@@ -21,6 +21,9 @@ pub struct FieldAttrs {
     pub rename: Option<String>,
     pub flatten: bool,
     pub skip: bool,
+    /// `#[pulumi(always)]`: an `Option` output that every created (and read) resource has;
+    /// `None` only while unknown in preview. Required in the schema.
+    pub always: bool,
     pub description: String,
 }
 
@@ -90,9 +93,11 @@ pub fn field(attrs: &[Attribute]) -> syn::Result<FieldAttrs> {
                     out.default = Some(m.value()?.parse()?);
                 } else if m.path.is_ident("env") {
                     out.env.push(m.value()?.parse()?);
+                } else if m.path.is_ident("always") {
+                    out.always = true;
                 } else {
                     return Err(m.error(
-                        "unknown #[pulumi] field option; expected secret, replace_on_changes, default = \"<json>\" or env = \"VAR\"",
+                        "unknown #[pulumi] field option; expected secret, replace_on_changes, always, default = \"<json>\" or env = \"VAR\"",
                     ));
                 }
                 Ok(())

@@ -54,11 +54,12 @@ fn expand_struct(input: &DeriveInput, c: &attrs::ContainerAttrs, fields: &Fields
             None => quote! { ::std::option::Option::None },
         };
         let env = &fa.env;
+        let always = fa.always;
         pushes.push(quote! {
             props.push(::proxmox_talos::schema::Property {
                 name: #name,
                 type_spec: <#ty as ::proxmox_talos::schema::PulumiType>::type_spec(reg),
-                required: !<#ty as ::proxmox_talos::schema::PulumiType>::OPTIONAL,
+                required: #always || !<#ty as ::proxmox_talos::schema::PulumiType>::OPTIONAL,
                 description: #description,
                 secret: #secret,
                 replace_on_changes: #replace,

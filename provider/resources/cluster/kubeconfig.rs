@@ -115,10 +115,11 @@ pub struct KubeconfigState {
     #[serde(flatten)]
     pub args: KubeconfigArgs,
     /// The kubeconfig YAML (context `admin@<cluster>`): write it to a file for `kubectl --kubeconfig`.
-    #[pulumi(secret)]
+    #[pulumi(secret, always)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kubeconfig_raw: Option<String>,
     /// The credentials in the kubeconfig.
+    #[pulumi(always)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kubernetes_client_configuration: Option<KubernetesClientConfiguration>,
 }

@@ -87,9 +87,11 @@ pub struct FileState {
     #[serde(flatten)]
     pub args: FileArgs,
     /// The volume id, `local:iso/talos.iso`: what `disks[].importFrom`, `cdrom` or `fileId` take.
+    #[pulumi(always)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub volume_id: Option<String>,
     /// The file's size in bytes.
+    #[pulumi(always)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
 }
@@ -100,6 +102,11 @@ pub struct File;
 const CONTENT_TYPES: [&str; 3] = ["iso", "import", "vztmpl"];
 const DECOMPRESSION: [&str; 4] = ["gz", "lzo", "zst", "bz2"];
 const CHECKSUMS: [&str; 6] = ["md5", "sha1", "sha224", "sha256", "sha384", "sha512"];
+
+/// The URL's path, without query or fragment.
+fn url_path(url: &str) -> &str {
+    url.split(['?', '#']).next().unwrap_or(url)
+}
 
 fn check_args(a: &FileArgs) -> Vec<CheckFailure> {
     let mut f = Vec::new();
@@ -114,6 +121,17 @@ fn check_args(a: &FileArgs) -> Vec<CheckFailure> {
     }
     if !(a.url.starts_with("http://") || a.url.starts_with("https://")) {
         f.push(CheckFailure::new("url", format!("{:?} is not an http:// or https:// URL", a.url)));
+    } else if url_path(&a.url).ends_with(".xz") {
+        f.push(CheckFailure::new(
+            "url",
+            format!(
+                "{:?} is xz-compressed, which Proxmox VE cannot decompress (it supports gz, lzo, zst and bz2): \
+                 download a `.qcow2` or uncompressed `.raw` image for `import` (imagefactory.getUrls gives \
+                 `urls.diskImageQcow2` and `urls.diskImageRaw`), or a `.zst` one with \
+                 `decompressionAlgorithm: zst` for `iso` (`urls.diskImageRawZst`)",
+                a.url
+            ),
+        ));
     }
     if let Some(d) = &a.decompression_algorithm {
         if d == "xz" {
@@ -399,6 +417,30 @@ mod tests {
         let bad_sum = FileArgs { checksum: Some("xyz".into()), checksum_algorithm: Some("sha256".into()), ..args() };
         assert_eq!(paths(&bad_sum), ["checksum"]);
         assert_eq!(paths(&FileArgs { file_name: Some("a/b.iso".into()), ..args() }), ["fileName"]);
+    }
+
+    #[test]
+    fn an_xz_url_is_refused_with_what_to_download_instead() {
+        let factory = "https://factory.talos.dev/image/x/v1.12.4/nocloud-amd64";
+        for url in [format!("{factory}.raw.xz"), format!("{factory}.raw.xz?download=1")] {
+            let failures = check_args(&FileArgs { content_type: "import".into(), url, ..args() });
+            assert_eq!(failures.len(), 1, "{failures:?}");
+            assert_eq!(failures[0].property, "url");
+            let reason = &failures[0].reason;
+            assert!(reason.contains("cannot decompress") && reason.contains("diskImageQcow2"), "{reason}");
+            assert!(reason.contains("decompressionAlgorithm: zst"), "{reason}");
+        }
+        for ok in [".qcow2", ".raw"] {
+            let a = FileArgs { content_type: "import".into(), url: format!("{factory}{ok}"), ..args() };
+            assert!(check_args(&a).is_empty(), "{ok}");
+        }
+        let zst = FileArgs {
+            url: format!("{factory}.raw.zst"),
+            decompression_algorithm: Some("zst".into()),
+            file_name: Some("talos.img".into()),
+            ..args()
+        };
+        assert!(check_args(&zst).is_empty());
     }
 
     #[test]

@@ -45,10 +45,22 @@ pub struct GetUrlsResult {
 #[serde(rename_all = "camelCase")]
 #[pulumi(token = "imagefactory:Urls")]
 pub struct Urls {
-    /// Raw disk image (`.raw.xz`).
+    /// Raw disk image compressed with xz (`.raw.xz`), as pulumi-talos gives it. Not for
+    /// `download:File`: Proxmox VE cannot decompress xz. Use `diskImageQcow2` or
+    /// `diskImageRaw` there.
     pub disk_image: String,
-    /// Raw disk image with secure boot.
+    /// Raw disk image with secure boot (`.raw.xz`; not for `download:File`, see `diskImage`).
     pub disk_image_secureboot: String,
+    /// The disk image as qcow2 (`.qcow2`): for `download:File` with `contentType: import`,
+    /// then `disks[].importFrom`. PVE imports it as is.
+    pub disk_image_qcow2: String,
+    /// The uncompressed raw disk image (`.raw`): for `download:File` with `contentType: import`
+    /// (PVE does not decompress `import` content), when the factory serves uncompressed images
+    /// (the lab's does).
+    pub disk_image_raw: String,
+    /// The raw disk image compressed with zstd (`.raw.zst`): for `download:File` with
+    /// `decompressionAlgorithm: zst`, which PVE allows for `contentType: iso` only.
+    pub disk_image_raw_zst: String,
     /// Initramfs.
     pub initramfs: String,
     /// Installer container image (`<host>/<platform>-installer/<id>:<version>`).
@@ -121,6 +133,9 @@ pub fn build(base: &str, args: GetUrlsArgs) -> GetUrlsResult {
     let urls = Urls {
         disk_image: image(format!("{platform}-{arch}.raw.xz")),
         disk_image_secureboot: image(format!("{platform}-{arch}-secureboot.raw.xz")),
+        disk_image_qcow2: image(format!("{platform}-{arch}.qcow2")),
+        disk_image_raw: image(format!("{platform}-{arch}.raw")),
+        disk_image_raw_zst: image(format!("{platform}-{arch}.raw.zst")),
         initramfs: image(format!("initramfs-{arch}.xz")),
         installer: format!("{host}/{platform}-installer/{id}:{ver}"),
         installer_secureboot: format!("{host}/{platform}-installer-secureboot/{id}:{ver}"),
@@ -156,6 +171,10 @@ mod tests {
         assert_eq!(r.urls.installer, format!("factory.talos.dev/nocloud-installer/{ID}:v1.12.4"));
         assert_eq!(r.urls.pxe, format!("https://pxe.factory.talos.dev/pxe/{ID}/v1.12.4/nocloud-amd64"));
         assert_eq!(r.urls.iso, format!("https://factory.talos.dev/image/{ID}/v1.12.4/nocloud-amd64.iso"));
+        let base = format!("https://factory.talos.dev/image/{ID}/v1.12.4/nocloud-amd64");
+        assert_eq!(r.urls.disk_image_qcow2, format!("{base}.qcow2"));
+        assert_eq!(r.urls.disk_image_raw, format!("{base}.raw"));
+        assert_eq!(r.urls.disk_image_raw_zst, format!("{base}.raw.zst"));
     }
 
     #[test]

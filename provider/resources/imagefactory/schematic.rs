@@ -44,6 +44,7 @@ pub struct SchematicState {
     pub args: SchematicArgs,
     /// The schematic ID (64 hexadecimal characters): the SHA-256 of the canonical schematic,
     /// as the factory computes it. Known at preview.
+    #[pulumi(always)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub schematic_id: Option<String>,
 }

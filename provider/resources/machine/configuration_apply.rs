@@ -96,7 +96,7 @@ pub struct ConfigurationApplyState {
     pub args: ConfigurationApplyArgs,
     /// The configuration applied: `machineConfigurationInput` with `configPatches` applied
     /// (known at preview).
-    #[pulumi(secret)]
+    #[pulumi(secret, always)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub machine_configuration: Option<String>,
 }

@@ -35,17 +35,17 @@ pub struct SecretsState {
     #[serde(flatten)]
     pub args: SecretsArgs,
     /// The secrets bundle: cluster identity, bootstrap tokens and every CA.
-    #[pulumi(secret)]
+    #[pulumi(secret, always)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub machine_secrets: Option<MachineSecrets>,
     /// The admin (`os:admin`) client configuration for talosctl.
-    #[pulumi(secret)]
+    #[pulumi(secret, always)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_configuration: Option<ClientConfiguration>,
     /// The secrets bundle as a `talosctl gen secrets` YAML file, byte for byte as talosctl
     /// writes it. Write it to a file (e.g. `secrets.yaml`) to generate machine configurations
     /// with `talosctl gen config <cluster> <endpoint> --with-secrets secrets.yaml`.
-    #[pulumi(secret)]
+    #[pulumi(secret, always)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub talosctl_secrets_yaml: Option<String>,
 }

@@ -115,12 +115,15 @@ pub struct FileState {
     #[serde(flatten)]
     pub args: FileArgs,
     /// The volume id, `local:snippets/user-data.yaml`: what `cicustom`, `cdrom` or `importFrom` take.
+    #[pulumi(always)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub volume_id: Option<String>,
     /// The file name in the storage.
+    #[pulumi(always)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file_name: Option<String>,
     /// The file's size in bytes, as the storage lists it.
+    #[pulumi(always)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file_size: Option<u64>,
     /// When the file last changed in the storage (RFC 3339, UTC).

@@ -212,19 +212,24 @@ pub struct VirtualMachineState {
     #[serde(flatten)]
     pub args: VirtualMachineArgs,
     /// Power state: `running` or `stopped`.
+    #[pulumi(always)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
     /// IPv4 addresses per guest interface, in the order the guest agent lists them
     /// (usually `lo` first). Empty without a running agent.
+    #[pulumi(always)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ipv4_addresses: Option<Vec<Vec<String>>>,
     /// IPv6 addresses per guest interface, in agent order.
+    #[pulumi(always)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ipv6_addresses: Option<Vec<Vec<String>>>,
     /// MAC address per guest interface from the agent; without it, of `net0`, `net1`, ….
+    #[pulumi(always)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mac_addresses: Option<Vec<String>>,
     /// Guest interface names (`lo`, `eth0`, …), in agent order.
+    #[pulumi(always)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub network_interface_names: Option<Vec<String>>,
 }

@@ -30,9 +30,10 @@ mod config;
 mod create;
 mod disk;
 pub mod drive;
+mod guest_links;
 mod pending;
 mod power;
-mod volume;
+pub(crate) mod volume;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -159,8 +159,8 @@ outputs:
     - ${clone1.vmId}
     - ${clone2.vmId}
     - ${clone3.vmId}
-  image1Ip: ${image1.ipv4Addresses}
-  clone1Ip: ${clone1.ipv4Addresses}
+  image1Ip: ${image1.ipv4Address}
+  clone1Ip: ${clone1.ipv4Address}
 "#;
 
 fn lab() -> CliLab {

@@ -552,7 +552,7 @@ fn go_talos_cluster_program_lifecycle() {
     let resources = state["deployment"]["resources"].as_array().unwrap().clone();
     let worker1 =
         resources.iter().find(|r| r["urn"].as_str().unwrap().ends_with("VirtualMachine::k8s-worker1")).unwrap();
-    assert_eq!(worker1["outputs"]["ipv4Addresses"][1][0], ip(21).to_string(), "{worker1}");
+    assert_eq!(worker1["outputs"]["ipv4Address"], ip(21).to_string(), "{worker1}");
     let preview = run(&stack, Runner::Go, "preview", true);
     assert!(preview.contains("preview succeeded: {\"same\":22}"), "{preview}");
 

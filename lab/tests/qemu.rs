@@ -201,12 +201,27 @@ async fn a_vm_goes_through_bpgs_lifecycle() {
     let result = ifaces["result"].as_array().unwrap();
     assert_eq!(result[0]["name"], "lo");
     assert_eq!(result[0]["ip-addresses"][0]["ip-address"], "127.0.0.1");
-    assert_eq!(result[1]["name"], "eth0");
     let mac = net0.split(',').next().unwrap().trim_start_matches("virtio=").to_ascii_lowercase();
-    assert_eq!(result[1]["hardware-address"], mac.as_str());
-    assert_eq!(result[1]["ip-addresses"][0]["ip-address"], "127.42.0.100");
-    assert!(result[1]["ip-addresses"][1]["ip-address"].as_str().unwrap().starts_with("fe80::be24:11ff:fe"));
+    let by_mac = |result: &[Value]| result.iter().find(|i| i["hardware-address"] == mac.as_str()).cloned().unwrap();
+    let nic = by_mac(result);
+    assert_eq!(nic["name"], "eth0");
+    assert_eq!(nic["ip-addresses"][0]["ip-address"], "127.42.0.100");
+    assert!(nic["ip-addresses"][1]["ip-address"].as_str().unwrap().starts_with("fe80::be24:11ff:fe"));
     assert_eq!(guest_address(&lab.state, 100), Some("127.42.0.100".parse().unwrap()));
+    // A Talos guest also lists the kernel's links, down and without addresses, with their MACs.
+    let names = |result: &[Value]| result.iter().map(|i| i["name"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+    let bond = result.iter().find(|i| i["name"] == "bond0").unwrap();
+    assert_eq!(bond["ip-addresses"], serde_json::json!([]), "{bond}");
+    assert_eq!(bond["hardware-address"].as_str().unwrap().len(), 17);
+    assert!(result.iter().all(|i| i["statistics"]["rx-bytes"].is_u64()), "{result:?}");
+    // Each boot lists the links in another order; the NIC keeps its MAC and address.
+    let before = names(result);
+    lab.task_ok("POST", "/nodes/pve/qemu/100/status/reset", &[]).await;
+    let ifaces = lab.ok("GET", "/nodes/pve/qemu/100/agent/network-get-interfaces", &[]).await;
+    let after = ifaces["result"].as_array().unwrap();
+    assert_ne!(names(after), before);
+    assert_eq!((names(after)[0].as_str(), after.len()), ("lo", before.len()));
+    assert_eq!(by_mac(after), nic);
     assert_eq!(lab.ok("POST", "/nodes/pve/qemu/100/agent/ping", &[]).await, serde_json::json!({ "result": {} }));
     assert_eq!(lab.ok("GET", "/nodes/pve/qemu/100/agent/get-osinfo", &[]).await["result"]["id"], "talos");
 

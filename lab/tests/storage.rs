@@ -277,7 +277,7 @@ async fn storage_status_and_index() {
     // Filters: content (any of a list), storage, target (shared only).
     let (_, body) = lab.get("/nodes/pve/storage?content=images").await;
     let ids: Vec<&str> = body["data"].as_array().unwrap().iter().map(|s| s["storage"].as_str().unwrap()).collect();
-    assert_eq!(ids, ["ceph", "local-zfs"]);
+    assert_eq!(ids, ["ceph", "local-lvm", "local-zfs"]);
     let (_, body) = lab.get("/nodes/pve/storage?content=snippets,images&storage=local").await;
     assert_eq!(body["data"].as_array().unwrap().len(), 1);
     let (status, body) = lab.get("/nodes/pve/storage?content=images&storage=local").await;

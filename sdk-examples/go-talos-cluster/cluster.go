@@ -210,19 +210,13 @@ func virtualMachine(ctx *pulumi.Context, s settings, n nodeSpec, image pulumi.St
 	return vm.NewVirtualMachine(ctx, n.name, args)
 }
 
-// maintenanceAddress is the VM's first IPv4 address on an interface other than lo, as its guest
+// maintenanceAddress is the first usable IPv4 address of the VM's net0 interface, as its guest
 // agent reported it when the VM was made.
 func maintenanceAddress(name string, v *vm.VirtualMachine) pulumi.StringOutput {
-	return pulumi.All(v.NetworkInterfaceNames, v.Ipv4Addresses).ApplyT(func(all []interface{}) (string, error) {
-		names, addresses := all[0].([]string), all[1].([][]string)
-		for i, list := range addresses {
-			if i < len(names) && names[i] == "lo" {
-				continue
-			}
-			if len(list) > 0 {
-				return list[0], nil
-			}
+	return v.Ipv4Address.ApplyT(func(address *string) (string, error) {
+		if address == nil || *address == "" {
+			return "", fmt.Errorf("%s: the guest agent reports no IPv4 address on net0's interface", name)
 		}
-		return "", fmt.Errorf("%s: the guest agent reports no IPv4 address besides lo (interfaces %v)", name, names)
+		return *address, nil
 	}).(pulumi.StringOutput)
 }

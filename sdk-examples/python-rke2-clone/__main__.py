@@ -38,14 +38,6 @@ def addresses(key: str) -> list[str]:
     return values
 
 
-def guest_address(names: list[str], ipv4: list[list[str]]) -> str:
-    """The first IPv4 address the guest agent reports on an interface other than lo."""
-    for name, ips in zip(names, ipv4):
-        if name != "lo" and ips:
-            return ips[0]
-    return ""
-
-
 def machine(role: str, index: int, address: str) -> proxmox.vm.VirtualMachine:
     first_id, cores, memory, disk_gb, _ = ROLES[role]
     name = f"rke2-{role}-{index + 1}"
@@ -86,7 +78,7 @@ for role, (_, _, _, _, key) in ROLES.items():
     pulumi.export(
         f"{role}Ips",
         {
-            name: pulumi.Output.all(vm.network_interface_names, vm.ipv4_addresses).apply(lambda a: guest_address(*a))
+            name: vm.ipv4_address.apply(lambda a: a or "")
             for name, vm in vms.items()
         },
     )

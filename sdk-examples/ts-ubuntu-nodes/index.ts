@@ -84,12 +84,9 @@ function userData(hostname: string): string {
     ].join("\n");
 }
 
-/** The first IPv4 address the guest agent reports on an interface other than lo. */
+/** The first usable IPv4 address of net0's guest interface, as the guest agent reports it. */
 function guestAddress(vm: proxmox.vm.VirtualMachine): pulumi.Output<string> {
-    return pulumi.all([vm.networkInterfaceNames, vm.ipv4Addresses]).apply(([names, addresses]) => {
-        const i = (names ?? []).findIndex((n, j) => n !== "lo" && (addresses?.[j] ?? []).length > 0);
-        return i >= 0 ? addresses![i][0] : "";
-    });
+    return vm.ipv4Address.apply((address) => address ?? "");
 }
 
 const vms = machines.map((m) => {

@@ -332,6 +332,10 @@ fn storage_json(s: &super::lab_config::StorageConfig) -> Value {
     });
     match s.kind.as_str() {
         "dir" => v["path"] = json!(storage_path(&s.id)),
+        "lvmthin" => {
+            v["vgname"] = json!("pve");
+            v["thinpool"] = json!("data");
+        }
         "zfspool" => {
             v["pool"] = json!("rpool/data");
             v["sparse"] = json!(1);

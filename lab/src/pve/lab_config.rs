@@ -75,7 +75,7 @@ pub struct PciDeviceConfig {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct StorageConfig {
     pub id: String,
-    /// `dir`, `zfspool` or `rbd`.
+    /// `dir`, `lvmthin`, `zfspool` or `rbd`.
     #[serde(rename = "type")]
     pub kind: String,
     /// Content types, e.g. `iso`, `vztmpl`, `snippets`, `import`, `images`, `rootdir`.
@@ -245,8 +245,15 @@ impl LabConfig {
             }
         }
         for (i, s) in self.storages.iter().enumerate() {
-            if !matches!(s.kind.as_str(), "dir" | "zfspool" | "rbd") {
-                return Err(format!("storages[{i}].type: {:?} is not one of dir, zfspool, rbd", s.kind));
+            if !matches!(s.kind.as_str(), "dir" | "lvmthin" | "zfspool" | "rbd") {
+                return Err(format!("storages[{i}].type: {:?} is not one of dir, lvmthin, zfspool, rbd", s.kind));
+            }
+            // Block storages hold disk images and container volumes only (the plugins' `plugindata`).
+            if let Some(c) = s.content.iter().find(|c| s.kind != "dir" && !matches!(c.as_str(), "images" | "rootdir")) {
+                return Err(format!(
+                    "storages[{i}].content: a {} storage holds images and rootdir only, not {c:?}",
+                    s.kind
+                ));
             }
         }
         for (i, b) in self.bridges.iter().enumerate() {
@@ -297,6 +304,14 @@ fn seed_storages() -> Vec<StorageConfig> {
             content: content(&["iso", "vztmpl", "snippets", "import", "backup"]),
             shared: false,
             capacity_gib: 100,
+        },
+        // A fresh PVE install on ext4/xfs: the `pve` volume group's thin pool `data`.
+        StorageConfig {
+            id: "local-lvm".into(),
+            kind: "lvmthin".into(),
+            content: content(&["images", "rootdir"]),
+            shared: false,
+            capacity_gib: 512,
         },
         StorageConfig {
             id: "local-zfs".into(),
@@ -356,5 +371,9 @@ mod tests {
         let mut config = LabConfig::single_node();
         config.faults.lock_timeout = 1.5;
         assert!(config.check().unwrap_err().contains("faults.lockTimeout"));
+        let mut config = LabConfig::single_node();
+        let lvm = config.storages.iter().position(|s| s.kind == "lvmthin").unwrap();
+        config.storages[lvm].content.push("iso".into());
+        assert!(config.check().unwrap_err().contains(&format!("storages[{lvm}].content")));
     }
 }

@@ -81,6 +81,9 @@ pub struct Vm {
     /// image was made from, for options changed since (`added` lists new ones).
     #[serde(default)]
     pub cloudinit: BTreeMap<String, String>,
+    /// Starts and resets so far: the guest lists its links in another order per boot.
+    #[serde(default)]
+    pub boots: u32,
 }
 
 impl Vm {
@@ -263,6 +266,7 @@ impl Model {
                     busy: None,
                     paused: false,
                     cloudinit: BTreeMap::new(),
+                    boots: 0,
                 },
             );
         }

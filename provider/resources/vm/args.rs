@@ -9,6 +9,8 @@
 //! every enum a string so that `check` can say what is valid instead of a decode
 //! error. Must not: validate, encode or call anything.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 pub use super::blocks::*;
@@ -215,8 +217,25 @@ pub struct VirtualMachineState {
     #[pulumi(always)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
-    /// IPv4 addresses per guest interface, in the order the guest agent lists them
-    /// (usually `lo` first). Empty without a running agent.
+    /// The first usable IPv4 address of the guest interface whose MAC is `net0`'s
+    /// (not link-local, unspecified or multicast), as the guest agent reports it; the
+    /// address to connect to. Unset without a running agent or such an address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipv4_address: Option<String>,
+    /// The first usable IPv6 address (not link-local) of `net0`'s guest interface.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipv6_address: Option<String>,
+    /// Usable IPv4 addresses per guest interface MAC address (upper case, as in
+    /// `networkDevices[].macAddress`), e.g. `{"BC:24:11:4A:2F:01": ["192.168.1.50"]}`;
+    /// the loopback interface is left out. Empty without a running agent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipv4_addresses_by_mac: Option<BTreeMap<String, Vec<String>>>,
+    /// Usable IPv6 addresses (no link-local) per guest interface MAC address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipv6_addresses_by_mac: Option<BTreeMap<String, Vec<String>>>,
+    /// IPv4 addresses per guest interface, in the order the guest agent lists them,
+    /// which differs between guests and may change after a reboot: use `ipv4Address`
+    /// or `ipv4AddressesByMac` rather than an index. Empty without a running agent.
     #[pulumi(always)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ipv4_addresses: Option<Vec<Vec<String>>>,

@@ -7,6 +7,7 @@
 //! Must not: call the API, sleep or read the clock. The resource itself (create,
 //! read, update, delete) is in [`resource`], its robust API steps in [`steps`].
 
+pub mod addresses;
 pub mod args;
 pub mod blocks;
 pub mod check;

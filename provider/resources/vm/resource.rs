@@ -9,6 +9,7 @@
 
 use std::time::Duration;
 
+use super::addresses;
 use super::args::{self as a, VirtualMachineArgs, VirtualMachineState};
 use super::steps::{self, GuestNetwork};
 use super::{check, decode, encode, journal};
@@ -66,14 +67,9 @@ async fn observe(
         None => None,
     };
     let mut state = VirtualMachineState { args, status: Some(status.status), ..Default::default() };
-    let nic_macs: Vec<String> = (0..32)
-        .filter_map(|i| config.get(&format!("net{i}")))
-        .filter_map(|v| {
-            v.split(',').find_map(|kv| kv.split_once('=').filter(|(k, _)| k.len() > 3 || *k == "e1000").map(|(_, m)| m))
-        })
-        .filter(|m| m.len() == 17)
-        .map(str::to_string)
-        .collect();
+    let nic_macs: Vec<String> =
+        (0..32).filter_map(|i| config.get(&format!("net{i}"))).filter_map(|v| addresses::nic_mac(v)).collect();
+    let net0_mac = config.get("net0").and_then(|v| addresses::nic_mac(v));
     match network {
         Some(n) => {
             state.network_interface_names = Some(n.interfaces.iter().map(|i| i.name.clone()).collect());
@@ -83,12 +79,20 @@ async fn observe(
                 Some(n.interfaces.iter().map(|i| i.ipv6.iter().map(|(ip, _)| ip.clone()).collect()).collect());
             state.mac_addresses =
                 Some(n.interfaces.iter().map(|i| i.mac.clone().unwrap_or_default().to_ascii_uppercase()).collect());
+            if let Some(mac) = &net0_mac {
+                state.ipv4_address = addresses::primary_address(&n.interfaces, mac, false);
+                state.ipv6_address = addresses::primary_address(&n.interfaces, mac, true);
+            }
+            state.ipv4_addresses_by_mac = Some(addresses::by_mac(&n.interfaces, false));
+            state.ipv6_addresses_by_mac = Some(addresses::by_mac(&n.interfaces, true));
         }
         None => {
             state.mac_addresses = Some(nic_macs);
             state.network_interface_names = Some(vec![]);
             state.ipv4_addresses = Some(vec![]);
             state.ipv6_addresses = Some(vec![]);
+            state.ipv4_addresses_by_mac = Some(Default::default());
+            state.ipv6_addresses_by_mac = Some(Default::default());
         }
     }
     Ok(state)
@@ -171,7 +175,8 @@ async fn converge(
         (false, false) => {}
     }
     if args.started.unwrap_or(true) {
-        return steps::wait_for_guest_network(ctx, client, node, vmid, args).await;
+        let net0_mac = current.get("net0").and_then(|v| addresses::nic_mac(v));
+        return steps::wait_for_guest_network(ctx, client, node, vmid, args, net0_mac.as_deref()).await;
     }
     Ok(None)
 }
@@ -288,6 +293,10 @@ impl CustomResource for VirtualMachine {
             if state.ipv4_addresses.as_ref().is_none_or(Vec::is_empty) && state.status.as_deref() == Some("running") {
                 state.ipv4_addresses = old.ipv4_addresses.clone();
                 state.ipv6_addresses = old.ipv6_addresses.clone();
+                state.ipv4_address = old.ipv4_address.clone();
+                state.ipv6_address = old.ipv6_address.clone();
+                state.ipv4_addresses_by_mac = old.ipv4_addresses_by_mac.clone();
+                state.ipv6_addresses_by_mac = old.ipv6_addresses_by_mac.clone();
                 state.network_interface_names = old.network_interface_names.clone();
                 state.mac_addresses = old.mac_addresses.clone().or(state.mac_addresses);
             }

@@ -363,28 +363,12 @@ pub struct GuestNetwork {
 }
 
 impl GuestNetwork {
-    /// Whether some interface has a global unicast address of the wanted family.
-    pub fn usable(&self, want_v4: bool, want_v6: bool) -> bool {
-        let v4 = self.interfaces.iter().flat_map(|i| &i.ipv4).any(|(ip, _)| usable_v4(ip));
-        let v6 = self.interfaces.iter().flat_map(|i| &i.ipv6).any(|(ip, _)| usable_v6(ip));
-        match (want_v4, want_v6) {
-            (false, false) => v4 || v6,
-            (true, false) => v4,
-            (false, true) => v6,
-            (true, true) => v4 && v6,
-        }
+    /// Whether the guest reports a usable address of the wanted family on the
+    /// interface with `mac` (net0's), or on any non-loopback interface when it
+    /// lists none with that MAC (see [`super::addresses`]).
+    pub fn usable(&self, mac: Option<&str>, want_v4: bool, want_v6: bool) -> bool {
+        super::addresses::has_usable(&self.interfaces, mac, want_v4, want_v6)
     }
-}
-
-/// Not loopback (except the lab's 127.x guest addresses on non-`lo` interfaces), not link-local.
-fn usable_v4(ip: &str) -> bool {
-    ip.parse::<std::net::Ipv4Addr>()
-        .is_ok_and(|a| !a.is_link_local() && !a.is_unspecified() && a != std::net::Ipv4Addr::LOCALHOST)
-}
-
-fn usable_v6(ip: &str) -> bool {
-    ip.parse::<std::net::Ipv6Addr>()
-        .is_ok_and(|a| !a.is_loopback() && !a.is_unspecified() && (a.segments()[0] & 0xffc0) != 0xfe80)
 }
 
 /// Waits (bounded by `agent.timeout`) for the guest agent to report a usable
@@ -396,6 +380,7 @@ pub async fn wait_for_guest_network(
     node: &str,
     vmid: u32,
     args: &VirtualMachineArgs,
+    net0_mac: Option<&str>,
 ) -> Result<Option<GuestNetwork>, ProxmoxError> {
     let agent = args.agent.clone().unwrap_or_default();
     let wait = agent.wait_for_ip.clone().unwrap_or_default();
@@ -412,7 +397,7 @@ pub async fn wait_for_guest_network(
         match qemu::guest_interfaces(client, node, vmid).await {
             Ok(interfaces) => {
                 let net = GuestNetwork { interfaces };
-                if net.usable(want_v4, want_v6) {
+                if net.usable(net0_mac, want_v4, want_v6) {
                     return Ok(Some(net));
                 }
                 last = Some(net);
@@ -451,25 +436,4 @@ pub fn vm_guard(vmid: u32) -> std::sync::Arc<tokio::sync::Mutex<()>> {
         OnceLock::new();
     let mut guards = GUARDS.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
     guards.entry(vmid).or_default().clone()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn usable_addresses() {
-        let iface = |name: &str, v4: &[&str], v6: &[&str]| GuestInterface {
-            name: name.into(),
-            mac: None,
-            ipv4: v4.iter().map(|a| (a.to_string(), 24)).collect(),
-            ipv6: v6.iter().map(|a| (a.to_string(), 64)).collect(),
-        };
-        let only_lo = GuestNetwork { interfaces: vec![iface("lo", &["127.0.0.1"], &["::1"])] };
-        assert!(!only_lo.usable(false, false));
-        let link_local = GuestNetwork { interfaces: vec![iface("eth0", &["169.254.3.4"], &["fe80::1"])] };
-        assert!(!link_local.usable(false, false));
-        let lab = GuestNetwork { interfaces: vec![iface("eth0", &["127.42.0.100"], &["fe80::1"])] };
-        assert!(lab.usable(true, false) && !lab.usable(false, true));
-    }
 }

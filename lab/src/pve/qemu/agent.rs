@@ -5,8 +5,8 @@
 //! paused, an OS on a boot disk, `boot_ms` and then `agent_ms` after start,
 //! `agent` enabled in the running config), the agent endpoints with PVE's
 //! errors ("No QEMU guest agent configured", "VM N is not running", "QEMU
-//! guest agent is not running"), the guest's view of its NICs (`lo` first,
-//! then `ethN` for each NIC without `link_down`), DHCP leases by MAC from
+//! guest agent is not running"), the guest's NICs (each without `link_down`;
+//! the links around them are [`guest_links`]'s), DHCP leases by MAC from
 //! the NIC's bridge subnet (`.100` upwards, stable), and [`guest_address`].
 //! Must not: change VM configs or run states.
 
@@ -16,6 +16,7 @@ use std::net::Ipv4Addr;
 use serde_json::{json, Value};
 
 use super::drive::{self, Drive, Net};
+use super::guest_links::{self, Image, Nic};
 use super::{fail, vm_on_node};
 use crate::pve::lab_config::BridgeConfig;
 use crate::pve::model::{Model, Vm};
@@ -204,47 +205,11 @@ fn version_in(s: &str) -> Option<String> {
 }
 
 fn interfaces(state: &PveState, call: &Call) -> Result<Value, ApiError> {
-    let (vm, _) = available(state, call)?;
-    let nics = addresses(state, vm.vmid);
-    let stats = |rx: u64| {
-        json!({ "rx-bytes": rx, "rx-dropped": 0, "rx-errs": 0, "rx-packets": rx / 600,
-                "tx-bytes": rx / 3, "tx-dropped": 0, "tx-errs": 0, "tx-packets": rx / 1800 })
-    };
-    let mut result = vec![json!({
-        "name": "lo", "hardware-address": "00:00:00:00:00:00",
-        "ip-addresses": [
-            { "ip-address-type": "ipv4", "ip-address": "127.0.0.1", "prefix": 8 },
-            { "ip-address-type": "ipv6", "ip-address": "::1", "prefix": 128 },
-        ],
-        "statistics": stats(4096),
-    })];
-    for (i, (_, mac, ip)) in nics.into_iter().enumerate() {
-        let mut addresses = Vec::new();
-        if let Some(ip) = ip {
-            addresses.push(json!({ "ip-address-type": "ipv4", "ip-address": ip.to_string(), "prefix": 24 }));
-        }
-        addresses.push(json!({ "ip-address-type": "ipv6", "ip-address": link_local(&mac), "prefix": 64 }));
-        result.push(json!({
-            "name": format!("eth{i}"), "hardware-address": mac.to_ascii_lowercase(),
-            "ip-addresses": addresses, "statistics": stats(1_048_576),
-        }));
-    }
-    Ok(json!({ "result": result }))
-}
-
-/// The EUI-64 link-local address of a MAC (`fe80::be24:11ff:fe12:3456`).
-fn link_local(mac: &str) -> String {
-    let b: Vec<u8> = mac.split(':').filter_map(|x| u8::from_str_radix(x, 16).ok()).collect();
-    if b.len() != 6 {
-        return "fe80::1".into();
-    }
-    let g = [
-        u16::from_be_bytes([b[0] ^ 0x02, b[1]]),
-        u16::from_be_bytes([b[2], 0xff]),
-        u16::from_be_bytes([0xfe, b[3]]),
-        u16::from_be_bytes([b[4], b[5]]),
-    ];
-    format!("fe80::{:x}:{:x}:{:x}:{:x}", g[0], g[1], g[2], g[3])
+    let (vm, os) = available(state, call)?;
+    let nics: Vec<Nic> = addresses(state, vm.vmid).into_iter().map(|(_, mac, ipv4)| Nic { mac, ipv4 }).collect();
+    let configured = state.read(|m| m.volumes_of(vm.vmid).any(|v| v.talos.is_some()));
+    let image = Image::of(os.as_deref(), configured);
+    Ok(json!({ "result": guest_links::interfaces(image, vm.vmid, vm.boots, &nics) }))
 }
 
 /// The guest's NICs in order (index, MAC, IPv4): those without `link_down`.
@@ -321,8 +286,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn link_local_addresses_follow_eui64() {
-        assert_eq!(link_local("BC:24:11:12:34:56"), "fe80::be24:11ff:fe12:3456");
+    fn versions_come_from_image_names() {
         assert_eq!(version_in("local:import/talos-v1.12.4-nocloud.raw").as_deref(), Some("1.12.4"));
     }
 }

@@ -30,6 +30,7 @@ mod config;
 mod create;
 mod disk;
 pub mod drive;
+mod guest_links;
 pub(crate) mod pending;
 mod power;
 pub(crate) mod volume;

@@ -182,6 +182,7 @@ pub fn start_vm(state: &PveState, m: &mut Model, node: &str, vmid: u32, skiplock
     vm.running = true;
     vm.paused = false;
     vm.started_at_ms = Some(now_ms());
+    vm.boots = vm.boots.wrapping_add(1);
     m.vms.insert(vmid, vm);
     allocate_leases(m, state.bridges(), vmid);
     Ok(())
@@ -528,6 +529,7 @@ fn running_action(state: &PveState, call: &Call, kind: &'static str, change: fn(
 fn reset(state: &PveState, call: &Call) -> Result<Value, ApiError> {
     running_action(state, call, "qmreset", |vm| {
         vm.started_at_ms = Some(now_ms());
+        vm.boots = vm.boots.wrapping_add(1);
         vm.paused = false;
     })
 }

@@ -4,7 +4,9 @@
 //! Owns: what a volume id means on its storage (`parse_volname`: images,
 //! ISOs, import images, snippets), volume names per storage type
 //! (`local-zfs:vm-100-disk-0`, `local:100/vm-100-disk-0.qcow2`, linked clones
-//! `local-zfs:base-9000-disk-0/vm-101-disk-0`), allocating volumes, turning
+//! `local-zfs:base-9000-disk-0/vm-101-disk-0`; on `lvmthin` a linked clone is a
+//! plain `local-lvm:vm-101-disk-0`, as PVE's LvmThinPlugin does not record the
+//! base in the name), allocating volumes, turning
 //! them into base volumes, linked clones, image sizes from qcow2/VMDK
 //! headers, and [`create_disk`], qemu-server's `create_disks` for one drive
 //! (`storage:N`, `storage:0,import-from=...`, `storage:cloudinit`,
@@ -69,11 +71,34 @@ pub fn parse_volname(model: &Model, volid: &str) -> Result<VolInfo, String> {
         }
         return Err(format!("unable to parse directory volume name '{name}'"));
     }
+    if scfg.kind == "lvmthin" {
+        lvm_name(name)?;
+        return match name.strip_prefix("vm-").or_else(|| name.strip_prefix("base-")) {
+            Some(rest) if rest.split_once('-').is_some_and(|(id, _)| id.parse::<u32>().is_ok()) => {
+                Ok(info("images", rest.split('-').next().and_then(|id| id.parse().ok()), "raw", None))
+            }
+            _ => Err(format!("unable to parse lvm volume name '{name}'")),
+        };
+    }
     let image = re(&BLOCK_IMAGE, r"^(?:base-\d+-[^/\s]+/)?(?:base|vm)-(\d+)-[^/\s]+$");
     match image.captures(name) {
         Some(c) => Ok(info("images", c[1].parse().ok(), "raw", None)),
         None if scfg.kind == "zfspool" => Err(format!("unable to parse zfs volume name '{name}'")),
         None => Err(format!("unable to parse rbd volume name '{name}'")),
+    }
+}
+
+/// PVE's `parse_lvm_name`: a logical volume name of letters, digits, `-_.`.
+pub fn lvm_name(name: &str) -> Result<(), String> {
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || "-_.".contains(c);
+    let ok = name.len() >= 2
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric())
+        && name.chars().all(ok_char);
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("lvm name '{name}' contains illegal characters"))
     }
 }
 
@@ -132,6 +157,7 @@ pub fn alloc(
         return Err(match scfg.kind.as_str() {
             "zfspool" => format!("zfs error: cannot create 'rpool/data/{stem}': dataset already exists"),
             "rbd" => format!("rbd error: rbd: create error: (17) File exists: volume '{stem}' already exists"),
+            "lvmthin" => lvm_exists(&stem),
             _ => format!("disk image '{}/images/{vmid}/{stem}.{format}' already exists", storage_path(storage)),
         });
     }
@@ -151,6 +177,11 @@ pub fn alloc(
         },
     );
     Ok(volid)
+}
+
+/// `lvcreate`'s refusal of a name the volume group already has.
+pub fn lvm_exists(name: &str) -> String {
+    format!("lvcreate 'pve/{name}' error:   Logical Volume \"{name}\" already exists in volume group \"pve\"")
 }
 
 /// Turns a volume into a base volume (`vdisk_create_base`): `vm-` → `base-`.
@@ -175,6 +206,9 @@ pub fn linked_clone(model: &mut Model, base: &str, vmid: u32) -> Result<String, 
     let stem = next_disk_name(model, storage, vmid);
     let volid = if kind == "dir" {
         format!("{storage}:{name}/{vmid}/{stem}.qcow2")
+    } else if kind == "lvmthin" {
+        // A thin snapshot of the base LV; its name does not record the base.
+        format!("{storage}:{stem}")
     } else {
         format!("{storage}:{name}/{stem}")
     };

@@ -153,6 +153,15 @@ fn check_block_volname(s: &StorageConfig, volname: &str) -> Result<(), ApiError>
     let re = RE.get_or_init(|| {
         Regex::new(r"^(((base|vm)-\d+-\S+)/)?((base)?(vm|base|subvol|basevol)-\d+-\S+)$").expect("valid regex")
     });
+    if s.kind == "lvmthin" {
+        crate::pve::qemu::volume::lvm_name(volname).map_err(internal)?;
+        let owner = volname.strip_prefix("vm-").or_else(|| volname.strip_prefix("base-"));
+        if owner.and_then(|r| r.split_once('-')).is_some_and(|(id, rest)| id.parse::<u32>().is_ok() && !rest.is_empty())
+        {
+            return Ok(());
+        }
+        return Err(internal(format!("unable to parse lvm volume name '{volname}'")));
+    }
     if re.is_match(volname) {
         return Ok(());
     }
@@ -165,6 +174,7 @@ fn missing_block(s: &StorageConfig, volname: &str, opening: bool) -> String {
     let name = volname.rsplit('/').next().unwrap_or(volname);
     match (s.kind.as_str(), opening) {
         ("zfspool", _) => format!("zfs error: cannot open '{}': dataset does not exist", block_path(s, name)),
+        ("lvmthin", _) => format!("no such logical volume {}", block_path(s, name)),
         (_, true) => format!("rbd error: rbd: error opening image {name}: (2) No such file or directory"),
         (_, false) => format!("rbd rm '{name}' error: rbd: delete error: (2) No such file or directory"),
     }
@@ -184,6 +194,7 @@ fn info(state: &PveState, call: &Call) -> Result<Value, ApiError> {
         let name = volname.rsplit('/').next().unwrap_or(&volname);
         let path = match s.kind.as_str() {
             "zfspool" => format!("/dev/zvol/{}", block_path(&s, name)),
+            "lvmthin" => format!("/dev/{}", block_path(&s, name)),
             _ => {
                 format!("rbd:{}/{name}:conf=/etc/pve/ceph.conf:id=admin:keyring=/etc/pve/priv/ceph/{sid}.keyring", s.id)
             }
@@ -296,6 +307,10 @@ fn free_volume(
                 log.line(format!("disk image '{}/images/{vmid}/{name}' does not exist", storage_path(&s.id)));
                 return Ok(());
             }
+            // LvmThinPlugin's free_image removes the LV only if it exists.
+            if s.kind == "lvmthin" {
+                return Ok(());
+            }
             return Err(missing_block(s, volname, false));
         };
         let running = m.vms.get(&v.vmid).is_some_and(|vm| vm.running);
@@ -305,6 +320,10 @@ fn free_volume(
                 return Err(format!("zfs error: cannot destroy '{}': dataset is busy", block_path(s, name)));
             }
             "rbd" if running => return Err(format!("rbd rm '{name}' error: rbd: error: image still has watchers")),
+            "lvmthin" if running => {
+                let lv = block_path(s, name);
+                return Err(format!("lvremove '{lv}' error:   Logical volume {lv} in use."));
+            }
             _ => {}
         }
         m.volumes.remove(volid);
@@ -360,6 +379,7 @@ fn alloc(state: &PveState, call: &Call) -> Result<Value, ApiError> {
         if state.read(|m| m.volumes.contains_key(&volid)) {
             return Err(internal(match s.kind.as_str() {
                 "zfspool" => format!("zfs error: cannot create '{}': dataset already exists", block_path(&s, &name)),
+                "lvmthin" => crate::pve::qemu::volume::lvm_exists(&name),
                 _ => format!("rbd create '{name}' error: rbd: create error: (17) File exists"),
             }));
         }

@@ -183,6 +183,7 @@ pub fn parse_dir_volname(volname: &str) -> Result<DirVolume, String> {
 pub fn block_path(s: &StorageConfig, volname: &str) -> String {
     match s.kind.as_str() {
         "zfspool" => format!("rpool/data/{volname}"),
+        "lvmthin" => format!("pve/{volname}"),
         _ => volname.to_string(),
     }
 }

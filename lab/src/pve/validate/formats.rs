@@ -255,8 +255,6 @@ fn code_format(format: &str, s: &str) -> Option<Result<(), String>> {
         "pve-qm-bootdisk" => ok(drive_name(s), format!("invalid boot disk '{s}'")),
         "pve-cpuset" => ok(cpuset(s), "unable to parse cpuset option".into()),
         "pve-hotplug-features" => hotplug_features(s),
-        // pve-manager's task list filter (`statusfilter`); the text is PVE's `verify_task_status_type`.
-        "pve-task-status-type" => ok(re(r"(?i:ok|error|warning|unknown)").is_match(s), format!("invalid status '{s}'")),
         // pve-access-control's `verify_privname`: one of PVE 9's privileges.
         "pve-priv" => ok(PRIVILEGES.contains(&s), format!("invalid privilege '{s}'")),
         "pve-phys-bits" => ok(

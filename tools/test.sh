@@ -1,26 +1,84 @@
 #!/usr/bin/env bash
 # The test command: everything CI runs, on a fresh machine or a warm one.
 #
-#   tools/test.sh
+#   tools/test.sh                 # everything (what .ci/run runs)
+#   tools/test.sh --group NAME    # one group: unit | lab | grpc | cli | oracles (needs the same set-up)
+#   tools/test.sh --list-groups   # which test files are in which group
 #
-# 0. makes sure Debian's openssh-server is installed (the lab's nodes run real sshd);
-# 1. installs the pinned Pulumi toolchain (CLI, YAML host, SDK generator), the pinned
-#    talosctl (lab/tests/talosctl_conformance.rs drives a lab node with it) and the
+# Steps (each prints its duration):
+# 0. Debian's openssh-server/-client (the lab's nodes run real sshd);
+# 1. the pinned Pulumi toolchain (CLI, YAML host, SDK generator), the pinned talosctl and the
 #    Python venv with the pinned Pulumi SDK (all cached outside the repo);
-# 2. generates the nodejs, python and go SDKs from schema.json and compiles each
-#    (tools/check-sdks.sh, through tools/sdk-programs-env.sh: skipped when schema.json and the
-#    generator are unchanged since it last passed), and installs the TypeScript programs'
-#    dependencies (cached outside the repo);
-# 3. runs the whole Rust test suite (unit, protocol contract, gRPC lifecycle,
-#    real `pulumi` CLI end to end, the Python and TypeScript programs through the
-#    Automation API, schema freshness and `pulumi schema check`).
+# 2. `cargo fmt --check` and `cargo clippy --all-targets -D warnings`;
+# 3. the nodejs, python and go SDKs generated from schema.json and compiled (tools/check-sdks.sh,
+#    through tools/sdk-programs-env.sh: skipped when unchanged since it last passed), and the
+#    programs' dependencies (cached outside the repo);
+# 4. the Rust tests, by group:
+#    unit     the crates' own unit tests (no lab, no child processes);
+#    lab      the lab crate's tests (a plain HTTPS/SSH client against the simulated homelab);
+#    grpc     the provider over gRPC and its clients against the lab (no Pulumi CLI);
+#    cli      the real `pulumi` CLI and the SDK programs end to end;
+#    oracles  external real parts as judges: Talos machinery (Go), talosctl, OpenSSL and Go TLS.
+#    Every test file belongs to exactly one group; an unlisted file fails the run.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-step() { printf '\n==> %s\n' "$*" >&2; }
+# Test files (without .rs) per group; tests/ belong to the root crate, lab/tests/ to the lab.
+GROUP_lab="lab:access lab:apidoc_compact lab:cli lab:cluster_tasks_faults lab:pools_ha lab:pve_api lab:qemu lab:returns_shapes lab:schema_conformance lab:ssh_shell lab:ssh_sftp lab:storage lab:storage_kinds lab:talos_node"
+GROUP_grpc="root:image_factory root:lifecycle root:partial_failure root:proto_contract root:proxmox_client root:ssh_client root:storage_file root:talos_apply root:talos_health root:talos_proto_contract"
+GROUP_cli="root:pulumi_cli root:pulumi_faults root:pulumi_files root:pulumi_homelab root:pulumi_sdk_programs root:pulumi_talos_apply root:pulumi_talos_cluster root:pulumi_talos_iso root:pulumi_vms root:pulumi_vms_more"
+GROUP_oracles="root:talos_config root:talos_roundtrip lab:talosctl_conformance lab:client_fidelity"
+GROUPS_ALL="unit lab grpc cli oracles"
 
-step "OpenSSH server (snippets travel over SFTP, as on real Proxmox VE)"
+group_files() { local v="GROUP_$1"; echo "${!v:-}"; }
+
+check_groups() {
+  local f name listed
+  listed=" $GROUP_lab $GROUP_grpc $GROUP_cli $GROUP_oracles "
+  for f in tests/*.rs lab/tests/*.rs; do
+    name="$(basename "$f" .rs)"
+    case "$f" in lab/*) name="lab:$name" ;; *) name="root:$name" ;; esac
+    if [[ "$listed" != *" $name "* ]]; then
+      echo "tools/test.sh: $f is in no test group: add it to one in tools/test.sh" >&2
+      exit 1
+    fi
+  done
+}
+
+GROUP=""
+case "${1:-}" in
+  "") ;;
+  --group)
+    GROUP="${2:?--group needs one of: $GROUPS_ALL}"
+    [[ " $GROUPS_ALL " == *" $GROUP "* ]] || { echo "unknown group '$GROUP' (one of: $GROUPS_ALL)" >&2; exit 2; } ;;
+  --list-groups)
+    check_groups
+    for g in $GROUPS_ALL; do
+      if [ "$g" = unit ]; then echo "unit: --lib and --bins of every crate"; else echo "$g: $(group_files "$g")"; fi
+    done
+    exit 0 ;;
+  *) echo "usage: tools/test.sh [--group $(echo $GROUPS_ALL | tr ' ' '|')] | --list-groups" >&2; exit 2 ;;
+esac
+check_groups
+
+T0=$SECONDS
+STEP_NAME=""
+STEP_START=$SECONDS
+step_done() {
+  if [ -n "$STEP_NAME" ]; then
+    printf '==> %s: %ds\n' "$STEP_NAME" "$((SECONDS - STEP_START))" >&2
+  fi
+}
+step() {
+  step_done
+  STEP_NAME="$*"
+  STEP_START=$SECONDS
+  printf '\n==> %s\n' "$*" >&2
+}
+trap 'step_done; printf "==> total: %ds\n" "$((SECONDS - T0))" >&2' EXIT
+
+step "OpenSSH server and client (snippets travel over SFTP; the lab's nodes run real sshd)"
 tools/ensure-sshd.sh
 
 step "Pulumi toolchain"
@@ -44,11 +102,57 @@ export PULUMI_CONFIG_PASSPHRASE=proxmox-talos-tests
 # A one-shot build gains nothing from incremental caches, which double the target size.
 export CARGO_INCREMENTAL=0
 
+if [ -z "$GROUP" ]; then
+  step "cargo fmt --check"
+  cargo fmt --all --check
+
+  step "cargo clippy --all-targets -D warnings"
+  cargo clippy --workspace --all-targets -- -D warnings
+fi
+
 step "SDKs: generate and compile; program dependencies"
 eval "$(tools/sdk-programs-env.sh)"
 
-step "Rust tests"
+# cargo test arguments for one group's files.
+test_args() {
+  local g="$1" item
+  for item in $(group_files "$g"); do
+    case "$item" in
+      lab:*) printf -- '-p proxmox-talos-lab --test %s\n' "${item#lab:}" ;;
+      root:*) printf -- '-p proxmox-talos --test %s\n' "${item#root:}" ;;
+    esac
+  done
+}
+
+run_group() {
+  local g="$1" pkg args
+  step "Rust tests: $g"
+  if [ "$g" = unit ]; then
+    cargo test --workspace --lib --bins
+    return
+  fi
+  # One cargo run per crate, every file of the group at once.
+  for pkg in proxmox-talos-lab proxmox-talos; do
+    args=()
+    while read -r p name t file; do
+      [ "$name" = "$pkg" ] && args+=(--test "$file")
+    done < <(test_args "$g")
+    if [ "${#args[@]}" -gt 0 ]; then
+      cargo test -p "$pkg" "${args[@]}"
+    fi
+  done
+}
+
+step "Rust build (all targets)"
 cargo build --workspace --all-targets
-cargo test --workspace
+
+if [ -n "$GROUP" ]; then
+  run_group "$GROUP"
+else
+  for g in $GROUPS_ALL; do run_group "$g"; done
+  # Doc tests (the groups run --lib, --bins and --test targets).
+  step "Rust tests: doc tests"
+  cargo test --workspace --doc
+fi
 
 echo "tools/test.sh: all tests passed" >&2

@@ -66,6 +66,7 @@ const BY_FORMAT: &[(&str, &str)] = &[
     ("pve-ha-resource-or-vm-id", "vm:100"),
     ("pve-userid", "root@pam"),
     ("pve-realm", "pam"),
+    ("pve-roleid", "PVEVMAdmin"),
     ("pve-iface", "vmbr0"),
     ("pve-bridge-id", "vmbr0"),
     ("pve-volume-id", "local:iso/talos.iso"),

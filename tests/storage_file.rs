@@ -103,7 +103,8 @@ async fn snippets_and_uploads_through_the_resource() {
         capacity_gib: 10,
     };
     config.storages.push(storage("nosnip", "dir", &["iso"]));
-    config.storages.push(storage("blocky", "zfspool", &["images", "snippets"]));
+    // PVE allows only images/rootdir on zfspool: the provider must say it is not file based.
+    config.storages.push(storage("blocky", "zfspool", &["images"]));
     let lab = in_process::start(config, &state_dir).await.unwrap();
     let sshd = ssh::start_sshd(&state_dir, "pve", &lab.state.node_root("pve"), "127.0.0.1:0".parse().unwrap())
         .unwrap_or_else(|e| panic!("starting sshd: {e}"));

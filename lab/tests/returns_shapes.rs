@@ -23,7 +23,7 @@ const TOKEN: &str = "PVEAPIToken=root@pam!lab=00000000-1111-2222-3333-4444444444
 
 /// Values by parameter name, for path segments and required query parameters.
 /// `{upid}` and `{url}` are filled in at run time.
-const FIXTURE: [(&str, &str); 13] = [
+const FIXTURE: [(&str, &str); 15] = [
     ("node", "pve"),
     ("vmid", "100"),
     ("storage", "local"),
@@ -40,19 +40,21 @@ const FIXTURE: [(&str, &str); 13] = [
     ("userid", "root@pam"),
     ("tokenid", "lab"),
     ("roleid", "PVEAdmin"),
+    ("group", "lab"),
+    ("rule", "lab"),
 ];
 
 /// Endpoints whose fixture object cannot exist in the lab; they must answer an error (checked),
-/// not data: the lab has no HA resources (PVE: `500 no such resource 'vm:100'`).
-const NO_OBJECT: [&str; 1] = ["GET /cluster/ha/resources/{sid}"];
+/// not data: the lab has no HA resources, groups or rules (PVE: `500 no such resource 'vm:100'`,
+/// `no such ha group 'lab'`, `no such ha rule 'lab'`).
+const NO_OBJECT: [&str; 3] =
+    ["GET /cluster/ha/resources/{sid}", "GET /cluster/ha/groups/{group}", "GET /cluster/ha/rules/{rule}"];
 
 /// Endpoints whose answer may differ from the schema's `returns`, each for a known reason:
-/// - the task list's `status` is `OK`/the error/`RUNNING`, not `stopped` + `exitstatus`
-///   (issue 12, being fixed in `tasks.rs`);
 /// - the PCI mapping list: PVE's own handler answers each mapping's config entry as stored, so a
 ///   mapping without a description has none, although the schema does not mark it optional;
 ///   the lab answers as PVE does.
-const BEING_FIXED: [&str; 2] = ["GET /nodes/{node}/tasks", "GET /cluster/mapping/pci"];
+const BEING_FIXED: [&str; 1] = ["GET /cluster/mapping/pci"];
 
 struct Lab {
     url: String,

@@ -44,6 +44,14 @@ pub(super) async fn usable_storage(
     plan: &Plan,
 ) -> Result<StorageInfo, ResourceError> {
     let info = storage::info(client, &a.datastore_id).await.map_err(pve::failed)?;
+    // A block storage cannot take a file at all: enabling the content type would not help.
+    if matches!(plan.route, Route::Sftp(_)) && info.path.as_deref().is_none_or(str::is_empty) {
+        return Err(ResourceError::Failed(format!(
+            "storage '{}' (type {}) is not file based: it has no directory to put {} into; use a directory, \
+             NFS or CIFS storage such as `local`",
+            a.datastore_id, info.kind, plan.content
+        )));
+    }
     if !info.content.contains(&plan.content) {
         let current = if info.content.is_empty() { String::new() } else { format!("{},", info.content.join(",")) };
         return Err(ResourceError::Failed(format!(
@@ -51,13 +59,6 @@ pub(super) async fn usable_storage(
              {current}{content}` or in Datacenter → Storage → {id} → Content",
             id = a.datastore_id,
             content = plan.content
-        )));
-    }
-    if matches!(plan.route, Route::Sftp(_)) && info.path.as_deref().is_none_or(str::is_empty) {
-        return Err(ResourceError::Failed(format!(
-            "storage '{}' (type {}) is not file based: it has no directory to put {} into; use a directory, \
-             NFS or CIFS storage such as `local`",
-            a.datastore_id, info.kind, plan.content
         )));
     }
     Ok(info)

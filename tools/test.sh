@@ -124,12 +124,13 @@ test_args() {
   done
 }
 
+# Runs one group's tests to the end (no fail-fast) and returns non-zero if any failed.
 run_group() {
-  local g="$1" pkg args
+  local g="$1" pkg rc=0 args
   step "Rust tests: $g"
   if [ "$g" = unit ]; then
-    cargo test --workspace --lib --bins
-    return
+    cargo test --no-fail-fast --workspace --lib --bins || rc=1
+    return "$rc"
   fi
   # One cargo run per crate, every file of the group at once.
   for pkg in proxmox-talos-lab proxmox-talos; do
@@ -138,21 +139,27 @@ run_group() {
       [ "$name" = "$pkg" ] && args+=(--test "$file")
     done < <(test_args "$g")
     if [ "${#args[@]}" -gt 0 ]; then
-      cargo test -p "$pkg" "${args[@]}"
+      cargo test --no-fail-fast -p "$pkg" "${args[@]}" || rc=1
     fi
   done
+  return "$rc"
 }
 
 step "Rust build (all targets)"
 cargo build --workspace --all-targets
 
+FAILED=()
 if [ -n "$GROUP" ]; then
-  run_group "$GROUP"
+  run_group "$GROUP" || FAILED+=("$GROUP")
 else
-  for g in $GROUPS_ALL; do run_group "$g"; done
-  # Doc tests (the groups run --lib, --bins and --test targets).
+  # Every group runs, whatever failed before it; the run fails at the end.
+  for g in $GROUPS_ALL; do run_group "$g" || FAILED+=("$g"); done
   step "Rust tests: doc tests"
-  cargo test --workspace --doc
+  cargo test --no-fail-fast --workspace --doc || FAILED+=(doc)
+fi
+if [ "${#FAILED[@]}" -gt 0 ]; then
+  echo "tools/test.sh: tests failed in: ${FAILED[*]}" >&2
+  exit 1
 fi
 
 echo "tools/test.sh: all tests passed" >&2

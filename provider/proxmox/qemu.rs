@@ -117,6 +117,11 @@ pub async fn set_config(client: &PveClient, node: &str, vmid: u32, params: &Para
     client.put(&format!("{}/config", vm_path(node, vmid)), params).await.map(|_| ())
 }
 
+/// `PUT .../cloudinit`: regenerate the cloud-init drive from the current configuration.
+pub async fn regenerate_cloudinit(client: &PveClient, node: &str, vmid: u32) -> Result<(), ProxmoxError> {
+    client.put(&format!("{}/cloudinit", vm_path(node, vmid)), &Params::new()).await.map(|_| ())
+}
+
 /// `POST .../config`: an asynchronous change (allocations, imports); returns the task.
 pub async fn update_config(client: &PveClient, node: &str, vmid: u32, params: &Params) -> Result<Upid, ProxmoxError> {
     let path = format!("{}/config", vm_path(node, vmid));

@@ -165,7 +165,7 @@ async fn converge(
                     &format!("vm {vmid}: rebooting to apply pending changes ({})", keys.join(", ")),
                 );
                 if cloud_init_changed {
-                    client.put(&format!("/nodes/{node}/qemu/{vmid}/cloudinit"), &vec![]).await?;
+                    qemu::regenerate_cloudinit(client, node, vmid).await?;
                 }
                 let reboot = steps::seconds(args.timeout_reboot, a::DEFAULT_TIMEOUT_SECONDS);
                 steps::stop_vm(ctx, client, node, vmid, args).await?;

@@ -439,5 +439,4 @@ fn read_hostpcis(config: &Config, prior: Option<&VirtualMachineArgs>) -> Option<
 }
 
 #[cfg(test)]
-#[path = "decode_tests.rs"]
 mod tests;

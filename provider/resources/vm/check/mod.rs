@@ -509,8 +509,6 @@ impl Checker {
     }
 }
 
-#[path = "check_net.rs"]
 mod net;
 #[cfg(test)]
-#[path = "check_tests.rs"]
 mod tests;

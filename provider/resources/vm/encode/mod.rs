@@ -550,10 +550,8 @@ fn devices(p: &mut Plan<'_>, args: &VirtualMachineArgs) {
     }
 }
 
-#[path = "encode_calls.rs"]
 mod calls;
 pub use calls::{allocates, clone_request, disk_moves, resizes};
 
 #[cfg(test)]
-#[path = "encode_tests.rs"]
 mod tests;

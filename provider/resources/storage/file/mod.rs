@@ -23,7 +23,7 @@
 //! `pulumi import` takes (a snippet is imported with its content).
 //!
 //! This module owns the types and the operations; Check's rules are in
-//! `file_check.rs`, the transfer into the storage in `file_upload.rs`.
+//! `check.rs`, the transfer into the storage in `upload.rs`.
 
 use std::path::Path;
 
@@ -38,9 +38,7 @@ use crate::resources::{node_ssh, pve};
 use crate::schema::PulumiType;
 use crate::ssh::sftp::join;
 
-#[path = "file_check.rs"]
 mod check;
-#[path = "file_upload.rs"]
 mod upload;
 
 use check::{check_args, file_name_of, file_sha256, infer_content_type, sha256_hex};
@@ -436,5 +434,4 @@ impl CustomResource for File {
 }
 
 #[cfg(test)]
-#[path = "file_tests.rs"]
 mod tests;

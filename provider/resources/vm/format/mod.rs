@@ -559,5 +559,4 @@ pub fn number(n: f64) -> String {
 }
 
 #[cfg(test)]
-#[path = "format_tests.rs"]
 mod tests;

@@ -16,9 +16,9 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use serde_json::{json, Value};
 
+use super::dice::FaultKind;
 use super::model::{Task, MAX_TASKS};
 use super::server::{ApiError, Call, Handlers};
-use super::dice::FaultKind;
 use super::state::{lock_timeout, now_secs, PveState};
 
 /// What a task is: PVE's task type (`qmcreate`, `qmstart`, `download`, ...),

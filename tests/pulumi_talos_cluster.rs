@@ -270,9 +270,10 @@ fn the_talos_cluster_program_converges_under_injected_faults() {
         assert!(second_ok, "seed {seed}: the second `up` failed too\n--- first\n{first}\n--- second\n{second}");
     }
     let (_, requests) = lab.lab.state.requests();
-    let dropped = requests.iter().filter(|r| r.status == 0).count();
-    eprintln!("seed {seed}: converged; {} requests, {dropped} dropped", requests.len());
-    assert!(dropped > 0, "seed {seed}: no fault was injected");
+    let injected = lab.lab.state.injected_faults();
+    eprintln!("seed {seed}: converged; {} requests, injected {injected:?}", requests.len());
+    // One seed only (the run takes minutes): the most frequent kind must have been met.
+    assert!(injected["droppedConnection"] > 0, "seed {seed}: no fault was injected: {injected:?}");
 
     lab.lab.state.set_faults(Faults::off());
     stack.ok(&["preview", "--expect-no-changes"]);
@@ -325,7 +326,7 @@ fn a_killed_plugin_recovers(point: KillPoint) {
         }
     }
     // What the killed plugin started finishes in the lab.
-    std::thread::sleep(Duration::from_millis(1500));
+    lab.wait_for_tasks(Duration::from_secs(30));
     lab.lab.state.set_timing(TALOS_TIMING);
     let configured = lab.lab.talos.status().iter().filter(|s| !s.maintenance).count();
     let leftovers: BTreeSet<u32> = lab_vmids(&lab).difference(&stack_vmids(&stack)).copied().collect();

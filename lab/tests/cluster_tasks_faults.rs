@@ -199,7 +199,12 @@ async fn a_lock_held_past_the_lock_wait_fails_with_pves_text() {
     lab.state.set_timing(Timing { task_ms: 1500, lock_wait_ms: 100, ..Timing::instant() });
     let worker = |kind| Worker { node: "pve-ms01-01".into(), kind, id: "90001".into(), lock_vmid: Some(90001) };
     let long = tasks::start(&lab.state, &task_call(), worker("qmclone"), |_| async { Ok(()) });
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The long task holds the lock before the second one starts.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while lab.state.read(|m| m.vms[&90001].busy.as_deref() != Some(long.as_str())) {
+        assert!(std::time::Instant::now() < deadline, "the long task never took the lock");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let blocked = tasks::start(&lab.state, &task_call(), worker("qmstart"), |_| async { Ok(()) });
     let status = wait_task(&lab, &blocked).await;
     assert_eq!(status["exitstatus"], "can't lock file '/var/lock/qemu-server/lock-90001.conf' - got timeout");

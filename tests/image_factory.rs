@@ -194,12 +194,11 @@ async fn schematics_and_factory_functions_against_the_lab_factory() {
     assert_eq!((header.schematic.as_str(), header.version.as_str()), (SEED_ID, "v1.12.4"));
 
     // The status line named the schematic and the factory.
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    assert!(
-        logs.messages().iter().any(|m| m.ephemeral && m.message.contains(SEED_ID) && m.message.contains(&url)),
-        "{:?}",
-        logs.messages()
-    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !logs.messages().iter().any(|m| m.ephemeral && m.message.contains(SEED_ID) && m.message.contains(&url)) {
+        assert!(std::time::Instant::now() < deadline, "{:?}", logs.messages());
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     assert_ne!(SEED_ID, VANILLA_SCHEMATIC_ID);
 }
 

@@ -258,12 +258,16 @@ async fn secrets_lifecycle_over_the_wire() {
     assert_eq!(err.code(), tonic::Code::Unimplemented);
 
     // The status line went to the engine, ephemeral and attached to the resource.
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !logs
+        .messages()
+        .iter()
+        .any(|m| m.ephemeral && m.urn == URN && m.message.contains("generating Talos machine secrets"))
+    {
+        assert!(std::time::Instant::now() < deadline, "{:?}", logs.messages());
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     let msgs = logs.messages();
-    assert!(
-        msgs.iter().any(|m| m.ephemeral && m.urn == URN && m.message.contains("generating Talos machine secrets")),
-        "{msgs:?}"
-    );
     assert!(!msgs.iter().any(|m| m.message.contains("BEGIN")), "no key material in logs");
     let _ = UNKNOWN;
 }

@@ -11,6 +11,7 @@ use proxmox_talos::proxmox::task::{self, TaskWait, Upid};
 use proxmox_talos::proxmox::{ProxmoxError, PveClient};
 use proxmox_talos_lab::in_process::{self, InProcessLab};
 use proxmox_talos_lab::pve::auth::Principal;
+use proxmox_talos_lab::pve::dice::draw;
 use proxmox_talos_lab::pve::lab_config::{Faults, LabConfig, Timing};
 use proxmox_talos_lab::pve::server::Call;
 use proxmox_talos_lab::pve::tasks::{self as lab_tasks, Worker};
@@ -111,6 +112,40 @@ async fn transient_server_errors_are_retried_until_they_pass() {
     lab.state.set_faults(Faults::default());
     let maps: Vec<Value> = client.get("/cluster/mapping/pci", &[]).await.unwrap();
     assert_eq!(maps.len(), 10);
+}
+
+/// The ticket login is retried on a passing failure (the lab's "got no worker
+/// upid" 500 on the first `POST /access/ticket`, the second passing: a seed
+/// chosen from the lab's fault dice), while a permanent 500 (a protected VM's
+/// destroy) surfaces at once under the default policy, not after its backoff.
+#[tokio::test]
+async fn the_login_is_retried_on_contention_and_a_permanent_500_surfaces_at_once() {
+    let (lab, _dir) = lab().await;
+    let hits = |seed, attempt| draw(seed, "serverError", "POST", "/access/ticket", attempt) < 0.5;
+    let seed = (1..).find(|&s| hits(s, 1) && !hits(s, 2)).unwrap();
+    lab.state.set_faults(Faults { server_error: 0.5, seed, ..Faults::default() });
+    lab.state.clear_requests();
+    let client = PveClient::new(&settings(&lab, root(&lab))).unwrap();
+    let version: Value = client.get("/version", &[]).await.unwrap();
+    assert_eq!(version["release"], "9.1");
+    let logins: Vec<u16> =
+        lab.state.requests().1.iter().filter(|r| r.path == "/access/ticket").map(|r| r.status).collect();
+    assert_eq!(logins, vec![500, 200], "the first login met the injected 500 and was sent again");
+    assert_eq!(lab.state.injected_faults()["serverError"], 1);
+    lab.state.set_faults(Faults::off());
+
+    client.put("/nodes/pve/qemu/90001/config", &vec![("protection".into(), "1".into())]).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut retries = 0;
+    let none = Vec::new();
+    let e = retry(RetryPolicy::default(), |_, _| retries += 1, |_| client.delete("/nodes/pve/qemu/90001", &none))
+        .await
+        .unwrap_err();
+    let took = started.elapsed();
+    assert!(e.to_string().contains("protection mode enabled") && e.status() == Some(500), "{e}");
+    assert!(!e.is_transient(), "{e}");
+    assert_eq!(retries, 0, "a permanent error is not retried");
+    assert!(took < Duration::from_secs(1), "a permanent 500 took {took:?} to surface");
 }
 
 fn lab_call() -> Call {

@@ -133,10 +133,9 @@ fn the_homelab_program_lives_and_dies_through_the_cli() {
         ]);
         client.post("/nodes/pve-ms01-01/qemu", &create).await.unwrap();
     });
-    for _ in 0..200 {
-        if lab.lab.state.read(|m| m.vms.get(&4310).is_some_and(|vm| vm.lock.is_none() && vm.busy.is_none())) {
-            break;
-        }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !lab.lab.state.read(|m| m.vms.get(&4310).is_some_and(|vm| vm.lock.is_none() && vm.busy.is_none())) {
+        assert!(std::time::Instant::now() < deadline, "VM 4310 was not created and unlocked within 10 s");
         std::thread::sleep(std::time::Duration::from_millis(25));
     }
     let code = keys.path().join("imported.yaml");

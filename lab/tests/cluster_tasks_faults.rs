@@ -199,7 +199,12 @@ async fn a_lock_held_past_the_lock_wait_fails_with_pves_text() {
     lab.state.set_timing(Timing { task_ms: 1500, lock_wait_ms: 100, ..Timing::instant() });
     let worker = |kind| Worker { node: "pve-ms01-01".into(), kind, id: "90001".into(), lock_vmid: Some(90001) };
     let long = tasks::start(&lab.state, &task_call(), worker("qmclone"), |_| async { Ok(()) });
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The long task holds the lock before the second one starts.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while lab.state.read(|m| m.vms[&90001].busy.as_deref() != Some(long.as_str())) {
+        assert!(std::time::Instant::now() < deadline, "the long task never took the lock");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let blocked = tasks::start(&lab.state, &task_call(), worker("qmstart"), |_| async { Ok(()) });
     let status = wait_task(&lab, &blocked).await;
     assert_eq!(status["exitstatus"], "can't lock file '/var/lock/qemu-server/lock-90001.conf' - got timeout");
@@ -253,6 +258,10 @@ async fn faults_are_set_at_runtime_and_injected_with_pves_texts() {
         }
     }
     assert!((150..250).contains(&failed), "{failed} of 400 failed at rate 0.5");
+    let stats: Value =
+        lab.client.get(format!("{}/faults/stats", lab.admin)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(stats["data"]["injected"]["serverError"], json!(failed), "injected faults are counted by kind");
+    assert_eq!(stats["data"]["injected"]["lockTimeout"], 0, "counts start over when faults are set");
     set(Faults::default()).await.unwrap();
 
     let log: Value = lab.client.get(format!("{}/requests", lab.admin)).send().await.unwrap().json().await.unwrap();
@@ -261,4 +270,71 @@ async fn faults_are_set_at_runtime_and_injected_with_pves_texts() {
     assert_eq!(lab.client.delete(format!("{}/requests", lab.admin)).send().await.unwrap().status(), 200);
     let log: Value = lab.client.get(format!("{}/requests", lab.admin)).send().await.unwrap().json().await.unwrap();
     assert_eq!(log["data"]["total"], 0);
+}
+
+/// One request's outcome: the status and message, or "dropped".
+async fn outcome(client: reqwest::Client, url: String, method: reqwest::Method) -> String {
+    match client.request(method, url).form(&[("timeout", "1")]).send().await {
+        Err(_) => "dropped".to_string(),
+        Ok(r) => {
+            let status = r.status().as_u16();
+            let body: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap_or(Value::Null);
+            format!("{status} {}", body["message"].as_str().unwrap_or("").trim())
+        }
+    }
+}
+
+/// The same requests, one by one in one order and all at once in the
+/// reverse order, meet the same faults under the same seed: each decision is
+/// made from (seed, kind, method, path, attempt), never from arrival order.
+#[tokio::test]
+async fn the_same_seed_injects_the_same_faults_whatever_the_arrival_order() {
+    let lab = start(fast()).await;
+    let mut requests = Vec::new();
+    for i in 0..6 {
+        for _ in 0..3 {
+            requests.push((reqwest::Method::DELETE, format!("/cluster/mapping/pci/none{i}")));
+            requests.push((reqwest::Method::POST, format!("/nodes/pve-ms01-01/qemu/9990{i}/status/start")));
+        }
+    }
+    let faults =
+        |seed| Faults { seed, lock_timeout: 0.2, server_error: 0.2, dropped_connection: 0.2, task_failure: 0.0 };
+    for seed in [1, 2, 3] {
+        let mut runs = Vec::new();
+        for concurrent in [false, true] {
+            lab.state.set_faults(faults(seed));
+            let mut outcomes: Vec<(String, String)> = Vec::new();
+            if concurrent {
+                let handles: Vec<_> = requests
+                    .iter()
+                    .rev()
+                    .map(|(m, p)| {
+                        let (client, url, method, key) =
+                            (lab.client.clone(), format!("{}{p}", lab.url), m.clone(), format!("{m} {p}"));
+                        tokio::spawn(async move { (key, outcome(client, url, method).await) })
+                    })
+                    .collect();
+                for h in handles {
+                    outcomes.push(h.await.unwrap());
+                }
+            } else {
+                for (m, p) in &requests {
+                    let o = outcome(lab.client.clone(), format!("{}{p}", lab.url), m.clone()).await;
+                    outcomes.push((format!("{m} {p}"), o));
+                }
+            }
+            // Identical requests are told apart only by their attempt: compare as multisets.
+            outcomes.sort();
+            runs.push((outcomes, lab.state.injected_faults()));
+        }
+        let (one_by_one, counts) = &runs[0];
+        let (at_once, counts_at_once) = &runs[1];
+        assert_eq!(one_by_one, at_once, "seed {seed}");
+        assert_eq!(counts, counts_at_once, "seed {seed}");
+        for kind in ["lockTimeout", "serverError", "droppedConnection"] {
+            assert!(counts[kind] > 0, "seed {seed}: no {kind} was injected: {counts:?}");
+        }
+        eprintln!("seed {seed}: {counts:?}");
+    }
+    lab.state.set_faults(Faults::off());
 }

@@ -328,7 +328,11 @@ async fn config_writes_wait_for_the_lock_and_check_the_digest() {
     // A long task holds the config lock; a synchronous write gives up after the lock wait.
     lab.state.set_timing(Timing { task_ms: 1500, lock_wait_ms: 200, ..fast() });
     let upid = lab.ok("POST", "/nodes/pve/qemu/100/config", &[("cores", "4")]).await;
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while lab.state.read(|m| m.vms[&100].busy.is_none()) {
+        assert!(std::time::Instant::now() < deadline, "the config task never took the lock");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let (status, msg, _) = lab.err("PUT", "/nodes/pve/qemu/100/config", &[("memory", "1024")]).await;
     assert_eq!((status, msg.as_str()), (500, "can't lock file '/var/lock/qemu-server/lock-100.conf' - got timeout"));
     assert_eq!(lab.wait(&upid).await.0, "OK");
@@ -556,7 +560,12 @@ async fn the_agent_answers_only_after_boot_and_shutdowns_before_boot_time_out() 
     let log = lab.task_ok("POST", "/nodes/pve/qemu/101/status/shutdown", &[("timeout", "0"), ("forceStop", "1")]).await;
     assert!(log.iter().any(|l| l == "VM still running - terminating now with SIGTERM"), "{log:?}");
 
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // Once booted, the agent answers (polled: the boot and agent delays are the lab's timers).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while lab.send("POST", "/nodes/pve/qemu/100/agent/ping", &[], false).await.0 != 200 {
+        assert!(std::time::Instant::now() < deadline, "the guest agent never answered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let ifaces = lab.ok("GET", "/nodes/pve/qemu/100/agent/network-get-interfaces", &[]).await;
     assert_eq!(ifaces["result"][0]["name"], "lo");
     assert_eq!(lab.ok("GET", "/nodes/pve/qemu/100/agent/get-osinfo", &[]).await["result"]["id"], "ubuntu");

@@ -590,10 +590,13 @@ async fn upload_takes_isos_and_import_images_but_not_snippets() {
     )
     .await;
     assert!(chunked.starts_with("HTTP/1.1 501 chunked transfer encoding not supported\r\n"), "{chunked}");
-    // No spooled upload is left behind, whatever happened.
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // No spooled upload is left behind, whatever happened (the handler may still be unwinding).
     let spool = lab.state.state_dir().join("upload-tmp");
-    assert_eq!(std::fs::read_dir(spool).unwrap().count(), 0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while std::fs::read_dir(&spool).unwrap().count() != 0 {
+        assert!(std::time::Instant::now() < deadline, "a spooled upload was left behind");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 #[tokio::test]

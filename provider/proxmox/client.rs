@@ -5,7 +5,7 @@
 //! on unless `insecure`; minimum TLS version), authentication (an API token
 //! header, or a `root@pam`-style ticket from `POST /access/ticket`, renewed
 //! before its two hours are up and once more on a 401, with the CSRF header
-//! on writes), form encoding of parameters (PVE takes
+//! on writes; the login is retried on passing failures, being safe to resend), form encoding of parameters (PVE takes
 //! `application/x-www-form-urlencoded`; GET and DELETE use the query string),
 //! the `{"data": ...}` envelope, PVE's error shapes (status + reason phrase +
 //! `errors` + `message`), bounded timeouts, and re-sending a GET whose
@@ -25,6 +25,7 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 
 use super::error::ProxmoxError;
+use super::retry::{retry, RetryPolicy};
 use crate::config::{ProxmoxAuth, ProxmoxSettings};
 
 /// Time allowed to connect.
@@ -216,14 +217,21 @@ impl PveClient {
             return Err(ProxmoxError::Config("no password to log in with".into()));
         };
         let path = "/access/ticket";
-        let response = self
-            .http
-            .post(self.url(path)?)
-            .form(&[("username", username.as_str()), ("password", password.as_str())])
-            .send()
-            .await
-            .map_err(|e| transport(&Method::POST, path, &e))?;
-        let data = envelope("POST", path, response).await.map_err(|e| match e {
+        let url = self.url(path)?;
+        // A login changes nothing but the ticket it hands out: sending it again is always
+        // safe, so passing failures (a dropped connection, "got no worker upid", a cfs-lock
+        // timeout) are retried like any call's; a refusal or other error surfaces at once.
+        let login = || async {
+            let response = self
+                .http
+                .post(url.clone())
+                .form(&[("username", username.as_str()), ("password", password.as_str())])
+                .send()
+                .await
+                .map_err(|e| transport(&Method::POST, path, &e))?;
+            envelope("POST", path, response).await
+        };
+        let data = retry(RetryPolicy::default(), |_, _| {}, |_| login()).await.map_err(|e| match e {
             ProxmoxError::Api { status: 401, .. } => ProxmoxError::Config(format!(
                 "Proxmox VE refused the login of {username:?} (401): check `proxmox-talos:username` and `proxmox-talos:password`"
             )),

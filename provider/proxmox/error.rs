@@ -104,17 +104,22 @@ impl ProxmoxError {
         matches!(self, ProxmoxError::Api { status: 500, .. }) && REFUSALS.iter().any(|r| t.contains(r))
     }
 
-    /// Worth retrying with backoff (proxmox-anchors §3): dropped connections, PVE's proxy
-    /// failing to reach a node (502/503/504/595/596/599), any other 5xx that is neither a
-    /// not-found nor a [refusal](Self::is_refusal), and the texts of passing contention —
-    /// lock timeouts ("got timeout", "got lock request timeout"), a VM locked by another
-    /// operation ("VM is locked (clone)"), "got no worker upid", "Resource temporarily
-    /// unavailable" — whatever their status, and in failed tasks too.
+    /// Worth retrying with backoff, by allow-list (proxmox-anchors §3): dropped
+    /// connections, PVE's proxy failing to reach a node (502/503/504/595/596/599), and
+    /// the texts of passing contention — lock timeouts ("got timeout", "got lock request
+    /// timeout", "can't lock file", pmxcfs's "cfs-lock"), a VM locked by another operation
+    /// ("VM is locked (clone)"), "got no worker upid", "Resource temporarily unavailable" —
+    /// whatever their status, and in failed tasks too. Every other error is permanent and
+    /// surfaces at once: a 500 of PVE is its API handler's `die`, and sending the call again
+    /// repeats it.
     pub fn is_transient(&self) -> bool {
-        const CONTENTION: [&str; 5] = [
+        const CONTENTION: [&str; 8] = [
             "got timeout",
             "got lock request timeout",
             "got no worker upid",
+            "can't lock file",
+            "cfs-lock",
+            "cfs lock",
             "is locked",
             "Resource temporarily unavailable",
         ];
@@ -123,9 +128,7 @@ impl ProxmoxError {
             ProxmoxError::Api { status: 502 | 503 | 504 | 595 | 596 | 599, .. } => true,
             ProxmoxError::Api { .. } | ProxmoxError::Task { .. } => {
                 let t = self.text();
-                let server_error = matches!(self, ProxmoxError::Api { status, .. } if *status >= 500);
                 CONTENTION.iter().any(|needle| t.contains(needle))
-                    || (server_error && !self.is_not_found() && !self.is_refusal())
             }
             ProxmoxError::Decode { .. } | ProxmoxError::Config(_) => false,
         }
@@ -217,7 +220,13 @@ mod tests {
         assert!(!api(500, "can't clone VM to node 'pve2' (VM uses local storage)").is_transient());
         assert!(!api(500, "can't migrate running VM without --online").is_transient());
         assert!(!api(500, "only root can set 'hostpci0' config for non-mapped devices").is_transient());
-        assert!(api(500, "unexpected error").is_transient() && !api(500, "unexpected error").is_refusal());
+        // Only contention is retried: any other 500 is permanent.
+        assert!(!api(500, "unexpected error").is_transient() && !api(500, "unexpected error").is_refusal());
+        assert!(!api(500, "can't remove VM 100 - protection mode enabled").is_transient());
+        assert!(api(500, "cfs-lock 'file-user_cfg' error: got lock request timeout").is_transient());
+        assert!(api(500, "can't lock file '/run/lock/lxc/pve-config-100.lock' - Resource temporarily unavailable")
+            .is_transient());
+        assert!(api(599, "Too many redirections").is_transient() && api(595, "No route to host").is_transient());
         assert!(api(503, "proxy: no route to node").is_transient());
     }
 

@@ -104,6 +104,16 @@ impl CliLab {
     }
 
     /// No VM and no file besides the seed's.
+    /// Waits (polling, up to `within`) until no task runs in the lab: what a
+    /// killed plugin started finishes before the test looks at the result.
+    pub fn wait_for_tasks(&self, within: std::time::Duration) {
+        let deadline = std::time::Instant::now() + within;
+        while self.lab.state.read(|m| m.tasks.iter().any(|t| t.running())) {
+            assert!(std::time::Instant::now() < deadline, "lab tasks still running after {within:?}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     pub fn assert_empty(&self) {
         let left = self.inventory();
         assert!(left.vms.is_empty() && left.files.is_empty(), "left behind: {left:?}");

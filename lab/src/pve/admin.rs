@@ -1,6 +1,7 @@
 //! The lab's own admin API (not part of PVE), beside `/api2/json` on the same
 //! HTTPS port, authenticated like the PVE API:
 //! - `GET|PUT /lab/faults`: fault injection rates and seed ([`Faults`]);
+//! - `GET /lab/faults/stats`: faults injected by kind since they were last set;
 //! - `GET|PUT /lab/timing`: task, boot, agent and lock-wait durations ([`Timing`]);
 //! - `GET|DELETE /lab/requests`: the request log (proves "no API call was made");
 //! - `GET /lab/inventory`: every VM and file the lab holds ([`inventory`]).
@@ -26,6 +27,7 @@ use super::state::{storage_path, PveState};
 pub fn router() -> Router<PveState> {
     Router::new()
         .route("/lab/faults", get(get_faults).put(put_faults))
+        .route("/lab/faults/stats", get(get_fault_stats))
         .route("/lab/timing", get(get_timing).put(put_timing))
         .route("/lab/requests", get(get_requests).delete(delete_requests))
         .route("/lab/inventory", get(get_inventory))
@@ -44,6 +46,13 @@ async fn get_faults(State(state): State<PveState>, headers: HeaderMap) -> Respon
         return *r;
     }
     Json(json!({ "data": state.faults() })).into_response()
+}
+
+async fn get_fault_stats(State(state): State<PveState>, headers: HeaderMap) -> Response {
+    if let Err(r) = authorized(&state, &headers, false) {
+        return *r;
+    }
+    Json(json!({ "data": { "injected": state.injected_faults() } })).into_response()
 }
 
 async fn put_faults(State(state): State<PveState>, headers: HeaderMap, Json(faults): Json<Faults>) -> Response {

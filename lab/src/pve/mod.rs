@@ -32,6 +32,7 @@ pub mod admin;
 pub mod apidoc;
 pub mod auth;
 pub mod cluster;
+pub mod dice;
 pub mod ha;
 pub mod lab_config;
 pub mod model;

@@ -38,6 +38,7 @@ use tokio_rustls::server::TlsStream;
 
 use super::apidoc::Lookup;
 use super::auth::Principal;
+use super::dice::FaultKind;
 pub use super::state::PveState;
 use super::validate::{self, ParamErrors, Raw};
 
@@ -259,9 +260,11 @@ async fn api(State(state): State<PveState>, method: Method, uri: Uri, headers: H
     let path = uri.path().strip_prefix("/api2/json").unwrap_or("/").trim_end_matches('/').to_string();
     let path = if path.is_empty() { "/".to_string() } else { path };
     let injectable = !is_open(method.as_str(), &path);
+    // Faults are decided by the request's identity and attempt, not by arrival order.
+    let id = Identity::of(&state, method.as_str(), &path, &headers, &body);
     // A dropped connection happens before or after the call took effect, evenly.
-    let dropped = injectable && state.roll(|f| f.dropped_connection);
-    let dropped_before = dropped && state.roll(|_| 0.5);
+    let dropped = injectable && id.roll(&state, FaultKind::DroppedConnection);
+    let dropped_before = dropped && state.coin("droppedBefore", &id.method, &id.path, id.attempt);
     if dropped_before {
         state.log_request(method.as_str(), &path, 0);
         std::panic::resume_unwind(Box::new(DroppedConnection));
@@ -272,7 +275,7 @@ async fn api(State(state): State<PveState>, method: Method, uri: Uri, headers: H
             let seen_by = call.principal.as_ref().map(|p| (p.name(), call.template.clone(), call.params.clone()));
             // An upload's spooled file is gone after the request (a handler that keeps it moves it).
             let spooled = call.file.as_ref().map(|f| f.path.clone());
-            let result = match injected_fault(&state, &call) {
+            let result = match injected_fault(&state, &call, &id) {
                 Some(e) => Err(e),
                 None => match handler {
                     Handler::Sync(f) => f(&state, &call),
@@ -305,17 +308,54 @@ async fn api(State(state): State<PveState>, method: Method, uri: Uri, headers: H
 }
 
 /// Injected lock timeouts (VM-changing calls) and server errors.
-fn injected_fault(state: &PveState, call: &Call) -> Option<ApiError> {
+fn injected_fault(state: &PveState, call: &Call, id: &Identity) -> Option<ApiError> {
     if call.method == "GET" {
         return None;
     }
-    if call.template.starts_with("/nodes/{node}/qemu/{vmid}") && state.roll(|f| f.lock_timeout) {
+    if call.template.starts_with("/nodes/{node}/qemu/{vmid}") && id.roll(state, FaultKind::LockTimeout) {
         return Some(super::state::lock_timeout(call.vmid()));
     }
-    if state.roll(|f| f.server_error) {
+    if id.roll(state, FaultKind::ServerError) {
         return Some(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "got no worker upid - start worker failed"));
     }
     None
+}
+
+/// A request as fault injection knows it: method, path (see
+/// [`super::dice::identity`]) and how many times the lab has seen the pair.
+struct Identity {
+    method: String,
+    path: String,
+    attempt: u64,
+}
+
+impl Identity {
+    fn of(state: &PveState, method: &str, path: &str, headers: &HeaderMap, body: &[u8]) -> Identity {
+        let path = super::dice::identity(path, body_vmid(headers, body).as_deref());
+        let attempt = state.attempt(method, &path);
+        Identity { method: method.to_string(), path, attempt }
+    }
+
+    fn roll(&self, state: &PveState, kind: FaultKind) -> bool {
+        state.roll(kind, &self.method, &self.path, self.attempt)
+    }
+}
+
+/// The `vmid` a form or JSON body carries (a create names its VMID there).
+fn body_vmid(headers: &HeaderMap, body: &[u8]) -> Option<String> {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if content_type.starts_with("application/x-www-form-urlencoded") {
+        form_urlencoded::parse(body).find(|(k, _)| k == "vmid").map(|(_, v)| v.into_owned())
+    } else if content_type.starts_with("application/json") {
+        let value: Value = serde_json::from_slice(body).ok()?;
+        match value.get("vmid")? {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
+    } else {
+        None
+    }
 }
 
 /// Authentication, schema lookup and parameter verification: the call and its handler.

@@ -21,6 +21,7 @@ use serde::Serialize;
 
 use super::apidoc::ApiDoc;
 use super::auth::Auth;
+use super::dice::FaultKind;
 use super::lab_config::{Faults, LabConfig, Timing};
 use super::model::Model;
 use super::server::{ApiError, Handlers};
@@ -46,7 +47,7 @@ struct Inner {
 struct Knobs {
     timing: Timing,
     faults: Faults,
-    rng: u64,
+    dice: super::dice::Dice,
 }
 
 /// One request as the lab saw it.
@@ -102,7 +103,7 @@ impl PveState {
                 state_dir: state_dir.to_path_buf(),
                 bridges: config.bridges.clone(),
                 model: Mutex::new(model),
-                knobs: Mutex::new(Knobs { rng: config.faults.seed, timing: config.timing, faults: config.faults }),
+                knobs: Mutex::new(Knobs { timing: config.timing, faults: config.faults, dice: Default::default() }),
                 requests: Mutex::new(RequestLog::default()),
             }),
         };
@@ -171,30 +172,46 @@ impl PveState {
         self.knobs().faults.clone()
     }
 
+    /// Sets the faults; the attempt counters and injected counts start over,
+    /// so the same seed replays the same run.
     pub fn set_faults(&self, faults: Faults) {
         let mut knobs = self.knobs();
-        knobs.rng = faults.seed;
+        knobs.dice = Default::default();
         knobs.faults = faults;
+    }
+
+    /// Injected faults by kind since the faults were last set.
+    pub fn injected_faults(&self) -> std::collections::BTreeMap<&'static str, u64> {
+        self.knobs().dice.injected()
     }
 
     fn knobs(&self) -> MutexGuard<'_, Knobs> {
         self.inner.knobs.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Draws from the seeded generator: true with probability `rate(faults)`.
-    pub fn roll(&self, rate: impl FnOnce(&Faults) -> f64) -> bool {
+    /// Counts one more request `method path` (see [`super::dice::identity`])
+    /// and returns its attempt number, from 1.
+    pub fn attempt(&self, method: &str, path: &str) -> u64 {
+        self.knobs().dice.attempt(method, path)
+    }
+
+    /// Whether fault `kind` hits attempt `attempt` of `method path`: a pure
+    /// function of the seed and that identity, counted when it hits.
+    pub fn roll(&self, kind: FaultKind, method: &str, path: &str, attempt: u64) -> bool {
         let mut knobs = self.knobs();
-        let p = rate(&knobs.faults);
-        if p <= 0.0 {
-            return false;
-        }
-        // splitmix64
-        knobs.rng = knobs.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = knobs.rng;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        ((z >> 11) as f64 / (1u64 << 53) as f64) < p
+        let rate = match kind {
+            FaultKind::LockTimeout => knobs.faults.lock_timeout,
+            FaultKind::ServerError => knobs.faults.server_error,
+            FaultKind::DroppedConnection => knobs.faults.dropped_connection,
+            FaultKind::TaskFailure => knobs.faults.task_failure,
+        };
+        let seed = knobs.faults.seed;
+        knobs.dice.roll(seed, kind, rate, method, path, attempt)
+    }
+
+    /// An even coin for `method path attempt` under the seed, named by `salt`.
+    pub fn coin(&self, salt: &str, method: &str, path: &str, attempt: u64) -> bool {
+        super::dice::draw(self.knobs().faults.seed, salt, method, path, attempt) < 0.5
     }
 
     /// The root of `node`'s file system in the lab: `STATE/nodes/NODE/root`

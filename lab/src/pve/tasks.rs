@@ -16,6 +16,7 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use serde_json::{json, Value};
 
+use super::dice::FaultKind;
 use super::model::{Task, MAX_TASKS};
 use super::server::{ApiError, Call, Handlers};
 use super::state::{lock_timeout, now_secs, PveState};
@@ -126,7 +127,10 @@ where
         if state.read(|m| m.task(&log.upid).is_none_or(|t| !t.running())) {
             return Err("interrupted by signal".to_string());
         }
-        if state.roll(|f| f.task_failure) {
+        // A task is known by its node, type and id; its attempt counts the tasks so named.
+        let name = format!("/nodes/{}/tasks/{}:{}", worker.node, worker.kind, worker.id);
+        let attempt = state.attempt("TASK", &name);
+        if state.roll(FaultKind::TaskFailure, "TASK", &name, attempt) {
             return Err(format!("{} {}: injected failure (lab fault injection, taskFailure)", worker.kind, worker.id));
         }
         work(log.clone()).await

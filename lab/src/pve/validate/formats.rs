@@ -191,9 +191,7 @@ fn code_format(format: &str, s: &str) -> Option<Result<(), String>> {
             ok(re(r"(?:[a-z]+:\S+|\d+)").is_match(s), "value does not look like a valid ha resource id".into())
         }
         // pve-access-control's `verify_rolename`.
-        "pve-roleid" => {
-            ok(re(r"[A-Za-z0-9.\-_]+").is_match(s), format!("role name '{s}' contains invalid characters"))
-        }
+        "pve-roleid" => ok(re(r"[A-Za-z0-9.\-_]+").is_match(s), format!("role name '{s}' contains invalid characters")),
         "pve-realm" => {
             ok(re(r"[A-Za-z][A-Za-z0-9.\-_]+").is_match(s), format!("realm name '{s}' contains illegal characters"))
         }

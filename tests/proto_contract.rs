@@ -47,12 +47,14 @@ fn run_contract_script(args: &[&str]) {
 
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/proto_contract.py");
     let python = python();
-    let output = Command::new(&python)
-        .arg(&script)
-        .args(args)
-        .arg(fds.path())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {} ({e}); {INSTALL_HINT}", python.display()));
+    let output = proxmox_talos_lab::deadline::output_within(
+        Command::new(&python).arg(&script).args(args).arg(fds.path()),
+        std::time::Duration::from_secs(300),
+    )
+    .unwrap_or_else(|e| match e.spawn_error {
+        Some(_) => panic!("cannot run {} ({e}); {INSTALL_HINT}", python.display()),
+        None => panic!("{e}"),
+    });
 
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);

@@ -10,6 +10,7 @@ mod support;
 
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
 use support::pulumi::Stack;
 
@@ -94,12 +95,19 @@ fn import_from_a_talosctl_secrets_file() {
 fn schema_passes_pulumi_schema_check() {
     let pulumi = std::env::var("PULUMI").unwrap_or_else(|_| "pulumi".into());
     let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("schema.json");
-    let out = Command::new(&pulumi)
+    let home = tempfile::tempdir().unwrap();
+    let mut command = Command::new(&pulumi);
+    command
         .args(["schema", "check", schema.to_str().unwrap()])
         .env("PULUMI_SKIP_UPDATE_CHECK", "true")
-        .env("PULUMI_HOME", tempfile::tempdir().unwrap().path())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {pulumi:?} ({e}); run the tests with tools/test.sh, which installs it"));
+        .env("PULUMI_HOME", home.path());
+    let out =
+        proxmox_talos_lab::deadline::output_within(&mut command, Duration::from_secs(300)).unwrap_or_else(|e| match e
+            .spawn_error
+        {
+            Some(_) => panic!("cannot run {pulumi:?} ({e}); run the tests with tools/test.sh, which installs it"),
+            None => panic!("{e}"),
+        });
     assert!(
         out.status.success(),
         "pulumi schema check failed:\n{}{}",

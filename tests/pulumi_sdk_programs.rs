@@ -43,9 +43,8 @@ const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 fn programs_env() -> &'static HashMap<String, String> {
     static ENV: OnceLock<HashMap<String, String>> = OnceLock::new();
     ENV.get_or_init(|| {
-        let out = Command::new(Path::new(ROOT).join("tools/sdk-programs-env.sh"))
-            .output()
-            .expect("tools/sdk-programs-env.sh runs");
+        // Cached by tools/test.sh before the tests; a cold run generates and compiles three SDKs.
+        let out = support::run(&mut Command::new(Path::new(ROOT).join("tools/sdk-programs-env.sh")), 1800);
         assert!(out.status.success(), "tools/sdk-programs-env.sh failed:\n{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout)
             .unwrap()
@@ -90,7 +89,7 @@ fn run(stack: &Stack, runner: Runner, action: &str, expect_no_changes: bool) -> 
         command.arg("--expect-no-changes");
     }
     command.arg(".").arg(action);
-    let out = command.output().unwrap_or_else(|e| panic!("running {command:?}: {e}"));
+    let out = support::run(&mut command, 900);
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "{action} through the Automation API failed:\n{text}");
     text
@@ -113,20 +112,11 @@ fn assert_no_plain_secrets(stack: &Stack, secrets: &[&str]) {
 
 /// `pulumi config set --secret [--path] KEY` with the value on stdin (it may start with `-`).
 fn set_secret(stack: &Stack, key: &str, value: &str, path: bool) {
-    use std::io::Write as _;
     let mut args = vec!["config", "set", "--secret", key];
     if path {
         args.push("--path");
     }
-    let mut child = stack
-        .command(&args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("pulumi runs");
-    child.stdin.take().unwrap().write_all(value.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = support::run_fed(&mut stack.command(&args), value.as_bytes(), 120);
     assert!(out.status.success(), "setting {key}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
@@ -331,7 +321,7 @@ fn drive(stack: &Stack, vars: &[(&str, String)], root: bool, sets: &[String]) ->
         command.args(["--set", set]);
     }
     command.arg(".");
-    let out = command.output().unwrap();
+    let out = support::run(&mut command, 1200);
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "drive.py failed:\n{text}");
     println!("{text}"); // shown with --nocapture

@@ -21,13 +21,8 @@ use proxmox_talos_lab::ssh as lab_ssh;
 /// A new key of `kind` (`ed25519`, `rsa`) in `format` (`RFC4716` is OpenSSH's default; `PEM`).
 fn key(dir: &Path, name: &str, args: &[&str]) -> (String, String) {
     let path = dir.join(name);
-    let out = Command::new("ssh-keygen")
-        .args(["-q", "-N", "", "-C", name])
-        .args(args)
-        .arg("-f")
-        .arg(&path)
-        .output()
-        .expect("ssh-keygen runs");
+    let out =
+        support::run(Command::new("ssh-keygen").args(["-q", "-N", "", "-C", name]).args(args).arg("-f").arg(&path), 60);
     assert!(out.status.success(), "ssh-keygen: {}", String::from_utf8_lossy(&out.stderr));
     (std::fs::read_to_string(&path).unwrap(), std::fs::read_to_string(path.with_extension("pub")).unwrap())
 }

@@ -111,11 +111,12 @@ async fn snippets_and_uploads_through_the_resource() {
     let keys = dir.path().join("keys");
     std::fs::create_dir_all(&keys).unwrap();
     let key_path = keys.join("id_ed25519");
-    let out = std::process::Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", "provider", "-f"])
-        .arg(&key_path)
-        .output()
-        .unwrap();
+    let out = support::run(
+        std::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", "provider", "-f"])
+            .arg(&key_path),
+        60,
+    );
     assert!(out.status.success());
     sshd.authorize(&std::fs::read_to_string(key_path.with_extension("pub")).unwrap()).unwrap();
 

@@ -37,7 +37,7 @@ fn root() -> &'static Path {
 }
 
 fn tool(args: &[&str]) -> Output {
-    Command::new(talos_fixtures_tool()).args(args).output().expect("talos-fixtures runs")
+    support::run(Command::new(talos_fixtures_tool()).args(args), 300)
 }
 
 fn text(out: &Output) -> String {

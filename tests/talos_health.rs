@@ -251,20 +251,15 @@ fn kubeconfig_waits_for_bootstrap_and_renews_inside_its_window() {
     stack.ok(&["config", "set", "--secret", "clientKey", &client.client_key]);
 
     // `up` waits for the cluster to be bootstrapped; the test bootstraps it meanwhile.
-    let up = stack
-        .command(&["up", "--yes", "--skip-preview"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut up = up;
+    let mut up = proxmox_talos_lab::deadline::Running::start(&mut stack.command(&["up", "--yes", "--skip-preview"]))
+        .unwrap_or_else(|e| panic!("{e}"));
     let waiting_since = Instant::now();
     while waiting_since.elapsed() < Duration::from_secs(4) {
-        assert!(up.try_wait().unwrap().is_none(), "up finished before the cluster was bootstrapped");
+        assert!(up.try_status().is_none(), "up finished before the cluster was bootstrapped\n{}", up.printed());
         std::thread::sleep(Duration::from_millis(200));
     }
     rt.block_on(bootstrap(&cp));
-    let out = up.wait_with_output().unwrap();
+    let out = up.finish_within(stack.deadline).unwrap_or_else(|e| panic!("{e}"));
     assert!(
         out.status.success(),
         "up failed:\n{}{}",

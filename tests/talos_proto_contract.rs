@@ -287,11 +287,10 @@ fn upstream() -> Vec<FileDescriptorProto> {
     let bytes = UPSTREAM.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("talos-api.bin");
-        let out = Command::new(support::talos_fixtures_tool())
-            .args(["dump-api-descriptors", "--out"])
-            .arg(&path)
-            .output()
-            .expect("talos-fixtures runs");
+        let out = support::run(
+            Command::new(support::talos_fixtures_tool()).args(["dump-api-descriptors", "--out"]).arg(&path),
+            300,
+        );
         assert!(out.status.success(), "dump-api-descriptors failed:\n{}", String::from_utf8_lossy(&out.stderr));
         std::fs::read(&path).unwrap()
     });

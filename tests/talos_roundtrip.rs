@@ -31,7 +31,7 @@ const FIXTURE: &str = "tests/fixtures/talosctl-secrets.yaml";
 
 /// Runs the tool; returns its output whatever the exit status.
 fn run_tool(args: &[&str], file: &Path) -> Output {
-    Command::new(talos_fixtures_tool()).args(args).arg("--in").arg(file).output().expect("talos-fixtures runs")
+    support::run(Command::new(talos_fixtures_tool()).args(args).arg("--in").arg(file), 300)
 }
 
 fn assert_ok(out: &Output, what: &str) {

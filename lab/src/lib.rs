@@ -15,6 +15,7 @@
 //!   Talos API on port 50000 of its address; maintenance mode, configuration,
 //!   mutual TLS, bootstrap, kubeconfig; the Kubernetes API on a VIP).
 
+pub mod deadline;
 pub mod factory;
 pub mod homelab;
 pub mod in_process;

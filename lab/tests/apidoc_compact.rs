@@ -48,22 +48,23 @@ fn the_committed_compact_schema_is_what_apidoc_compact_makes_of_the_official_one
     let Some(official) = official() else { return };
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("compact.json");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_proxmox-talos-lab"))
-        .args(["apidoc", "compact", "--from", official.to_str().unwrap(), "--out", out.to_str().unwrap()])
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("apidoc compact did not finish in 120 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(status.success(), "apidoc compact: {status}");
+    let run = proxmox_talos_lab::deadline::output_or_panic(
+        Command::new(env!("CARGO_BIN_EXE_proxmox-talos-lab")).args([
+            "apidoc",
+            "compact",
+            "--from",
+            official.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]),
+        Duration::from_secs(120),
+    );
+    assert!(
+        run.status.success(),
+        "apidoc compact: {}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
     let fresh = std::fs::read(&out).unwrap();
     let committed_bytes = std::fs::read(committed()).unwrap();
     assert!(

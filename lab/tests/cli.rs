@@ -1,11 +1,15 @@
 //! The `proxmox-talos-lab factory` command: prints its URL first, serves the
 //! factory, stops cleanly on SIGINT, and refuses non-loopback addresses.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_proxmox-talos-lab");
+
+/// Runs the lab binary to the end, within a minute.
+fn run(command: &mut Command) -> std::process::Output {
+    proxmox_talos_lab::deadline::output_or_panic(command, Duration::from_secs(60))
+}
 
 #[tokio::test]
 async fn factory_prints_its_url_serves_and_stops_on_sigint() {
@@ -15,8 +19,8 @@ async fn factory_prints_its_url_serves_and_stops_on_sigint() {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let line = proxmox_talos_lab::deadline::first_line_within(&mut child, Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("{e}"));
     let url = line.trim().to_string();
     assert!(url.starts_with("http://127.0.0.1:"), "first stdout line is the URL, got {line:?}");
 
@@ -38,15 +42,15 @@ async fn factory_prints_its_url_serves_and_stops_on_sigint() {
 
 #[test]
 fn only_loopback_addresses_are_accepted() {
-    let out = Command::new(BIN).args(["factory", "--listen", "0.0.0.0:0"]).output().unwrap();
+    let out = run(Command::new(BIN).args(["factory", "--listen", "0.0.0.0:0"]));
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("loopback"), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = Command::new(BIN).output().unwrap();
+    let out = run(&mut Command::new(BIN));
     assert_eq!(out.status.code(), Some(2));
 }
 
 fn lab(args: &[&str]) -> std::process::Output {
-    let out = Command::new(BIN).args(args).output().unwrap();
+    let out = run(Command::new(BIN).args(args));
     assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
     out
 }

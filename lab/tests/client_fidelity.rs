@@ -17,7 +17,7 @@
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -38,20 +38,9 @@ use serde_json::{json, Value};
 
 const BIN: &str = env!("CARGO_BIN_EXE_proxmox-talos-lab");
 
-/// Runs `command` to completion within `secs`, killing it (by its pid) after that.
+/// Runs `command` to completion within `secs`, killing its process group after that.
 fn run(command: &mut Command, secs: u64) -> Output {
-    let child = command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn();
-    let child = child.unwrap_or_else(|e| panic!("{command:?}: {e}"));
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || tx.send(child.wait_with_output()));
-    match rx.recv_timeout(Duration::from_secs(secs)) {
-        Ok(out) => out.unwrap(),
-        Err(_) => {
-            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
-            panic!("{command:?} did not finish within {secs} s");
-        }
-    }
+    proxmox_talos_lab::deadline::output_or_panic(command, Duration::from_secs(secs))
 }
 
 fn text(out: &Output) -> String {
@@ -96,7 +85,7 @@ fn keycheck() -> Option<PathBuf> {
 }
 
 fn build_keycheck() -> Option<PathBuf> {
-    if Command::new("go").arg("version").output().is_err() {
+    if proxmox_talos_lab::deadline::output_within(Command::new("go").arg("version"), Duration::from_secs(60)).is_err() {
         eprintln!("SKIPPED the Go crypto/tls check: `go` is not installed");
         return None;
     }
@@ -369,7 +358,9 @@ async fn the_factory_qcow2_downloads_into_import_and_a_vm_imports_it() {
     // The qcow2's virtual size (64 KiB), not its file size (24 KiB).
     assert_eq!(config["scsi0"], "local-zfs:vm-100-disk-0,size=64K", "{config}");
 
-    let Ok(version) = Command::new("qemu-img").arg("--version").output() else {
+    let Ok(version) =
+        proxmox_talos_lab::deadline::output_within(Command::new("qemu-img").arg("--version"), Duration::from_secs(30))
+    else {
         eprintln!("SKIPPED the qemu-img checks: qemu-img is not installed (Debian: apt-get install qemu-utils)");
         return;
     };

@@ -255,7 +255,6 @@ async fn unknown_paths_answer_501_with_the_message_in_the_reason_phrase() {
 
 #[tokio::test]
 async fn the_pve_command_serves_with_its_state_directory_and_stops_on_sigint() {
-    use std::io::{BufRead as _, BufReader};
     use std::process::{Command, Stdio};
     const BIN: &str = env!("CARGO_BIN_EXE_proxmox-talos-lab");
     let state = tempfile::tempdir().unwrap();
@@ -266,8 +265,8 @@ async fn the_pve_command_serves_with_its_state_directory_and_stops_on_sigint() {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let line = proxmox_talos_lab::deadline::first_line_within(&mut child, std::time::Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("{e}"));
     let url = line.trim().to_string();
     assert!(url.starts_with("https://127.0.0.1:") && url.ends_with("/api2/json"), "{line:?}");
 
@@ -290,10 +289,16 @@ async fn the_pve_command_serves_with_its_state_directory_and_stops_on_sigint() {
     }
 
     // A missing schema is a clear error, exit code 2.
-    let out = Command::new(BIN)
-        .args(["pve", "--api-schema", "/nonexistent/pve-apidoc.json", "--state-dir", state.path().to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = proxmox_talos_lab::deadline::output_or_panic(
+        Command::new(BIN).args([
+            "pve",
+            "--api-schema",
+            "/nonexistent/pve-apidoc.json",
+            "--state-dir",
+            state.path().to_str().unwrap(),
+        ]),
+        std::time::Duration::from_secs(60),
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("reading the PVE API schema /nonexistent/pve-apidoc.json"));
 }

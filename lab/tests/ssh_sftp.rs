@@ -25,7 +25,7 @@ fn chroot_capable_dir() -> tempfile::TempDir {
 }
 
 fn run(command: &mut Command) -> std::process::Output {
-    let out = command.output().unwrap_or_else(|e| panic!("running {command:?}: {e}"));
+    let out = proxmox_talos_lab::deadline::output_or_panic(command, std::time::Duration::from_secs(60));
     assert!(
         out.status.success(),
         "{command:?} failed ({}):\n{}\n{}",
@@ -76,16 +76,17 @@ async fn a_snippet_put_over_sftp_is_listed_by_the_api() {
     )
     .unwrap();
     let sftp = |batch: &Path, key: &Path| {
-        Command::new("sftp")
-            .arg("-b")
-            .arg(batch)
-            .arg("-i")
-            .arg(key)
-            .args(["-P", &sshd.port().to_string()])
-            .args(["-F", "/dev/null", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"])
-            .args(["-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "root@127.0.0.1"])
-            .output()
-            .unwrap()
+        proxmox_talos_lab::deadline::output_or_panic(
+            Command::new("sftp")
+                .arg("-b")
+                .arg(batch)
+                .arg("-i")
+                .arg(key)
+                .args(["-P", &sshd.port().to_string()])
+                .args(["-F", "/dev/null", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"])
+                .args(["-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "root@127.0.0.1"]),
+            std::time::Duration::from_secs(60),
+        )
     };
     let out = sftp(&batch, &key);
     assert!(

@@ -7,9 +7,8 @@
 //! `openssh-server` and `openssh-client` (CI installs them): without them the
 //! tests fail and say so.
 
-use std::io::Write as _;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use proxmox_talos_lab::pve::apidoc::ApiDoc;
@@ -31,7 +30,7 @@ struct Lab {
 }
 
 fn run_ok(command: &mut Command) {
-    let out = command.output().unwrap_or_else(|e| panic!("running {command:?}: {e}"));
+    let out = run_within(command, None, "a set-up command");
     assert!(out.status.success(), "{command:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
@@ -73,20 +72,11 @@ struct Answer {
     stderr: String,
 }
 
-/// Waits for a child with a deadline (killing it when it passes).
-fn wait_with_deadline(mut child: std::process::Child, what: &str) -> std::process::Output {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!("{what} did not finish within 60 s: {}", String::from_utf8_lossy(&out.stderr));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+/// Runs `command` (with `stdin`) within 60 s, or fails naming `what` with what it printed.
+fn run_within(command: &mut Command, stdin: Option<&[u8]>, what: &str) -> std::process::Output {
+    proxmox_talos_lab::deadline::Running::start_fed(command, stdin.map(<[u8]>::to_vec))
+        .and_then(|r| r.finish_within(Duration::from_secs(60)))
+        .unwrap_or_else(|e| panic!("{what}: {e}"))
 }
 
 impl Lab {
@@ -101,11 +91,7 @@ impl Lab {
         if let Some(c) = command {
             cmd.arg(c);
         }
-        let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-        let mut input = child.stdin.take().unwrap();
-        input.write_all(stdin).unwrap();
-        drop(input);
-        let out = wait_with_deadline(child, &format!("ssh {command:?}"));
+        let out = run_within(&mut cmd, Some(stdin), &format!("ssh {command:?}"));
         Answer {
             status: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -283,19 +269,18 @@ async fn sftp_still_lands_in_the_node_root_beside_the_shell() {
         format!("put {} /var/lib/vz/snippets/sftp.yaml\nls /var/lib/vz/snippets\n", local.display()),
     )
     .unwrap();
-    let child = Command::new("sftp")
-        .arg("-b")
-        .arg(&batch)
-        .arg("-i")
-        .arg(&lab.key)
-        .args(["-P", &lab.sshd.port().to_string()])
-        .args(["-F", "/dev/null", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"])
-        .args(["-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "root@127.0.0.1"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = wait_with_deadline(child, "sftp");
+    let out = run_within(
+        Command::new("sftp")
+            .arg("-b")
+            .arg(&batch)
+            .arg("-i")
+            .arg(&lab.key)
+            .args(["-P", &lab.sshd.port().to_string()])
+            .args(["-F", "/dev/null", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"])
+            .args(["-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "root@127.0.0.1"]),
+        None,
+        "sftp",
+    );
     assert!(
         out.status.success(),
         "sftp failed: {}\n{}\nsshd log:\n{}\nSFTP sshd log:\n{}",
@@ -308,20 +293,19 @@ async fn sftp_still_lands_in_the_node_root_beside_the_shell() {
     // The chroot holds: the host's root is not what SFTP sees.
     let batch = lab.dir.path().join("batch2");
     std::fs::write(&batch, "get /etc/hostname\n").unwrap();
-    let out = Command::new("sftp")
-        .arg("-b")
-        .arg(&batch)
-        .arg("-i")
-        .arg(&lab.key)
-        .args(["-P", &lab.sshd.port().to_string()])
-        .args(["-F", "/dev/null", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"])
-        .args(["-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "root@127.0.0.1"])
-        .current_dir(lab.dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = wait_with_deadline(out, "sftp get");
+    let out = run_within(
+        Command::new("sftp")
+            .arg("-b")
+            .arg(&batch)
+            .arg("-i")
+            .arg(&lab.key)
+            .args(["-P", &lab.sshd.port().to_string()])
+            .args(["-F", "/dev/null", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"])
+            .args(["-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "root@127.0.0.1"])
+            .current_dir(lab.dir.path()),
+        None,
+        "sftp get",
+    );
     assert!(!out.status.success(), "the host's /etc/hostname was visible over SFTP");
     assert!(!lab.dir.path().join("hostname").exists());
 }

@@ -19,7 +19,7 @@
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -108,38 +108,20 @@ impl Talosctl {
     }
 }
 
-/// Runs `binary args…` with HOME = `home`, stdout and stderr into files (no
-/// pipe to fill up), killing it after `timeout`.
+/// Runs `binary args…` with HOME = `home`, killing its process group after `timeout` (the
+/// run then fails, with what it printed).
 fn run_with_timeout(binary: &Path, home: &Path, args: &[String], timeout: Duration) -> Output {
-    let out_path = home.join("talosctl.stdout");
-    let err_path = home.join("talosctl.stderr");
-    let mut child = Command::new(binary)
-        .args(args)
-        .env("HOME", home)
-        .env_remove("TALOSCONFIG")
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&out_path).unwrap())
-        .stderr(std::fs::File::create(&err_path).unwrap())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display()));
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break Some(status);
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let stdout = std::fs::read_to_string(&out_path).unwrap_or_default();
-    let mut stderr = std::fs::read_to_string(&err_path).unwrap_or_default();
-    if status.is_none() {
-        stderr.push_str(&format!("\n(killed after {timeout:?})"));
+    let mut command = Command::new(binary);
+    command.args(args).env("HOME", home).env_remove("TALOSCONFIG");
+    match proxmox_talos_lab::deadline::output_within(&mut command, timeout) {
+        Ok(out) => Output {
+            success: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        },
+        Err(e) if e.spawn_error.is_some() => panic!("cannot run {}: {e}", binary.display()),
+        Err(e) => Output { success: false, stdout: String::new(), stderr: e.to_string() },
     }
-    Output { success: status.is_some_and(|s| s.success()), stdout, stderr }
 }
 
 /// Waits until the node at `address` answers (maintenance: insecure; else mutual TLS).

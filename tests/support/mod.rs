@@ -7,10 +7,10 @@ pub mod lab;
 pub mod pulumi;
 pub mod talos;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use proxmox_talos::rpc::proto::pulumirpc::{
     engine_server::{Engine, EngineServer},
@@ -33,11 +33,7 @@ pub fn chroot_capable_dir(prefix: &str) -> tempfile::TempDir {
 /// A new ed25519 key pair in `dir`: (private key text, public key line).
 pub fn ssh_key_pair(dir: &Path, name: &str) -> (String, String) {
     let path = dir.join(name);
-    let out = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
-        .arg(&path)
-        .output()
-        .expect("ssh-keygen runs");
+    let out = run(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"]).arg(&path), 60);
     assert!(out.status.success(), "ssh-keygen: {}", String::from_utf8_lossy(&out.stderr));
     (std::fs::read_to_string(&path).unwrap(), std::fs::read_to_string(path.with_extension("pub")).unwrap())
 }
@@ -63,6 +59,20 @@ impl Sink {
     pub fn status_lines(&self) -> Vec<String> {
         self.0.lock().unwrap().iter().filter(|(_, _, e)| *e).map(|(_, m, _)| m.clone()).collect()
     }
+}
+
+/// Runs `command` to the end within `secs` seconds, stdin closed: past that it is killed with
+/// its process group and the test fails with what it printed. Every child process a test runs
+/// goes through here, [`run_fed`] or [`pulumi::Stack`]; none is waited for without a deadline.
+pub fn run(command: &mut Command, secs: u64) -> Output {
+    proxmox_talos_lab::deadline::output_or_panic(command, Duration::from_secs(secs))
+}
+
+/// [`run`] with `input` on the child's stdin.
+pub fn run_fed(command: &mut Command, input: &[u8], secs: u64) -> Output {
+    proxmox_talos_lab::deadline::Running::start_fed(command, Some(input.to_vec()))
+        .and_then(|r| r.finish_within(Duration::from_secs(secs)))
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Demands Debian's OpenSSH server (the lab's nodes run real sshd).
@@ -132,8 +142,9 @@ pub fn launch(args: &[&str]) -> Plugin {
         .env_remove("PROXMOX_VE_API_TOKEN")
         .spawn()
         .expect("plugin starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    // The port line, within a deadline: a plugin that hangs before it listens fails the test.
+    let line = proxmox_talos_lab::deadline::first_line_within(&mut child, Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("plugin: {e}"));
     let port = line.trim().parse().unwrap_or_else(|_| panic!("first stdout line is the port, got {line:?}"));
     Plugin { child, port }
 }
@@ -174,13 +185,11 @@ pub fn talos_fixtures_tool() -> &'static std::path::Path {
         let target = root.join("target");
         std::fs::create_dir_all(&target).unwrap();
         let tmp = target.join(format!("talos-fixtures.{}.tmp", std::process::id()));
-        let out = Command::new("go")
-            .args(["build", "-o"])
-            .arg(&tmp)
-            .arg(".")
-            .current_dir(root.join("tools/talos-fixtures"))
-            .output()
-            .expect("`go` is on PATH (needed to build tools/talos-fixtures)");
+        // A cold module cache downloads Talos machinery's dependencies first.
+        let out = run(
+            Command::new("go").args(["build", "-o"]).arg(&tmp).arg(".").current_dir(root.join("tools/talos-fixtures")),
+            1200,
+        );
         assert!(
             out.status.success(),
             "building tools/talos-fixtures failed:\n{}",

@@ -9,7 +9,9 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
+
+use proxmox_talos_lab::deadline::{output_within, Running};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -22,7 +24,14 @@ pub struct Stack {
     pub env: Vec<(String, String)>,
     /// `HOME` for every run, when the stack has one of its own ([`Stack::with_own_home`]).
     user_home: Option<PathBuf>,
+    /// How long one `pulumi` run may take before it is killed (with its plugins) and the
+    /// test fails with its output ([`RUN_DEADLINE`] unless [`Stack::with_deadline`]).
+    pub deadline: Duration,
 }
+
+/// The default deadline of one `pulumi` run: the slowest (the seven-node Talos cluster on a
+/// loaded 2-core machine) takes a few minutes.
+pub const RUN_DEADLINE: Duration = Duration::from_secs(600);
 
 impl Stack {
     /// `sdk-examples/<example>` as stack `dev`, with `env` for every pulumi run.
@@ -37,7 +46,7 @@ impl Stack {
         let home = tempfile::tempdir().unwrap();
         let dir = home.path().join("program");
         std::fs::create_dir_all(&dir).unwrap();
-        let s = Stack { dir, home, env, user_home: None };
+        let s = Stack { dir, home, env, user_home: None, deadline: RUN_DEADLINE };
         s.write_program(program);
         std::fs::create_dir_all(s.home.path().join("state")).unwrap();
         s.ok(&["login", &format!("file://{}", s.home.path().join("state").display())]);
@@ -52,7 +61,7 @@ impl Stack {
         let home = tempfile::tempdir().unwrap();
         let dir = home.path().join("program");
         copy_project(&src, &dir);
-        let s = Stack { dir, home, env, user_home: None };
+        let s = Stack { dir, home, env, user_home: None, deadline: RUN_DEADLINE };
         s.write_program(&std::fs::read_to_string(src.join("Pulumi.yaml")).unwrap());
         std::fs::create_dir_all(s.home.path().join("state")).unwrap();
         s.ok(&["login", &format!("file://{}", s.home.path().join("state").display())]);
@@ -74,6 +83,12 @@ impl Stack {
         let user_home = self.home.path().join("user");
         std::fs::create_dir_all(&user_home).unwrap();
         self.user_home = Some(user_home);
+        self
+    }
+
+    /// Another deadline for each later `pulumi` run.
+    pub fn with_deadline(mut self, deadline: Duration) -> Stack {
+        self.deadline = deadline;
         self
     }
 
@@ -115,10 +130,18 @@ impl Stack {
         command
     }
 
+    /// Runs `pulumi args` to the end, within [`Stack::deadline`]: a run that overruns is
+    /// killed with its plugins and the test fails with what it printed.
     pub fn run(&self, args: &[&str]) -> Output {
-        self.command(args)
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run pulumi ({e}); run the tests with tools/test.sh, which installs it"))
+        self.run_within(args, self.deadline)
+    }
+
+    /// [`Stack::run`] with a deadline of its own.
+    pub fn run_within(&self, args: &[&str], within: Duration) -> Output {
+        output_within(&mut self.command(args), within).unwrap_or_else(|e| match e.spawn_error {
+            Some(_) => panic!("cannot run pulumi ({e}); run the tests with tools/test.sh, which installs it"),
+            None => panic!("{e}"),
+        })
     }
 
     /// Runs and demands success; returns stdout.
@@ -159,22 +182,21 @@ impl Stack {
     /// Returns the killed pids and the run's output. Panics when `up` ends first, or
     /// when the moment does not come within `timeout`.
     pub fn up_killed_when(&self, timeout: Duration, mut moment: impl FnMut() -> bool) -> (Vec<u32>, String) {
-        let mut child = self
-            .command(&["up", "--yes", "--skip-preview"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut up =
+            Running::start(&mut self.command(&["up", "--yes", "--skip-preview"])).unwrap_or_else(|e| panic!("{e}"));
         let deadline = Instant::now() + timeout;
         let killed = loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                let out = child.wait_with_output().unwrap();
-                panic!("`up` ended ({status}) before the plugin could be killed\n{}", text_of(&out));
+            if let Some(status) = up.try_status() {
+                panic!("`up` ended ({status}) before the plugin could be killed\n{}", up.printed());
             }
-            assert!(Instant::now() < deadline, "the moment to kill the plugin did not come within {timeout:?}");
+            assert!(
+                Instant::now() < deadline,
+                "the moment to kill the plugin did not come within {timeout:?}\n{}",
+                up.printed()
+            );
             if moment() {
-                let plugins = descendants_named(child.id(), PLUGIN);
-                assert!(!plugins.is_empty(), "the plugin process is not found under pulumi {}", child.id());
+                let plugins = descendants_named(up.id(), PLUGIN);
+                assert!(!plugins.is_empty(), "the plugin process is not found under pulumi {}", up.id());
                 for pid in &plugins {
                     Command::new("kill").args(["-KILL", &pid.to_string()]).status().unwrap();
                 }
@@ -182,7 +204,7 @@ impl Stack {
             }
             std::thread::sleep(Duration::from_millis(20));
         };
-        let out = child.wait_with_output().unwrap();
+        let out = up.finish_within(Duration::from_secs(120)).unwrap_or_else(|e| panic!("after the kill: {e}"));
         let text = text_of(&out);
         assert!(!out.status.success(), "`up` should fail once its plugin {killed:?} is killed\n{text}");
         (killed, text)

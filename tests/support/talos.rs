@@ -112,10 +112,11 @@ pub async fn bootstrap(node: &TalosClient) {
 fn talosctl_version(talosconfig: &str, dir: &std::path::Path) -> Option<std::process::Output> {
     let file = dir.join("talosconfig");
     std::fs::write(&file, talosconfig).unwrap();
-    let run = std::process::Command::new("talosctl").arg("--talosconfig").arg(&file).arg("version").output();
-    match run {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        other => Some(other.unwrap()),
+    let mut command = std::process::Command::new("talosctl");
+    command.arg("--talosconfig").arg(&file).arg("version");
+    match proxmox_talos_lab::deadline::output_within(&mut command, Duration::from_secs(60)) {
+        Err(e) if e.spawn_error.as_ref().is_some_and(|s| s.kind() == std::io::ErrorKind::NotFound) => None,
+        other => Some(other.unwrap_or_else(|e| panic!("{e}"))),
     }
 }
 

@@ -156,6 +156,7 @@ fn lab_call() -> Call {
         path: String::new(),
         params: serde_json::Map::new(),
         file: None,
+        result_attribs: Default::default(),
     }
 }
 
@@ -183,6 +184,22 @@ async fn tasks_are_awaited_and_a_failure_carries_its_log() {
     assert!(e.is_already_running());
     let text = e.to_string();
     assert!(text.contains("failed: VM 90001 already running") && text.contains("trying to acquire lock..."), "{text}");
+
+    // A long log (a migration's or a download's progress) shows its end, where the reason is.
+    let long = lab_tasks::start(&lab.state, &lab_call(), worker(), |log| async move {
+        for i in 1..=1200 {
+            log.line(format!("progress line {i}"));
+        }
+        log.line("the reason is at the end");
+        Err("migration aborted".into())
+    });
+    let e = task::wait(&client, &Upid::parse(&long).unwrap(), &how).await.unwrap_err();
+    let ProxmoxError::Task { log_tail, .. } = &e else { panic!("{e}") };
+    assert_eq!(log_tail.len(), task::TAIL_LINES as usize, "{log_tail:?}");
+    assert_eq!(log_tail.last().map(String::as_str), Some("TASK ERROR: migration aborted"), "{log_tail:?}");
+    assert!(log_tail.contains(&"the reason is at the end".to_string()), "{log_tail:?}");
+    assert!(log_tail.contains(&"progress line 1200".to_string()), "{log_tail:?}");
+    assert!(!log_tail.iter().any(|l| l == "progress line 1"), "{log_tail:?}");
 
     lab.state.set_timing(Timing { task_ms: 5000, ..Timing::instant() });
     let slow = lab_tasks::start(&lab.state, &lab_call(), worker(), |_| async { Ok(()) });

@@ -395,6 +395,7 @@ fn task_call() -> Call {
         path: "/nodes/pve/qemu/100/status/start".into(),
         params: serde_json::Map::new(),
         file: None,
+        result_attribs: Default::default(),
     }
 }
 

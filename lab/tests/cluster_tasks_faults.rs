@@ -135,6 +135,7 @@ fn task_call() -> Call {
         path: "/nodes/pve-ms01-01/qemu/90001/status/start".into(),
         params: serde_json::Map::new(),
         file: None,
+        result_attribs: Default::default(),
     }
 }
 
@@ -176,6 +177,11 @@ async fn tasks_run_then_stop_with_ok_warnings_or_the_error_and_keep_a_log() {
     assert_eq!(wait_task(&lab, &second).await["exitstatus"], "OK");
     let log = get(&lab, &format!("/nodes/pve-ms01-01/tasks/{}/log", urlencode(&ok))).await;
     assert_eq!(log, json!([{ "n": 1, "t": "starting" }, { "n": 2, "t": "TASK OK" }]));
+    // A page of the log, with the whole log's length beside it (PVE's `total` result attribute).
+    let path = format!("/nodes/pve-ms01-01/tasks/{}/log", urlencode(&ok));
+    let (status, _, body) = call(&lab, reqwest::Method::GET, &path, &[("start", "1"), ("limit", "1")]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, json!({ "data": [{ "n": 2, "t": "TASK OK" }], "total": 2 }));
 
     let warned = tasks::start(&lab.state, &task_call(), worker("qmstart"), |log| async move {
         log.warn("no efidisk configured! Using temporary efivars disk.");

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::{Method, Url};
 use serde::de::DeserializeOwned;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use tokio::sync::Mutex;
 
 use super::error::ProxmoxError;
@@ -111,11 +111,22 @@ impl PveClient {
     /// `GET path` decoded into `T`; sent again (up to [`GET_ATTEMPTS`] times)
     /// when the connection is lost before an answer.
     pub async fn get<T: DeserializeOwned>(&self, path: &str, query: &[(&str, &str)]) -> Result<T, ProxmoxError> {
+        let (data, _) = self.get_with_attribs(path, query).await?;
+        Ok(data)
+    }
+
+    /// [`PveClient::get`] that also returns the answer's other top-level members (PVE's result
+    /// attributes, e.g. a task log's `total`).
+    pub async fn get_with_attribs<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<(T, Map<String, Value>), ProxmoxError> {
         let params: Params = query.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let mut pause = GET_FIRST_PAUSE;
         let mut attempt = 1;
-        let value = loop {
-            match self.call(Method::GET, path, &params).await {
+        let body = loop {
+            match self.call_body(Method::GET, path, &params).await {
                 Err(e) if attempt < GET_ATTEMPTS && lost(&e) => {
                     tokio::time::sleep(pause).await;
                     pause *= 2;
@@ -124,7 +135,12 @@ impl PveClient {
                 other => break other?,
             }
         };
-        decode("GET", path, value)
+        let mut attribs = match body {
+            Value::Object(o) => o,
+            _ => Map::new(),
+        };
+        let data = attribs.remove("data").unwrap_or(Value::Null);
+        Ok((decode("GET", path, data)?, attribs))
     }
 
     /// The API base URL this client talks to.
@@ -149,6 +165,12 @@ impl PveClient {
 
     /// One call, renewing the ticket once if PVE says it is no longer valid.
     pub async fn call(&self, method: Method, path: &str, params: &Params) -> Result<Value, ProxmoxError> {
+        let body = self.call_body(method, path, params).await?;
+        Ok(body.get("data").cloned().unwrap_or(Value::Null))
+    }
+
+    /// [`PveClient::call`] answering the whole body (`data` and the result attributes).
+    async fn call_body(&self, method: Method, path: &str, params: &Params) -> Result<Value, ProxmoxError> {
         match self.call_once(method.clone(), path, params).await {
             Err(ProxmoxError::Api { status: 401, .. }) if matches!(self.auth, ProxmoxAuth::Password { .. }) => {
                 *self.ticket.lock().await = None;
@@ -179,7 +201,7 @@ impl PveClient {
             }
         };
         let response = request.send().await.map_err(|e| transport(&method, path, &e))?;
-        envelope(method.as_str(), path, response).await
+        envelope_body(method.as_str(), path, response).await
     }
 
     /// The full URL of an API path such as `/nodes/pve/qemu`.
@@ -285,6 +307,12 @@ fn transport(method: &Method, path: &str, e: &reqwest::Error) -> ProxmoxError {
 
 /// `{"data": ...}` on success; PVE's error shapes otherwise.
 pub(crate) async fn envelope(method: &str, path: &str, response: reqwest::Response) -> Result<Value, ProxmoxError> {
+    let body = envelope_body(method, path, response).await?;
+    Ok(body.get("data").cloned().unwrap_or(Value::Null))
+}
+
+/// The whole answer of a successful call (`data` and PVE's result attributes), or its error.
+async fn envelope_body(method: &str, path: &str, response: reqwest::Response) -> Result<Value, ProxmoxError> {
     let status = response.status();
     let reason = response
         .extensions()
@@ -301,7 +329,7 @@ pub(crate) async fn envelope(method: &str, path: &str, response: reqwest::Respon
     let body: Value =
         if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
     if status.is_success() {
-        return Ok(body.get("data").cloned().unwrap_or(Value::Null));
+        return Ok(body);
     }
     let message = body
         .get("message")

@@ -6,7 +6,7 @@
 //! polled once a second), treating an early 400/404 as "not visible yet",
 //! reporting progress through a callback, honouring a deadline and
 //! cancellation, and turning a failed task into [`ProxmoxError::Task`] with
-//! the tail of its log. `WARNINGS: n` is success; its warnings are returned.
+//! the tail of its log (read from the end: the first page's `total` says where). `WARNINGS: n` is success; its warnings are returned.
 //! Must not: decide whether to retry the call that started the task.
 
 use std::time::{Duration, Instant};
@@ -83,12 +83,12 @@ pub async fn wait(client: &PveClient, upid: &Upid, how: &TaskWait<'_>) -> Result
                 if exit == "OK" {
                     return Ok(TaskOutcome::default());
                 }
-                let log = log_lines(client, upid).await;
                 if exit.starts_with("WARNINGS") {
+                    let log = log_lines(client, upid).await;
                     let warnings = log.into_iter().filter(|l| l.starts_with("WARN")).collect();
                     return Ok(TaskOutcome { warnings });
                 }
-                let tail = log.iter().rev().take(10).rev().cloned().collect();
+                let tail = log_tail(client, upid, TAIL_LINES).await;
                 return Err(ProxmoxError::Task { upid: upid.raw.clone(), exitstatus: exit, log_tail: tail });
             }
             Ok(_) => {}
@@ -122,20 +122,49 @@ pub async fn wait(client: &PveClient, upid: &Upid, how: &TaskWait<'_>) -> Result
     }
 }
 
-/// The task's log lines (best effort: empty if the log cannot be read).
+/// How many of a failed task's last log lines its error shows.
+pub const TAIL_LINES: u64 = 10;
+
+fn log_path(upid: &Upid) -> String {
+    format!("/nodes/{}/tasks/{}/log", upid.node, encode(&upid.raw))
+}
+
+/// The task's log lines, the first 500 (best effort: empty if the log cannot be read).
 pub async fn log_lines(client: &PveClient, upid: &Upid) -> Vec<String> {
-    let path = format!("/nodes/{}/tasks/{}/log", upid.node, encode(&upid.raw));
-    match client.get::<Vec<Value>>(&path, &[("limit", "500")]).await {
-        Ok(lines) => {
-            let mut lines: Vec<(u64, String)> = lines
-                .iter()
-                .filter_map(|l| Some((l.get("n").and_then(as_u64)?, l.get("t")?.as_str()?.to_string())))
-                .collect();
-            lines.sort_by_key(|(n, _)| *n);
-            lines.into_iter().map(|(_, t)| t).collect()
-        }
+    match client.get::<Vec<Value>>(&log_path(upid), &[("limit", "500")]).await {
+        Ok(lines) => numbered(&lines),
         Err(_) => Vec::new(),
     }
+}
+
+/// The last `n` lines of the task's log, where a failure says why (best effort: empty if the
+/// log cannot be read). PVE pages a log from its start; the first page's `total` says where
+/// the end is, so a long log (a migration, a clone, a download) is read again from there.
+pub async fn log_tail(client: &PveClient, upid: &Upid, n: u64) -> Vec<String> {
+    let path = log_path(upid);
+    let limit = n.to_string();
+    let Ok((first, attribs)) = client.get_with_attribs::<Vec<Value>>(&path, &[("start", "0"), ("limit", &limit)]).await
+    else {
+        return Vec::new();
+    };
+    let lines = match attribs.get("total").and_then(as_u64) {
+        Some(total) if total > n => {
+            let start = (total - n).to_string();
+            client.get::<Vec<Value>>(&path, &[("start", &start), ("limit", &limit)]).await.unwrap_or(first)
+        }
+        _ => first,
+    };
+    let lines = numbered(&lines);
+    let skip = lines.len().saturating_sub(n as usize);
+    lines[skip..].to_vec()
+}
+
+/// PVE's `{n, t}` log lines, in order.
+fn numbered(lines: &[Value]) -> Vec<String> {
+    let mut lines: Vec<(u64, String)> =
+        lines.iter().filter_map(|l| Some((l.get("n").and_then(as_u64)?, l.get("t")?.as_str()?.to_string()))).collect();
+    lines.sort_by_key(|(n, _)| *n);
+    lines.into_iter().map(|(_, t)| t).collect()
 }
 
 /// Percent-encodes a path segment (UPIDs hold `:` and `@`).

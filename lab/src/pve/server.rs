@@ -61,6 +61,9 @@ pub struct Call {
     pub params: Map<String, Value>,
     /// The file part of a multipart upload, spooled to disk.
     pub file: Option<UploadedFile>,
+    /// Top-level members of the answer besides `data` (PVE's `set_result_attrib`, e.g. the
+    /// `total` of a task log or of a paged list).
+    pub result_attribs: std::sync::Arc<std::sync::Mutex<Map<String, Value>>>,
 }
 
 /// An uploaded file, spooled to a temporary file in the state directory.
@@ -73,6 +76,11 @@ pub struct UploadedFile {
 }
 
 impl Call {
+    /// Adds a top-level member to the answer, beside `data`.
+    pub fn set_result_attrib(&self, name: &str, value: Value) {
+        self.result_attribs.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), value);
+    }
+
     /// A string parameter (path parameters are always there), or "".
     pub fn str(&self, name: &str) -> &str {
         self.params.get(name).and_then(Value::as_str).unwrap_or("")
@@ -269,12 +277,14 @@ async fn api(State(state): State<PveState>, method: Method, uri: Uri, headers: H
         state.log_request(method.as_str(), &path, 0);
         std::panic::resume_unwind(Box::new(DroppedConnection));
     }
+    let mut attribs: std::sync::Arc<std::sync::Mutex<Map<String, Value>>> = Default::default();
     let result = match prepare(&state, method.as_str(), &path, &uri, &headers, &body) {
         Ok((call, handler)) => {
             // What the answer of a list endpoint is filtered by (PVE's handlers skip what the caller may not see).
             let seen_by = call.principal.as_ref().map(|p| (p.name(), call.template.clone(), call.params.clone()));
             // An upload's spooled file is gone after the request (a handler that keeps it moves it).
             let spooled = call.file.as_ref().map(|f| f.path.clone());
+            attribs = call.result_attribs.clone();
             let result = match injected_fault(&state, &call, &id) {
                 Some(e) => Err(e),
                 None => match handler {
@@ -302,7 +312,11 @@ async fn api(State(state): State<PveState>, method: Method, uri: Uri, headers: H
     }
     state.log_request(method.as_str(), &path, status);
     match result {
-        Ok(data) => axum::Json(json!({ "data": data })).into_response(),
+        Ok(data) => {
+            let mut body = std::mem::take(&mut *attribs.lock().unwrap_or_else(|e| e.into_inner()));
+            body.insert("data".into(), data);
+            axum::Json(Value::Object(body)).into_response()
+        }
         Err(e) => e.into_response(),
     }
 }
@@ -435,7 +449,15 @@ fn check_call(
     let params = validate::validate(matched.endpoint.parameters(), input).map_err(ApiError::params)?;
     let template = matched.endpoint.template.clone();
     super::access::check::check_in_code(state, principal.as_ref(), method, &template, &params)?;
-    let call = Call { principal, method: method.to_string(), template, path, params, file };
+    let call = Call {
+        principal,
+        method: method.to_string(),
+        template,
+        path,
+        params,
+        file,
+        result_attribs: Default::default(),
+    };
     match state.handlers().get(method, &call.template) {
         Some(handler) => Ok((call, handler)),
         None => Err(ApiError::not_in_lab(method, &call.path)),

@@ -308,6 +308,8 @@ fn task_log(state: &PveState, call: &Call) -> Result<Value, ApiError> {
     let limit = call.params.get("limit").and_then(Value::as_u64).unwrap_or(50) as usize;
     let lines: Vec<Value> =
         task.log.iter().enumerate().skip(start).take(limit).map(|(i, t)| json!({ "n": i + 1, "t": t })).collect();
+    // PVE answers the number of lines the whole log has beside the page, so a client can read the end.
+    call.set_result_attrib("total", json!(task.log.len()));
     Ok(Value::Array(lines))
 }
 

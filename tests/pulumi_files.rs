@@ -260,3 +260,30 @@ fn files_program_lifecycle() {
     assert!(!export.contains(&lab.credentials.token_secret), "the API token is in the state");
     drop(sshd);
 }
+
+/// An image in `import` content on a Proxmox VE older than 8.4 (the lab reporting 8.3.2): the
+/// create fails naming the feature, the release it needs and the release found, before any
+/// call that changes something; nothing is left behind.
+#[test]
+fn import_content_on_an_older_pve_fails_at_create_naming_both_releases() {
+    let mut config = LabConfig::single_node();
+    config.timing = Timing::instant();
+    config.pve_version = Some("8.3.2".into());
+    let lab = support::lab::CliLab::start(config);
+    let url = serve_file("talos.raw", noise(4096, 7));
+    let program = format!(
+        "name: old-pve\nruntime: yaml\nplugins:\n  providers:\n    - name: proxmox-talos\n      path: ../../target/debug\n\
+         resources:\n  image:\n    type: proxmox-talos:download:File\n    properties:\n      nodeName: pve\n      \
+         datastoreId: local\n      contentType: import\n      url: {url}/talos.raw\n      fileName: talos.raw\n"
+    );
+    let stack = Stack::from_program(&program, lab.token_env());
+    lab.lab.state.clear_requests();
+    let out = stack.fails(&["up", "--yes", "--skip-preview"]);
+    assert!(out.contains("needs Proxmox VE 8.4 or later") && out.contains("runs 8.3.2"), "{out}");
+    assert!(out.contains("`import` content"), "{out}");
+    let (_, requests) = lab.lab.state.requests();
+    let writes: Vec<_> = requests.iter().filter(|r| r.method != "GET").collect();
+    assert!(writes.is_empty(), "no change may reach Proxmox VE: {writes:?}");
+    assert!(requests.iter().any(|r| r.path == "/version"), "the release is read from /version: {requests:?}");
+    lab.assert_empty();
+}

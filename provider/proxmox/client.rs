@@ -47,6 +47,8 @@ pub struct PveClient {
     http: reqwest::Client,
     auth: ProxmoxAuth,
     ticket: Mutex<Option<Ticket>>,
+    /// `GET /version`, read once.
+    version: tokio::sync::OnceCell<super::version::PveVersion>,
 }
 
 #[derive(Clone)]
@@ -99,7 +101,29 @@ impl PveClient {
             }
         }
         let http = builder.build().map_err(|e| ProxmoxError::Config(format!("building the HTTP client: {e}")))?;
-        Ok(PveClient { base, http, auth: settings.auth.clone(), ticket: Mutex::new(None) })
+        Ok(PveClient {
+            base,
+            http,
+            auth: settings.auth.clone(),
+            ticket: Mutex::new(None),
+            version: tokio::sync::OnceCell::new(),
+        })
+    }
+
+    /// The Proxmox VE release the endpoint runs (`GET /version`, read once per client).
+    pub async fn version(&self) -> Result<super::version::PveVersion, ProxmoxError> {
+        self.version
+            .get_or_try_init(|| async {
+                let data: Value = self.get("/version", &[]).await?;
+                super::version::PveVersion::from_answer(&data)
+            })
+            .await
+            .copied()
+    }
+
+    /// An error naming both releases when the endpoint is older than `feature` needs.
+    pub async fn require(&self, feature: super::version::Feature) -> Result<(), ProxmoxError> {
+        feature.check(self.version().await?, self.base.as_str().trim_end_matches("api2/json/"))
     }
 
     /// Whether calls run as `root@pam` with a ticket: what PVE's root-only

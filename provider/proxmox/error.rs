@@ -38,6 +38,8 @@ pub enum ProxmoxError {
     Decode { method: String, path: String, reason: String },
     /// The client cannot be built (bad endpoint, unreadable CA file, ...).
     Config(String),
+    /// The endpoint runs a Proxmox VE release older than a feature needs.
+    TooOld { feature: String, needs: String, found: String, endpoint: String },
 }
 
 impl ProxmoxError {
@@ -55,6 +57,7 @@ impl ProxmoxError {
             ProxmoxError::Task { exitstatus, log_tail, .. } => format!("{exitstatus}\n{}", log_tail.join("\n")),
             ProxmoxError::Transport { reason, .. } | ProxmoxError::Decode { reason, .. } => reason.clone(),
             ProxmoxError::Config(m) => m.clone(),
+            ProxmoxError::TooOld { feature, .. } => feature.clone(),
         }
     }
 
@@ -130,7 +133,7 @@ impl ProxmoxError {
                 let t = self.text();
                 CONTENTION.iter().any(|needle| t.contains(needle))
             }
-            ProxmoxError::Decode { .. } | ProxmoxError::Config(_) => false,
+            ProxmoxError::Decode { .. } | ProxmoxError::Config(_) | ProxmoxError::TooOld { .. } => false,
         }
     }
 
@@ -172,6 +175,11 @@ impl fmt::Display for ProxmoxError {
                 write!(f, "Proxmox VE {method} {path}: unexpected answer: {reason}")
             }
             ProxmoxError::Config(m) => write!(f, "{m}"),
+            ProxmoxError::TooOld { feature, needs, found, endpoint } => write!(
+                f,
+                "{feature} needs Proxmox VE {needs} or later; {endpoint} runs {found} (read from GET /version): \
+                 upgrade Proxmox VE or use another content type"
+            ),
         }
     }
 }

@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use serde_json::{json, Value};
 
 use super::model::{Model, PciMapping};
-use super::server::{ApiError, Call, Handlers, PVE_VERSION};
+use super::server::{ApiError, Call, Handlers};
 use super::state::{now_ms, storage_path, PveState};
 
 pub fn register(h: &mut Handlers) {
@@ -82,7 +82,7 @@ fn node_status(state: &PveState, call: &Call) -> Result<Value, ApiError> {
             "uptime": 86_400, "cpu": 0.02, "wait": 0, "idle": 0,
             "loadavg": ["0.10", "0.08", "0.05"],
             "kversion": "Linux 6.17.2-1-pve #1 SMP PREEMPT_DYNAMIC PMX 6.17.2-1 x86_64",
-            "pveversion": format!("pve-manager/{PVE_VERSION}/lab"),
+            "pveversion": format!("pve-manager/{}/lab", state.pve_version()),
             "cpuinfo": { "cpus": n.cpus, "cores": n.cpus / 2, "sockets": 1, "model": "Lab CPU", "mhz": "3000.000",
                          "hvm": "1", "flags": "fpu vme de pse tsc msr pae mce cx8 apic sep mtrr aes avx avx2", "user_hz": 100 },
             "memory": { "total": total, "used": used, "free": total.saturating_sub(used), "available": total.saturating_sub(used) },

@@ -32,6 +32,11 @@ pub struct LabConfig {
     /// Users, API tokens, ACL entries and resource pools.
     #[serde(default)]
     pub access: super::access::AccessConfig,
+    /// The release `GET /version` (and each node's `pveversion`) reports, e.g. `8.3.2`; default
+    /// [`super::server::PVE_VERSION`]. Only what the lab reports changes (its API stays PVE
+    /// 9.1's): it is there to try a program's version checks against an older release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pve_version: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -200,6 +205,7 @@ impl LabConfig {
             timing: Timing::default(),
             faults: Faults::default(),
             access: super::access::AccessConfig::default(),
+            pve_version: None,
         }
     }
 
@@ -217,6 +223,7 @@ impl LabConfig {
             timing: Timing::default(),
             faults: Faults::default(),
             access: super::access::AccessConfig::default(),
+            pve_version: None,
         }
     }
 
@@ -267,6 +274,14 @@ impl LabConfig {
             }
             if !self.storages.iter().any(|s| s.id == t.storage) {
                 return Err(format!("templates[{i}].storage: no storage named {:?}", t.storage));
+            }
+        }
+        if let Some(v) = &self.pve_version {
+            let parts: Vec<&str> = v.split('.').collect();
+            if !(2..=3).contains(&parts.len())
+                || parts.iter().any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()))
+            {
+                return Err(format!("pveVersion: {v:?} is not a release such as 8.3.2 or 9.1"));
             }
         }
         self.access.check()?;

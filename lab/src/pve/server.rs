@@ -42,7 +42,8 @@ use super::dice::FaultKind;
 pub use super::state::PveState;
 use super::validate::{self, ParamErrors, Raw};
 
-/// The PVE release the lab claims to be (the schema is PVE 9.1's).
+/// The PVE release the lab claims to be by default (the schema is PVE 9.1's; `pveVersion` in
+/// the lab config changes what it reports).
 pub const PVE_VERSION: &str = "9.1.1";
 /// The node of the single-node lab.
 pub const DEFAULT_NODE: &str = "pve";
@@ -525,8 +526,10 @@ fn body_params(
     Ok((form_urlencoded::parse(body).map(|(k, v)| (k.into_owned(), Raw::Text(v.into_owned()))).collect(), None))
 }
 
-fn version(_: &PveState, _: &Call) -> Result<Value, ApiError> {
-    Ok(json!({ "version": PVE_VERSION, "release": "9.1", "repoid": "lab00000" }))
+fn version(state: &PveState, _: &Call) -> Result<Value, ApiError> {
+    let version = state.pve_version();
+    let release: Vec<&str> = version.split('.').take(2).collect();
+    Ok(json!({ "version": version, "release": release.join("."), "repoid": "lab00000" }))
 }
 
 fn create_ticket(state: &PveState, call: &Call) -> Result<Value, ApiError> {

@@ -39,6 +39,7 @@ struct Inner {
     handlers: Handlers,
     state_dir: PathBuf,
     bridges: Vec<super::lab_config::BridgeConfig>,
+    pve_version: String,
     model: Mutex<Model>,
     knobs: Mutex<Knobs>,
     requests: Mutex<RequestLog>,
@@ -102,6 +103,7 @@ impl PveState {
                 handlers: super::server::handlers(),
                 state_dir: state_dir.to_path_buf(),
                 bridges: config.bridges.clone(),
+                pve_version: config.pve_version.clone().unwrap_or_else(|| super::server::PVE_VERSION.into()),
                 model: Mutex::new(model),
                 knobs: Mutex::new(Knobs { timing: config.timing, faults: config.faults, dice: Default::default() }),
                 requests: Mutex::new(RequestLog::default()),
@@ -130,6 +132,11 @@ impl PveState {
 
     pub fn state_dir(&self) -> &Path {
         &self.inner.state_dir
+    }
+
+    /// The release the lab reports (`GET /version`, nodes' `pveversion`).
+    pub fn pve_version(&self) -> &str {
+        &self.inner.pve_version
     }
 
     pub fn bridges(&self) -> &[super::lab_config::BridgeConfig] {

@@ -27,6 +27,7 @@ use crate::framework::{
 };
 use crate::proxmox::retry::retry;
 use crate::proxmox::storage;
+use crate::proxmox::version::Feature;
 use crate::schema::PulumiType;
 
 /// Inputs of `download:File`.
@@ -218,6 +219,9 @@ impl CustomResource for File {
             return Ok(CreateResponse { id: String::new(), state: FileState { args: a, volume_id, size: None } });
         }
         let client = pve::client(ctx)?;
+        if a.content_type == "import" {
+            client.require(Feature::ImportContent).await.map_err(pve::failed)?;
+        }
         let verify = a.verify.unwrap_or(true);
         let file_name = match &a.file_name {
             Some(f) => f.clone(),

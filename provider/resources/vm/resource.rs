@@ -18,6 +18,7 @@ use crate::framework::{
     ReadResponse, ResourceError, Severity, UpdateRequest,
 };
 use crate::proxmox::qemu;
+use crate::proxmox::version::Feature;
 use crate::proxmox::{ProxmoxError, PveClient};
 use crate::resources::pve;
 
@@ -230,6 +231,10 @@ impl CustomResource for VirtualMachine {
             return Ok(CreateResponse { id: String::new(), state: VirtualMachineState { args, ..Default::default() } });
         }
         let client = pve::client(ctx)?;
+        let imports = args.disks.iter().flatten().filter_map(|d| d.import_from.as_deref());
+        if imports.into_iter().any(|v| v.split_once(':').is_some_and(|(_, rest)| rest.starts_with("import/"))) {
+            client.require(Feature::ImportContent).await.map_err(pve::failed)?;
+        }
         let journal_dir = journal::dir();
         let (endpoint, urn) = (client.endpoint().to_string(), ctx.urn().to_string());
         if let Some(left) = journal_dir.as_deref().and_then(|d| journal::find(d, &endpoint, &urn)) {

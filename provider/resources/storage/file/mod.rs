@@ -34,6 +34,7 @@ use crate::framework::{
     ReadResponse, ResourceError, Severity, UpdateRequest,
 };
 use crate::proxmox::storage::{self, ContentItem};
+use crate::proxmox::version::Feature;
 use crate::resources::{node_ssh, pve};
 use crate::schema::PulumiType;
 use crate::ssh::sftp::join;
@@ -260,6 +261,9 @@ impl CustomResource for File {
         }
         let plan = Plan::of(&a)?;
         let client = pve::client(ctx)?;
+        if plan.content == "import" {
+            client.require(Feature::ImportContent).await.map_err(pve::failed)?;
+        }
         let info = usable_storage(&client, &a, &plan).await?;
         let existing = storage::find_volume(&client, &a.node_name, &a.datastore_id, &plan.content, &plan.volid)
             .await

@@ -355,3 +355,67 @@ fn a_configured_login_wins_over_a_token_in_the_environment() {
     stack.ok(&["destroy", "--yes", "--skip-preview"]);
     lab.assert_empty();
 }
+
+/// A VM the token cannot see is not gone. `blind@pve!lab` may administer only VM 4999: PVE
+/// leaves VM 4310 out of its `/cluster/resources`, and the direct call answers 403. `refresh`
+/// fails naming the path and privilege and keeps the VM in the state; `destroy` fails and
+/// the VM stays; with a token that sees it, refresh changes nothing and destroy removes it.
+#[test]
+fn a_vm_hidden_from_the_token_is_an_error_not_gone() {
+    use proxmox_talos_lab::pve::access::{AclConfig, TokenConfig, UserConfig};
+    const SECRET: &str = "5d0c7e0a-8c4b-4a55-9f39-6f0f2b6d1c11";
+    let mut config = LabConfig::single_node();
+    config.access.users.push(UserConfig {
+        userid: "blind@pve".into(),
+        password: None,
+        enable: true,
+        comment: None,
+        tokens: vec![TokenConfig { id: "lab".into(), secret: Some(SECRET.into()), privsep: true, comment: None }],
+    });
+    for ugid in ["blind@pve", "blind@pve!lab"] {
+        config.access.acl.push(AclConfig {
+            path: "/vms/4999".into(),
+            role: "PVEVMAdmin".into(),
+            ugid: ugid.into(),
+            propagate: true,
+        });
+    }
+    let lab = lab(config);
+    let mut stack = Stack::from_program(
+        &format!(
+            "{HEADER}resources:\n  vm:\n    type: proxmox-talos:vm:VirtualMachine\n    properties:\n      \
+             nodeName: pve\n      vmId: 4310\n      name: hidden-1\n      started: false\n      memory: {{dedicated: 512}}\n"
+        ),
+        lab.token_env(),
+    );
+    stack.ok(&["up", "--yes", "--skip-preview"]);
+    wait_unlocked(&lab, 4310);
+
+    let admin = stack.env.clone();
+    stack.env = admin
+        .iter()
+        .map(|(k, v)| match k.as_str() {
+            "PROXMOX_VE_API_TOKEN" => (k.clone(), format!("blind@pve!lab={SECRET}")),
+            _ => (k.clone(), v.clone()),
+        })
+        .collect();
+    let out = stack.fails(&["refresh", "--yes", "--skip-preview"]);
+    assert!(out.contains("403 Permission check failed (/vms/4310, VM.Audit)"), "{out}");
+    assert!(out.contains("grant the token VM.Audit on /vms/4310"), "{out}");
+    let urns: Vec<String> = stack.export()["deployment"]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["id"].as_str().map(str::to_string))
+        .collect();
+    assert!(urns.iter().any(|id| id.ends_with("4310")), "the VM must stay in the state: {urns:?}");
+
+    let out = stack.fails(&["destroy", "--yes", "--skip-preview"]);
+    assert!(out.contains("VM.Audit"), "{out}");
+    assert!(lab.lab.state.read(|m| m.vms.contains_key(&4310)), "destroy must not succeed while the VM may exist");
+
+    stack.env = admin;
+    stack.ok(&["refresh", "--yes", "--skip-preview", "--expect-no-changes"]);
+    stack.ok(&["destroy", "--yes", "--skip-preview"]);
+    lab.assert_empty();
+}

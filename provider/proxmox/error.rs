@@ -61,6 +61,14 @@ impl ProxmoxError {
         }
     }
 
+    /// PVE's message of an API error.
+    pub fn message(&self) -> Option<&str> {
+        match self {
+            ProxmoxError::Api { message, .. } => Some(message),
+            _ => None,
+        }
+    }
+
     /// The HTTP status of an API error.
     pub fn status(&self) -> Option<u16> {
         match self {

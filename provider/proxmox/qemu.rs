@@ -37,14 +37,75 @@ pub struct VmLocation {
     pub template: bool,
 }
 
-/// Finds VM `vmid` anywhere in the cluster (`GET /cluster/resources?type=vm`).
-pub async fn locate(client: &PveClient, vmid: u32) -> Result<Option<VmLocation>, ProxmoxError> {
-    let all: Vec<Value> = client.get("/cluster/resources", &[("type", "vm")]).await?;
-    Ok(all.iter().find(|v| v.get("vmid").and_then(as_u64) == Some(u64::from(vmid))).map(|v| VmLocation {
+/// What `/cluster/resources` says about a VMID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Listed {
+    Vm(VmLocation),
+    /// A container (LXC) has the VMID: whatever VM had it is gone; the guest there is not ours.
+    Container,
+    /// Not listed: gone, or not visible to this token (PVE lists only what it may audit).
+    Absent,
+}
+
+fn listed(all: &[Value], vmid: u32) -> Listed {
+    let Some(v) = all.iter().find(|v| v.get("vmid").and_then(as_u64) == Some(u64::from(vmid))) else {
+        return Listed::Absent;
+    };
+    if v.get("type").and_then(Value::as_str).is_some_and(|t| t != "qemu") {
+        return Listed::Container;
+    }
+    Listed::Vm(VmLocation {
         node: v.get("node").and_then(Value::as_str).unwrap_or_default().to_string(),
         running: v.get("status").and_then(Value::as_str) == Some("running"),
         template: v.get("template").and_then(as_u64) == Some(1),
-    }))
+    })
+}
+
+/// Finds VM `vmid` anywhere in the cluster (`GET /cluster/resources?type=vm`; it may have
+/// moved), `None` only when it is confirmed gone. PVE lists only the guests the caller may
+/// audit, so a VMID missing from the list is asked for directly
+/// (`GET /nodes/{node}/qemu/{vmid}/status/current` on `known_node`, else on every node): PVE's
+/// "does not exist" is gone; a 403 (the token lacks `VM.Audit` on `/vms/{vmid}`) or any other
+/// failure is an error, never "gone". A container (LXC) with the VMID is not the VM.
+pub async fn locate(
+    client: &PveClient,
+    vmid: u32,
+    known_node: Option<&str>,
+) -> Result<Option<VmLocation>, ProxmoxError> {
+    let all: Vec<Value> = client.get("/cluster/resources", &[("type", "vm")]).await?;
+    match listed(&all, vmid) {
+        Listed::Vm(location) => return Ok(Some(location)),
+        Listed::Container => return Ok(None),
+        Listed::Absent => {}
+    }
+    let nodes = match known_node {
+        Some(node) => vec![node.to_string()],
+        None => super::cluster::node_names(client).await?,
+    };
+    for node in nodes {
+        match status(client, &node, vmid).await {
+            Ok(s) => {
+                return Ok(Some(VmLocation { node, running: s.status == "running", template: s.template == Some(1) }))
+            }
+            Err(e) if e.is_not_found() => {}
+            Err(e) if e.status() == Some(403) => {
+                return Err(ProxmoxError::Api {
+                    method: "GET".into(),
+                    path: format!("{}/status/current", vm_path(&node, vmid)),
+                    status: 403,
+                    message: format!(
+                        "{} — VM {vmid} is not in /cluster/resources for this token and cannot be checked \
+                         directly, so whether it still exists is unknown: grant the token VM.Audit on /vms/{vmid} \
+                         (e.g. role PVEAuditor or PVEVMAdmin)",
+                        e.message().unwrap_or_default().trim()
+                    ),
+                    errors: Default::default(),
+                });
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(None)
 }
 
 /// Whether `vmid` is free (`GET /cluster/nextid?vmid=N`: 400 "VM N already exists" if not).
@@ -178,6 +239,9 @@ pub struct VmStatus {
     pub lock: Option<String>,
     #[serde(default)]
     pub name: Option<String>,
+    /// 1 for a template.
+    #[serde(default)]
+    pub template: Option<u64>,
 }
 
 /// `GET .../status/current`.
@@ -263,5 +327,26 @@ fn stringify(v: &Value) -> String {
         Value::String(s) => s.clone(),
         Value::Null => String::new(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_cluster_list_tells_vms_containers_and_absence_apart() {
+        let all = vec![
+            json!({ "id": "qemu/100", "type": "qemu", "vmid": 100, "node": "pve", "status": "running", "template": 0 }),
+            json!({ "id": "lxc/101", "type": "lxc", "vmid": 101, "node": "pve", "status": "running" }),
+            json!({ "id": "qemu/9000", "type": "qemu", "vmid": 9000, "node": "pve2", "status": "stopped", "template": 1 }),
+        ];
+        assert_eq!(listed(&all, 100), Listed::Vm(VmLocation { node: "pve".into(), running: true, template: false }));
+        assert_eq!(listed(&all, 9000), Listed::Vm(VmLocation { node: "pve2".into(), running: false, template: true }));
+        // A container with the VMID is not the VM (and must never be destroyed as one).
+        assert_eq!(listed(&all, 101), Listed::Container);
+        // Not listed: gone, or hidden from this token; `locate` asks the node before saying gone.
+        assert_eq!(listed(&all, 102), Listed::Absent);
     }
 }

@@ -82,7 +82,26 @@ pub async fn find_volume(
     content_type: &str,
     volid: &str,
 ) -> Result<Option<ContentItem>, ProxmoxError> {
-    Ok(content(client, node, storage, Some(content_type)).await?.into_iter().find(|i| i.volid == volid))
+    if let Some(item) = content(client, node, storage, Some(content_type)).await?.into_iter().find(|i| i.volid == volid)
+    {
+        return Ok(Some(item));
+    }
+    // Not listed: PVE leaves out what the caller may not see (a hidden VM's images), so the
+    // volume is asked for directly; only "does not exist" (for a file, PVE's "volume_size_info
+    // on '...' failed") is gone, a 403 or any other failure is an error.
+    let path = format!("/nodes/{node}/storage/{storage}/content/{}", super::task::encode(volid));
+    match client.get::<serde_json::Value>(&path, &[]).await {
+        Ok(info) => Ok(Some(ContentItem {
+            volid: volid.to_string(),
+            content: content_type.to_string(),
+            size: info.get("size").and_then(super::client::as_u64).unwrap_or(0),
+            format: info.get("format").and_then(serde_json::Value::as_str).map(str::to_string),
+            ctime: None,
+            vmid: None,
+        })),
+        Err(e) if e.is_not_found() || (e.status() == Some(500) && e.mentions("volume_size_info on")) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// `DELETE /nodes/{node}/storage/{storage}/content/{volid}`; a task on PVE 9, `null` before.

@@ -282,8 +282,12 @@ impl CustomResource for VirtualMachine {
             ResourceError::Failed(format!("{:?} is not a VM id; expected a VMID such as 101, or node/vmid", req.id))
         })?;
         let client = pve::client(ctx)?;
-        // The VM may have moved (HA, a manual migration): find it wherever it is.
-        let Some(location) = qemu::locate(&client, vmid).await.map_err(pve::failed)? else { return Ok(None) };
+        // The VM may have moved (HA, a manual migration): find it wherever it is. Not seeing it
+        // is not its absence: `locate` asks the node it was on before saying it is gone.
+        let known_node = node_hint.clone().or_else(|| req.state.as_ref().map(|s| s.args.node_name.clone()));
+        let Some(location) = qemu::locate(&client, vmid, known_node.as_deref()).await.map_err(pve::failed)? else {
+            return Ok(None);
+        };
         if let Some(hint) = node_hint.filter(|h| *h != location.node) {
             ctx.log(Severity::Info, &format!("vm {vmid} is on node {}, not {hint}", location.node));
         }
@@ -330,7 +334,7 @@ impl CustomResource for VirtualMachine {
         let client = pve::client(ctx)?;
         let guard = steps::vm_guard(vmid);
         let _held = guard.lock().await;
-        let location = qemu::locate(&client, vmid)
+        let location = qemu::locate(&client, vmid, Some(&req.old_state.args.node_name))
             .await
             .map_err(pve::failed)?
             .ok_or_else(|| ResourceError::Failed(format!("vm {vmid} no longer exists: run `pulumi refresh`")))?;
@@ -381,7 +385,7 @@ async fn create_vm(
             return Err(pve::failed(e));
         }
         // Did the VM come to exist anyway (a task that failed late)? Then keep it in state.
-        return match qemu::locate(client, vmid).await {
+        return match qemu::locate(client, vmid, Some(&node)).await {
             Ok(Some(_)) => Err(partial(args, vmid, e)),
             _ => Err(pve::failed(e)),
         };

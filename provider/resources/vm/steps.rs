@@ -257,7 +257,8 @@ pub async fn destroy_vm(
     vmid: u32,
     args: &VirtualMachineArgs,
 ) -> Result<(), ProxmoxError> {
-    let Some(location) = qemu::locate(client, vmid).await? else { return Ok(()) };
+    // Gone only when confirmed: a VM this token cannot see is an error, never "destroyed".
+    let Some(location) = qemu::locate(client, vmid, Some(&args.node_name)).await? else { return Ok(()) };
     let node = location.node;
     if location.running {
         match stop_vm(ctx, client, &node, vmid, args).await {
@@ -282,7 +283,7 @@ pub async fn destroy_vm(
 /// when it still looks like that create's VM; otherwise leaves it and says so.
 pub async fn remove_leftover(ctx: &Context, client: &PveClient, entry: &journal::Entry) -> Result<(), ProxmoxError> {
     let vmid = entry.vmid;
-    let Some(location) = qemu::locate(client, vmid).await? else { return Ok(()) };
+    let Some(location) = qemu::locate(client, vmid, Some(&entry.node)).await? else { return Ok(()) };
     let config = qemu::config(client, &location.node, vmid).await?;
     let (name, meta) = (config.get("name").map(String::as_str), config.get("meta").map(String::as_str));
     if !journal::is_leftover(entry, name, meta) {

@@ -8,7 +8,7 @@ pub mod download;
 pub mod imagefactory;
 pub mod machine;
 pub mod node_ssh;
-pub mod pve;
+pub mod pve_resource;
 pub mod storage;
 pub mod vm;
 

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::super::pve;
+use super::super::pve_resource;
 use crate::framework::{
     CheckFailure, CheckRequest, Context, CreateRequest, CreateResponse, CustomResource, DeleteRequest, ReadRequest,
     ReadResponse, ResourceError, UpdateRequest,
@@ -218,9 +218,9 @@ impl CustomResource for File {
             let volume_id = a.file_name.as_deref().map(|f| volid(&a, f));
             return Ok(CreateResponse { id: String::new(), state: FileState { args: a, volume_id, size: None } });
         }
-        let client = pve::client(ctx)?;
+        let client = pve_resource::client(ctx)?;
         if a.content_type == "import" {
-            client.require(Feature::ImportContent).await.map_err(pve::failed)?;
+            client.require(Feature::ImportContent).await.map_err(pve_resource::failed)?;
         }
         let verify = a.verify.unwrap_or(true);
         let file_name = match &a.file_name {
@@ -235,23 +235,24 @@ impl CustomResource for File {
         let volume = volid(&a, &file_name);
         let existing = storage::find_volume(&client, &a.node_name, &a.datastore_id, &a.content_type, &volume)
             .await
-            .map_err(pve::failed)?;
+            .map_err(pve_resource::failed)?;
         if existing.is_some() {
             if !a.overwrite_unmanaged.unwrap_or(false) {
                 return Err(ResourceError::Failed(format!(
                     "{volume} already exists on node {} and is not managed by this program: set \
                      `overwriteUnmanaged: true` to replace it, or `pulumi import` it (id {})",
                     a.node_name,
-                    pve::node_volume_id(&a.node_name, &volume)
+                    pve_resource::node_volume_id(&a.node_name, &volume)
                 )));
             }
             ctx.status(&format!("deleting the unmanaged {volume}"));
-            if let Some(upid) =
-                storage::delete_volume(&client, &a.node_name, &a.datastore_id, &volume).await.map_err(pve::failed)?
+            if let Some(upid) = storage::delete_volume(&client, &a.node_name, &a.datastore_id, &volume)
+                .await
+                .map_err(pve_resource::failed)?
             {
-                pve::wait(ctx, &client, &upid, Duration::from_secs(120), &format!("deleting {volume}"))
+                pve_resource::wait(ctx, &client, &upid, Duration::from_secs(120), &format!("deleting {volume}"))
                     .await
-                    .map_err(pve::failed)?;
+                    .map_err(pve_resource::failed)?;
             }
         }
         let mut params = vec![
@@ -270,7 +271,7 @@ impl CustomResource for File {
         let timeout = Duration::from_secs(a.upload_timeout.unwrap_or(600));
         let label = format!("downloading {file_name} to {} on {}", a.datastore_id, a.node_name);
         let attempts = std::sync::atomic::AtomicU32::new(0);
-        let started = retry(pve::retry_policy(), pve::on_retry(ctx, &label), |attempt| {
+        let started = retry(pve_resource::retry_policy(), pve_resource::on_retry(ctx, &label), |attempt| {
             let (client, a, params, volume) = (client.clone(), &a, &params, &volume);
             attempts.store(attempt, std::sync::atomic::Ordering::Relaxed);
             async move {
@@ -292,17 +293,17 @@ impl CustomResource for File {
             }
         })
         .await
-        .map_err(pve::failed)?;
+        .map_err(pve_resource::failed)?;
         let retried = attempts.load(std::sync::atomic::Ordering::Relaxed) > 1;
         let waited = match started {
-            Some(upid) => match pve::wait(ctx, &client, &upid, timeout, &label).await {
+            Some(upid) => match pve_resource::wait(ctx, &client, &upid, timeout, &label).await {
                 // A retry's download found the file the first attempt (its answer lost) fetched meanwhile.
                 Err(e) if retried && e.mentions("refusing to override existing file") => Ok(()),
                 other => other.map(|_| ()),
             },
             None => Ok(()),
         };
-        let id = pve::node_volume_id(&a.node_name, &volume);
+        let id = pve_resource::node_volume_id(&a.node_name, &volume);
         let found = storage::find_volume(&client, &a.node_name, &a.datastore_id, &a.content_type, &volume).await;
         match (waited, found) {
             (Ok(()), Ok(Some(found))) => {
@@ -314,7 +315,7 @@ impl CustomResource for File {
                 let state = FileState { args: a, volume_id: Some(volume), size: Some(found.size) };
                 Err(ResourceError::init_failed(id, &state, vec![e.to_string()]))
             }
-            (Err(e), _) => Err(pve::failed(e)),
+            (Err(e), _) => Err(pve_resource::failed(e)),
             (Ok(()), Ok(None)) => Err(ResourceError::Uncertain(format!(
                 "the download finished but {volume} is not in the storage's content"
             ))),
@@ -329,19 +330,19 @@ impl CustomResource for File {
         ctx: &Context,
         req: ReadRequest<FileArgs, FileState>,
     ) -> Result<Option<ReadResponse<FileArgs, FileState>>, ResourceError> {
-        let named = pve::parse_node_volume_id(&req.id).ok_or_else(|| {
+        let named = pve_resource::parse_node_volume_id(&req.id).ok_or_else(|| {
             ResourceError::Failed(format!(
                 "{:?} is not a download:File id; expected node/storage:content/file, e.g. pve/local:iso/talos.iso",
                 req.id
             ))
         })?;
-        let pve::NodeVolume { node, storage: storage_id, content, file } = named;
-        let client = pve::client(ctx)?;
+        let pve_resource::NodeVolume { node, storage: storage_id, content, file } = named;
+        let client = pve_resource::client(ctx)?;
         let volume = format!("{storage_id}:{content}/{file}");
         let found = match storage::find_volume(&client, &node, &storage_id, &content, &volume).await {
             Ok(found) => found,
             Err(e) if e.is_not_found() => None,
-            Err(e) => return Err(pve::failed(e)),
+            Err(e) => return Err(pve_resource::failed(e)),
         };
         let Some(found) = found else { return Ok(None) };
         let inputs = req.inputs.unwrap_or_else(|| FileArgs {
@@ -361,7 +362,7 @@ impl CustomResource for File {
             upload_timeout: None,
         });
         let state = FileState { args: inputs.clone(), volume_id: Some(volume.clone()), size: Some(found.size) };
-        Ok(Some(ReadResponse { id: pve::node_volume_id(&node, &volume), inputs, state }))
+        Ok(Some(ReadResponse { id: pve_resource::node_volume_id(&node, &volume), inputs, state }))
     }
 
     async fn update(
@@ -374,9 +375,9 @@ impl CustomResource for File {
     }
 
     async fn delete(&self, ctx: &Context, req: DeleteRequest<FileState>) -> Result<(), ResourceError> {
-        let Some(volume) = pve::parse_node_volume_id(&req.id) else { return Ok(()) };
-        let client = pve::client(ctx)?;
-        pve::delete_volume(ctx, &client, &volume.node, &volume.storage, &volume.volid()).await
+        let Some(volume) = pve_resource::parse_node_volume_id(&req.id) else { return Ok(()) };
+        let client = pve_resource::client(ctx)?;
+        pve_resource::delete_volume(ctx, &client, &volume.node, &volume.storage, &volume.volid()).await
     }
 }
 

@@ -20,7 +20,7 @@ use crate::framework::{
 use crate::proxmox::qemu;
 use crate::proxmox::version::Feature;
 use crate::proxmox::{ProxmoxError, PveClient};
-use crate::resources::pve;
+use crate::resources::pve_resource;
 
 /// The `vm:VirtualMachine` resource.
 pub struct VirtualMachine;
@@ -142,8 +142,14 @@ async fn converge(
             steps::stop_vm(ctx, client, node, vmid, args).await?;
         }
         if let Some(upid) = qemu::convert_to_template(client, node, vmid).await? {
-            pve::wait(ctx, client, &upid, Duration::from_secs(600), &format!("vm {vmid}: converting to a template"))
-                .await?;
+            pve_resource::wait(
+                ctx,
+                client,
+                &upid,
+                Duration::from_secs(600),
+                &format!("vm {vmid}: converting to a template"),
+            )
+            .await?;
         }
         return Ok(None);
     }
@@ -230,24 +236,24 @@ impl CustomResource for VirtualMachine {
         if req.preview {
             return Ok(CreateResponse { id: String::new(), state: VirtualMachineState { args, ..Default::default() } });
         }
-        let client = pve::client(ctx)?;
+        let client = pve_resource::client(ctx)?;
         let imports = args.disks.iter().flatten().filter_map(|d| d.import_from.as_deref());
         if imports.into_iter().any(|v| v.split_once(':').is_some_and(|(_, rest)| rest.starts_with("import/"))) {
-            client.require(Feature::ImportContent).await.map_err(pve::failed)?;
+            client.require(Feature::ImportContent).await.map_err(pve_resource::failed)?;
         }
         let journal_dir = journal::dir();
         let (endpoint, urn) = (client.endpoint().to_string(), ctx.urn().to_string());
         if let Some(left) = journal_dir.as_deref().and_then(|d| journal::find(d, &endpoint, &urn)) {
             let guard = steps::vm_guard(left.vmid);
             let _held = guard.lock().await;
-            steps::remove_leftover(ctx, &client, &left).await.map_err(pve::failed)?;
+            steps::remove_leftover(ctx, &client, &left).await.map_err(pve_resource::failed)?;
         }
         let vmid = match args.vm_id {
             Some(v) => {
                 steps::reserve(v as u32).await;
                 v as u32
             }
-            None => steps::allocate_vmid(&client).await.map_err(pve::failed)?,
+            None => steps::allocate_vmid(&client).await.map_err(pve_resource::failed)?,
         };
         let guard = steps::vm_guard(vmid);
         let _held = guard.lock().await;
@@ -281,11 +287,12 @@ impl CustomResource for VirtualMachine {
         let (node_hint, vmid) = parse_id(&req.id).ok_or_else(|| {
             ResourceError::Failed(format!("{:?} is not a VM id; expected a VMID such as 101, or node/vmid", req.id))
         })?;
-        let client = pve::client(ctx)?;
+        let client = pve_resource::client(ctx)?;
         // The VM may have moved (HA, a manual migration): find it wherever it is. Not seeing it
         // is not its absence: `locate` asks the node it was on before saying it is gone.
         let known_node = node_hint.clone().or_else(|| req.state.as_ref().map(|s| s.args.node_name.clone()));
-        let Some(location) = qemu::locate(&client, vmid, known_node.as_deref()).await.map_err(pve::failed)? else {
+        let Some(location) = qemu::locate(&client, vmid, known_node.as_deref()).await.map_err(pve_resource::failed)?
+        else {
             return Ok(None);
         };
         if let Some(hint) = node_hint.filter(|h| *h != location.node) {
@@ -295,7 +302,7 @@ impl CustomResource for VirtualMachine {
         let mut state = match observe(&client, &location.node, vmid, prior, None).await {
             Ok(s) => s,
             Err(e) if e.is_not_found() => return Ok(None),
-            Err(e) => return Err(pve::failed(e)),
+            Err(e) => return Err(pve_resource::failed(e)),
         };
         // Without an answer from the agent now, keep the addresses last seen.
         if let Some(old) = &req.state {
@@ -331,32 +338,33 @@ impl CustomResource for VirtualMachine {
             state.args = args;
             return Ok(state);
         }
-        let client = pve::client(ctx)?;
+        let client = pve_resource::client(ctx)?;
         let guard = steps::vm_guard(vmid);
         let _held = guard.lock().await;
         let location = qemu::locate(&client, vmid, Some(&req.old_state.args.node_name))
             .await
-            .map_err(pve::failed)?
+            .map_err(pve_resource::failed)?
             .ok_or_else(|| ResourceError::Failed(format!("vm {vmid} no longer exists: run `pulumi refresh`")))?;
         if location.node != args.node_name {
             let timeout = steps::seconds(args.timeout_migrate, a::DEFAULT_TIMEOUT_SECONDS);
             steps::migrate_vm(ctx, &client, &location.node, vmid, &args.node_name, location.running, timeout)
                 .await
-                .map_err(pve::failed)?;
+                .map_err(pve_resource::failed)?;
         }
         let network = converge(ctx, &client, &args, vmid, Some(&req.old_inputs))
             .await
             .map_err(|e| ResourceError::Failed(e.to_string()))?;
-        let state = observe(&client, &args.node_name, vmid, Some(&args), network).await.map_err(pve::failed)?;
+        let state =
+            observe(&client, &args.node_name, vmid, Some(&args), network).await.map_err(pve_resource::failed)?;
         Ok(VirtualMachineState { args, ..state })
     }
 
     async fn delete(&self, ctx: &Context, req: DeleteRequest<VirtualMachineState>) -> Result<(), ResourceError> {
         let Some((_, vmid)) = parse_id(&req.id) else { return Ok(()) };
-        let client = pve::client(ctx)?;
+        let client = pve_resource::client(ctx)?;
         let guard = steps::vm_guard(vmid);
         let _held = guard.lock().await;
-        steps::destroy_vm(ctx, &client, vmid, &req.state.args).await.map_err(pve::failed)
+        steps::destroy_vm(ctx, &client, vmid, &req.state.args).await.map_err(pve_resource::failed)
     }
 }
 
@@ -382,12 +390,12 @@ async fn create_vm(
     if let Err(e) = created {
         // "already exists" answered to a first attempt: the VMID is another VM's. Never adopt it.
         if matches!(e, ProxmoxError::Api { .. }) && e.is_already_exists() {
-            return Err(pve::failed(e));
+            return Err(pve_resource::failed(e));
         }
         // Did the VM come to exist anyway (a task that failed late)? Then keep it in state.
         return match qemu::locate(client, vmid, Some(&node)).await {
             Ok(Some(_)) => Err(partial(args, vmid, e)),
-            _ => Err(pve::failed(e)),
+            _ => Err(pve_resource::failed(e)),
         };
     }
     let network = converge(ctx, client, args, vmid, None).await.map_err(|e| partial(args, vmid, e))?;

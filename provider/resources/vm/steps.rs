@@ -21,7 +21,7 @@ use crate::proxmox::qemu::{self, GuestInterface};
 use crate::proxmox::retry::retry;
 use crate::proxmox::task::Upid;
 use crate::proxmox::{ProxmoxError, PveClient};
-use crate::resources::pve;
+use crate::resources::pve_resource;
 
 /// VMIDs this process handed out: PVE cannot reserve ids, so two VMs created at
 /// once by this provider must not both be told "100 is free".
@@ -72,7 +72,7 @@ where
     Fut: std::future::Future<Output = Result<Upid, ProxmoxError>>,
 {
     let label = format!("vm {vmid}: {what}");
-    let started = retry(pve::retry_policy(), pve::on_retry(ctx, &label), |attempt| {
+    let started = retry(pve_resource::retry_policy(), pve_resource::on_retry(ctx, &label), |attempt| {
         let fut = call();
         async move {
             match fut.await {
@@ -84,7 +84,7 @@ where
     })
     .await?;
     match started {
-        Some(upid) => pve::wait(ctx, client, &upid, timeout, &label).await.map(|_| ()),
+        Some(upid) => pve_resource::wait(ctx, client, &upid, timeout, &label).await.map(|_| ()),
         None => wait_unlocked(ctx, client, node, vmid, timeout).await,
     }
 }
@@ -166,7 +166,7 @@ pub async fn migrate_vm(
         params.push(("with-local-disks".into(), "1".into()));
     }
     let label = format!("vm {vmid}: migrating from {node} to {target}");
-    pve::retried_task(ctx, client, &label, timeout, |_| async {
+    pve_resource::retried_task(ctx, client, &label, timeout, |_| async {
         qemu::migrate(client, node, vmid, &params).await.map(Some)
     })
     .await
@@ -191,12 +191,15 @@ pub async fn apply_config(
     }
     let label = format!("vm {vmid}: updating its configuration");
     if allocates {
-        pve::retried_task(ctx, client, &label, Duration::from_secs(1800), |_| async {
+        pve_resource::retried_task(ctx, client, &label, Duration::from_secs(1800), |_| async {
             qemu::update_config(client, node, vmid, &params).await.map(Some)
         })
         .await
     } else {
-        retry(pve::retry_policy(), pve::on_retry(ctx, &label), |_| qemu::set_config(client, node, vmid, &params)).await
+        retry(pve_resource::retry_policy(), pve_resource::on_retry(ctx, &label), |_| {
+            qemu::set_config(client, node, vmid, &params)
+        })
+        .await
     }
 }
 
@@ -211,7 +214,7 @@ pub async fn resize_disks(
 ) -> Result<(), ProxmoxError> {
     for (disk, size) in encode::resizes(current, args) {
         let label = format!("vm {vmid}: growing {disk} to {size}");
-        pve::retried_task(ctx, client, &label, Duration::from_secs(600), |_| {
+        pve_resource::retried_task(ctx, client, &label, Duration::from_secs(600), |_| {
             qemu::resize(client, node, vmid, &disk, &size)
         })
         .await?;
@@ -232,7 +235,7 @@ pub async fn move_disks(
     let current = qemu::config(client, node, vmid).await?;
     for (disk, storage) in encode::disk_moves(&current, args) {
         let label = format!("vm {vmid}: moving {disk} to {storage}");
-        pve::retried_task(ctx, client, &label, Duration::from_secs(3600), |attempt| {
+        pve_resource::retried_task(ctx, client, &label, Duration::from_secs(3600), |attempt| {
             let (disk, storage) = (disk.clone(), storage.clone());
             async move {
                 if attempt > 1 {
@@ -267,13 +270,16 @@ pub async fn destroy_vm(
         }
     }
     let label = format!("vm {vmid}: destroying");
-    let upid =
-        match retry(pve::retry_policy(), pve::on_retry(ctx, &label), |_| qemu::destroy(client, &node, vmid)).await {
-            Ok(u) => u,
-            Err(e) if e.is_not_found() => return Ok(()),
-            Err(e) => return Err(e),
-        };
-    match pve::wait(ctx, client, &upid, Duration::from_secs(600), &label).await {
+    let upid = match retry(pve_resource::retry_policy(), pve_resource::on_retry(ctx, &label), |_| {
+        qemu::destroy(client, &node, vmid)
+    })
+    .await
+    {
+        Ok(u) => u,
+        Err(e) if e.is_not_found() => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    match pve_resource::wait(ctx, client, &upid, Duration::from_secs(600), &label).await {
         Err(e) if !e.is_not_found() => Err(e),
         _ => Ok(()),
     }
@@ -324,15 +330,16 @@ pub async fn power(
         "stop" | "shutdown" => e.mentions("not running"),
         _ => false,
     };
-    let upid =
-        retry(pve::retry_policy(), pve::on_retry(ctx, &label), |_| qemu::power(client, node, vmid, action, &params))
-            .await;
+    let upid = retry(pve_resource::retry_policy(), pve_resource::on_retry(ctx, &label), |_| {
+        qemu::power(client, node, vmid, action, &params)
+    })
+    .await;
     let upid = match upid {
         Ok(u) => u,
         Err(e) if benign(&e) => return Ok(()),
         Err(e) => return Err(e),
     };
-    match pve::wait(ctx, client, &upid, timeout, &label).await {
+    match pve_resource::wait(ctx, client, &upid, timeout, &label).await {
         Err(e) if benign(&e) => Ok(()),
         other => other.map(|_| ()),
     }

@@ -35,7 +35,7 @@ use crate::framework::{
 };
 use crate::proxmox::storage::{self, ContentItem};
 use crate::proxmox::version::Feature;
-use crate::resources::{node_ssh, pve};
+use crate::resources::{node_ssh, pve_resource};
 use crate::schema::PulumiType;
 use crate::ssh::sftp::join;
 
@@ -196,8 +196,8 @@ fn source_digest(a: &FileArgs) -> Result<(String, u64), ResourceError> {
 }
 
 /// The volume a `storage:File` id names: `node/storage:content/file`, the file a plain name.
-fn parse_id(id: &str) -> Option<pve::NodeVolume> {
-    pve::parse_node_volume_id(id)
+fn parse_id(id: &str) -> Option<pve_resource::NodeVolume> {
+    pve_resource::parse_node_volume_id(id)
         .filter(|v| !v.node.is_empty() && !v.storage.is_empty() && !v.file.is_empty() && !v.file.contains('/'))
 }
 
@@ -260,26 +260,26 @@ impl CustomResource for File {
             return Ok(CreateResponse { id: String::new(), state: predicted(a, None)? });
         }
         let plan = Plan::of(&a)?;
-        let client = pve::client(ctx)?;
+        let client = pve_resource::client(ctx)?;
         if plan.content == "import" {
-            client.require(Feature::ImportContent).await.map_err(pve::failed)?;
+            client.require(Feature::ImportContent).await.map_err(pve_resource::failed)?;
         }
         let info = usable_storage(&client, &a, &plan).await?;
         let existing = storage::find_volume(&client, &a.node_name, &a.datastore_id, &plan.content, &plan.volid)
             .await
-            .map_err(pve::failed)?;
+            .map_err(pve_resource::failed)?;
         if existing.is_some() && a.overwrite == Some(false) {
             return Err(ResourceError::Failed(format!(
                 "{} already exists on node {}: set `overwrite: true` (the default) to replace it, or `pulumi \
                  import` it (id {})",
                 plan.volid,
                 a.node_name,
-                pve::node_volume_id(&a.node_name, &plan.volid)
+                pve_resource::node_volume_id(&a.node_name, &plan.volid)
             )));
         }
         let uploaded = upload(ctx, &client, &a, &plan, &info).await?;
         let item = await_listed(ctx, &client, &a, &plan, uploaded.size).await?;
-        let id = pve::node_volume_id(&a.node_name, &plan.volid);
+        let id = pve_resource::node_volume_id(&a.node_name, &plan.volid);
         Ok(CreateResponse { id, state: state_of(a, &plan, &item, Some(uploaded.sha256)) })
     }
 
@@ -295,13 +295,13 @@ impl CustomResource for File {
                 req.id
             ))
         })?;
-        let pve::NodeVolume { node, storage: storage_id, content, file } = named;
-        let client = pve::client(ctx)?;
+        let pve_resource::NodeVolume { node, storage: storage_id, content, file } = named;
+        let client = pve_resource::client(ctx)?;
         let volid = format!("{storage_id}:{content}/{file}");
         let found = match storage::find_volume(&client, &node, &storage_id, &content, &volid).await {
             Ok(found) => found,
             Err(e) if e.is_not_found() => None,
-            Err(e) => return Err(pve::failed(e)),
+            Err(e) => return Err(pve_resource::failed(e)),
         };
         let Some(item) = found else { return Ok(None) };
         let old = req.state;
@@ -309,7 +309,7 @@ impl CustomResource for File {
         let mut inputs = req.inputs;
         // Snippets are read back: the content itself is compared.
         let content_back = if content == "snippets" && item.size <= READ_BACK_LIMIT {
-            let info = storage::info(&client, &storage_id).await.map_err(pve::failed)?;
+            let info = storage::info(&client, &storage_id).await.map_err(pve_resource::failed)?;
             let dir = join(info.path.as_deref().unwrap_or("/var/lib/vz"), "snippets");
             let why = "storage:File reads snippets back over SSH to find changes made on the node";
             let session = node_ssh::connect(ctx, &client, &node, why).await?;
@@ -408,7 +408,7 @@ impl CustomResource for File {
             file_modification_date: item.ctime.and_then(rfc3339),
             content_sha256: sha,
         };
-        Ok(Some(ReadResponse { id: pve::node_volume_id(&node, &volid), inputs, state }))
+        Ok(Some(ReadResponse { id: pve_resource::node_volume_id(&node, &volid), inputs, state }))
     }
 
     async fn update(&self, ctx: &Context, req: UpdateRequest<FileArgs, FileState>) -> Result<FileState, ResourceError> {
@@ -423,7 +423,7 @@ impl CustomResource for File {
             // Only settings changed (or a checksum that was filled in): nothing to upload.
             return Ok(FileState { args: a, ..old });
         }
-        let client = pve::client(ctx)?;
+        let client = pve_resource::client(ctx)?;
         let info = usable_storage(&client, &a, &plan).await?;
         let uploaded = upload(ctx, &client, &a, &plan, &info).await?;
         let item = await_listed(ctx, &client, &a, &plan, uploaded.size).await?;
@@ -432,8 +432,8 @@ impl CustomResource for File {
 
     async fn delete(&self, ctx: &Context, req: DeleteRequest<FileState>) -> Result<(), ResourceError> {
         let Some(volume) = parse_id(&req.id) else { return Ok(()) };
-        let client = pve::client(ctx)?;
-        pve::delete_volume(ctx, &client, &volume.node, &volume.storage, &volume.volid()).await
+        let client = pve_resource::client(ctx)?;
+        pve_resource::delete_volume(ctx, &client, &volume.node, &volume.storage, &volume.volid()).await
     }
 }
 

@@ -16,7 +16,7 @@ use crate::framework::{Context, ResourceError};
 use crate::proxmox::retry::{retry, RetryPolicy};
 use crate::proxmox::storage::{self, ContentItem, StorageInfo};
 use crate::proxmox::PveClient;
-use crate::resources::{node_ssh, pve};
+use crate::resources::{node_ssh, pve_resource};
 use crate::ssh::sftp::join;
 
 /// How long the storage may take to list a file after it was written.
@@ -43,7 +43,7 @@ pub(super) async fn usable_storage(
     a: &FileArgs,
     plan: &Plan,
 ) -> Result<StorageInfo, ResourceError> {
-    let info = storage::info(client, &a.datastore_id).await.map_err(pve::failed)?;
+    let info = storage::info(client, &a.datastore_id).await.map_err(pve_resource::failed)?;
     // A block storage cannot take a file at all: enabling the content type would not help.
     if matches!(plan.route, Route::Sftp(_)) && info.path.as_deref().is_none_or(str::is_empty) {
         return Err(ResourceError::Failed(format!(
@@ -185,7 +185,7 @@ pub(super) async fn upload(
             let started = Instant::now();
             let policy =
                 RetryPolicy { attempts: 3, first_delay: Duration::from_secs(1), max_delay: Duration::from_secs(5) };
-            let send = retry(policy, pve::on_retry(ctx, &label), |_| {
+            let send = retry(policy, pve_resource::on_retry(ctx, &label), |_| {
                 storage::upload(
                     client,
                     &a.node_name,
@@ -213,7 +213,7 @@ pub(super) async fn upload(
                 }
             };
             let left = timeout.saturating_sub(started.elapsed()).max(Duration::from_secs(30));
-            pve::wait(ctx, client, &upid, left, &label).await.map_err(|e| failed(format!("{label}: {e}")))?;
+            pve_resource::wait(ctx, client, &upid, left, &label).await.map_err(|e| failed(format!("{label}: {e}")))?;
             Ok(Uploaded { sha256: expected_sha.clone(), size })
         }
     }

@@ -1,3 +1,5 @@
+//! The resource layer's half of talking to Proxmox VE (the API client layer, with the paths,
+//! PVE's error texts and the retry rules, is `crate::proxmox`; this module never builds a path).
 //! What every Proxmox resource shares: one [`PveClient`] per provider
 //! configuration (so a ticket is reused), task waits that show an ephemeral
 //! progress line and honour cancellation, and the mapping of

@@ -419,3 +419,51 @@ fn a_vm_hidden_from_the_token_is_an_error_not_gone() {
     stack.ok(&["destroy", "--yes", "--skip-preview"]);
     lab.assert_empty();
 }
+
+/// Moving a disk that was imported from an image to another interface (scsi0 → virtio0) is not
+/// a rename to PVE but a fresh import and the old disk's destruction: the preview shows the VM
+/// replaced and why (`disks[0].interface`), never a quiet in-place update.
+#[test]
+fn moving_an_imported_disk_to_another_interface_is_previewed_as_a_replacement() {
+    let lab = lab(LabConfig::single_node());
+    let image: Vec<u8> = (0..65536u32).map(|i| (i % 251) as u8).collect();
+    let url = lab.serve_files(std::collections::HashMap::from([("disk.raw".to_string(), image)]));
+    let program = |interface: &str| {
+        format!(
+            "{HEADER}resources:\n  image:\n    type: proxmox-talos:download:File\n    properties:\n      \
+             nodeName: pve\n      datastoreId: local\n      contentType: import\n      url: {url}/disk.raw\n      \
+             fileName: disk.raw\n  vm:\n    type: proxmox-talos:vm:VirtualMachine\n    properties:\n      \
+             nodeName: pve\n      vmId: 4320\n      started: false\n      disks:\n        - interface: {interface}\n          \
+             datastoreId: local-zfs\n          importFrom: ${{image.volumeId}}\n"
+        )
+    };
+    let stack = Stack::from_program(&program("scsi0"), lab.token_env());
+    stack.ok(&["up", "--yes", "--skip-preview"]);
+    wait_unlocked(&lab, 4320);
+    assert!(lab.vm_config(4320).contains_key("scsi0"));
+
+    stack.write_program(&program("virtio0"));
+    let out = stack.ok(&["preview", "--diff"]);
+    assert!(out.contains("+-proxmox-talos:vm:VirtualMachine: (replace)"), "{out}");
+    let out = stack.ok(&["preview", "--json"]);
+    let preview: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let step = preview["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["urn"].as_str().is_some_and(|u| u.ends_with("::vm")) && s["op"] == "replace")
+        .unwrap_or_else(|| panic!("no replace step for the VM: {out}"));
+    let reasons: Vec<&str> = step["replaceReasons"].as_array().unwrap().iter().filter_map(|k| k.as_str()).collect();
+    assert_eq!(reasons, ["disks"], "{step}");
+    let detailed = step["detailedDiff"].as_object().unwrap();
+    assert!(
+        detailed
+            .iter()
+            .any(|(k, v)| k.starts_with("disks[0]") && v["kind"].as_str().is_some_and(|k| k.ends_with("replace"))),
+        "{step}"
+    );
+    // Nothing changed yet.
+    assert!(lab.vm_config(4320).contains_key("scsi0"));
+    stack.ok(&["destroy", "--yes", "--skip-preview"]);
+    lab.assert_empty();
+}

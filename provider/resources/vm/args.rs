@@ -197,6 +197,7 @@ pub struct VirtualMachineArgs {
 /// | `vmId` (both set, different) | replace |
 /// | `clone.vmId`, `clone.nodeName`, `clone.full`, `clone.datastoreId` (both set, different) | replace |
 /// | `disks[].fileId` / `disks[].importFrom` of a disk that exists (both set, different) | replace |
+/// | `disks[].interface` of a disk with `importFrom`/`fileId` (the same source on a new interface, the old one gone) | replace |
 /// | `efiDisk.type`, `tpmState.version`, `initialization.type` (both set, different) | replace |
 /// | `nodeName` | replace, or migrate when `migrate` is true |
 /// | adding or removing `clone`, an import source, the EFI disk, the TPM state or cloud-init | in place |
@@ -284,6 +285,22 @@ pub fn replacement_paths(old: &VirtualMachineArgs, new: &VirtualMachineArgs) -> 
                 out.push(format!("disks[{i}].importFrom"));
             }
         }
+        // A disk with an image source moved to another interface (scsi0 → virtio0): to PVE that
+        // is a new disk imported afresh and the old one (with whatever was written to it)
+        // detached and destroyed, so the VM is replaced, and the preview says why.
+        let source = |d: &Disk| d.import_from.clone().or_else(|| d.file_id.clone());
+        for (i, d) in new_disks.iter().enumerate() {
+            let Some(src) = source(d) else { continue };
+            if old_disks.iter().any(|o| o.interface == d.interface) {
+                continue;
+            }
+            let moved = old_disks
+                .iter()
+                .any(|o| source(o).as_ref() == Some(&src) && !new_disks.iter().any(|n| n.interface == o.interface));
+            if moved {
+                out.push(format!("disks[{i}].interface"));
+            }
+        }
     }
     if let (Some(o), Some(n)) = (&old.efi_disk, &new.efi_disk) {
         if differ(&o.efi_type, &n.efi_type) {
@@ -317,6 +334,31 @@ mod tests {
 
     fn base() -> VirtualMachineArgs {
         VirtualMachineArgs { node_name: "pve".into(), vm_id: Some(100), ..Default::default() }
+    }
+
+    #[test]
+    fn moving_an_imported_disk_to_another_interface_replaces_the_vm() {
+        let disk = |interface: &str, import: Option<&str>| Disk {
+            interface: interface.into(),
+            import_from: import.map(str::to_string),
+            ..Default::default()
+        };
+        let old = VirtualMachineArgs { disks: Some(vec![disk("scsi0", Some("local:import/talos.raw"))]), ..base() };
+        let renamed =
+            VirtualMachineArgs { disks: Some(vec![disk("virtio0", Some("local:import/talos.raw"))]), ..base() };
+        assert_eq!(replacement_paths(&old, &renamed), vec!["disks[0].interface".to_string()]);
+        // A second disk added beside the first is no rename; nor is an empty disk moving.
+        let added = VirtualMachineArgs {
+            disks: Some(vec![
+                disk("scsi0", Some("local:import/talos.raw")),
+                disk("virtio0", Some("local:import/talos.raw")),
+            ]),
+            ..base()
+        };
+        assert!(replacement_paths(&old, &added).is_empty());
+        let empty_old = VirtualMachineArgs { disks: Some(vec![disk("scsi0", None)]), ..base() };
+        let empty_new = VirtualMachineArgs { disks: Some(vec![disk("virtio0", None)]), ..base() };
+        assert!(replacement_paths(&empty_old, &empty_new).is_empty());
     }
 
     #[test]

@@ -313,9 +313,33 @@ async fn bootstrap_waits_for_the_node_and_is_idempotent() {
         lines.iter().any(|l| l.contains("waiting to bootstrap etcd") && l.contains("not available yet")),
         "{lines:?}"
     );
-    // Again (a replaced resource, an imported cluster): already bootstrapped is success.
+    // Again (a re-created resource, an imported cluster): the node's etcd already has members,
+    // so no second Bootstrap is sent; success, saying so.
     bootstrap(args(lab.ip(10))).await.unwrap();
-    assert!(sink.any("etcd is already bootstrapped"));
+    assert!(
+        sink.any("etcd already runs with members talos-") && sink.any("; not bootstrapping again"),
+        "{:?}",
+        sink.0.lock().unwrap()
+    );
+    // Naming another node later is an update that records it, never a second bootstrap.
+    let updated = Bootstrap
+        .update(
+            &ctx,
+            UpdateRequest {
+                id: created.id.clone(),
+                old_state: created.state.clone(),
+                old_inputs: created.state.args.clone(),
+                inputs: args(lab.ip(11)),
+                preview: false,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated.args.node, lab.ip(11).to_string());
+    let schema: serde_json::Value =
+        serde_json::from_str(include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.json"))).unwrap();
+    let node = &schema["resources"]["proxmox-talos:machine:Bootstrap"]["inputProperties"]["node"];
+    assert!(node.is_object() && node.get("replaceOnChanges").is_none(), "{node}");
 
     // A worker cannot be bootstrapped: a failure at once, not after the timeout.
     let worker_dhcp = lab.talos_vm(200, &format!("talos-{}", 200));

@@ -455,6 +455,14 @@ impl TalosClient {
     }
 
     /// `MachineService/Bootstrap`.
+    /// `MachineService/EtcdMemberList` (cluster-wide, not only the node's own view): the
+    /// members' hostnames.
+    pub async fn etcd_member_names(&self) -> Result<Vec<String>, TalosApiError> {
+        let req = self.request(machine::EtcdMemberListRequest { query_local: false });
+        let reply = self.machine().etcd_member_list(req).await.map_err(|s| self.error("EtcdMemberList", s))?;
+        Ok(reply.into_inner().messages.into_iter().flat_map(|m| m.members).map(|m| m.hostname).collect())
+    }
+
     pub async fn bootstrap(&self) -> Result<(), TalosApiError> {
         self.machine()
             .bootstrap(self.request(machine::BootstrapRequest::default()))

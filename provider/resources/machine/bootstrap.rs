@@ -6,8 +6,13 @@
 //! ready yet (`FailedPrecondition`) or not answering (`Unavailable`, rebooting
 //! into its configuration) is asked again with progress lines until the
 //! create timeout; a worker, another cluster's CA or a role that may not
-//! bootstrap fail at once, saying which. Read keeps the state (asking etcd is
-//! not worth a refresh), updates only record the new inputs (`node` replaces),
+//! bootstrap fail at once, saying which. Bootstrap never runs twice: create
+//! first asks the node for the cluster's etcd members (`EtcdMemberList`) and
+//! records a cluster that has any as bootstrapped; only an answer that etcd has
+//! no members (or Talos's own `AlreadyExists` check) lets the call go out.
+//! Read keeps the state (asking etcd is not worth a refresh), updates only
+//! record the new inputs (`node` too: a bootstrapped cluster is not
+//! bootstrapped again because the program now names another control plane),
 //! and Delete forgets: etcd cannot be un-bootstrapped.
 
 use serde::{Deserialize, Serialize};
@@ -29,8 +34,8 @@ use crate::talos::secrets::ClientConfiguration;
 pub struct BootstrapArgs {
     /// The admin client configuration (`clientConfiguration` of `machine.Secrets`).
     pub client_configuration: ClientConfiguration,
-    /// The control plane node to bootstrap (its address); changing it replaces the resource.
-    #[pulumi(replace_on_changes)]
+    /// The control plane node to bootstrap (its address). Changing it later only records the new
+    /// address: a cluster is bootstrapped once.
     pub node: String,
     /// The Talos API endpoint to reach `node` through; defaults to `node`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -93,13 +98,39 @@ fn classify(result: Result<(), TalosApiError>) -> Answer {
     }
 }
 
+/// Whether an `EtcdMemberList` error is the node's etcd not answering (not bootstrapped, not
+/// started, not joined: a status from apid), as opposed to not reaching the node or not being
+/// allowed to ask, which are retried or fail as before.
+fn etcd_silent(e: &TalosApiError) -> bool {
+    matches!(e, TalosApiError::Status { .. })
+        && !matches!(e.code(), Some(Code::PermissionDenied | Code::Unauthenticated))
+}
+
 async fn bootstrap(ctx: &Context, args: &BootstrapArgs) -> Result<(), ResourceError> {
     let label = format!("talos {}", args.node);
     let deadline = Deadline::after(timeouts::resolve(ctx, args.timeouts.as_ref(), Operation::Create));
     let target = Target::via(args.endpoint.as_deref(), &args.node);
     loop {
         let result = match target.connect(Credentials::Mutual(&args.client_configuration)).await {
-            Ok(client) => client.bootstrap().await,
+            Ok(client) => match client.etcd_member_names().await {
+                // The cluster has etcd already: record it, never bootstrap a second one.
+                Ok(members) if !members.is_empty() => {
+                    ctx.log(
+                        Severity::Info,
+                        &format!(
+                            "{label}: etcd already runs with members {}; not bootstrapping again",
+                            members.join(", ")
+                        ),
+                    );
+                    return Ok(());
+                }
+                // No members, or etcd does not answer on this node (not bootstrapped, not started,
+                // not joined): Talos's own guard decides — Bootstrap answers AlreadyExists when
+                // the node's etcd data directory is not empty.
+                Ok(_) => client.bootstrap().await,
+                Err(e) if etcd_silent(&e) => client.bootstrap().await,
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         };
         match classify(result) {
@@ -187,6 +218,24 @@ mod tests {
         assert!(matches!(classify(role), Answer::Fail(m) if m.contains("not authorized")));
         let ca = Err(TalosApiError::WrongCa { endpoint: "e".into(), reason: "r".into() });
         assert!(matches!(classify(ca), Answer::Fail(m) if m.contains("not signed by the client configuration's CA")));
+    }
+
+    #[test]
+    fn an_etcd_that_does_not_answer_is_left_to_talos_own_guard_but_not_reaching_the_node_is_not() {
+        assert!(etcd_silent(&TalosApiError::Status {
+            method: "EtcdMemberList".into(),
+            code: Code::Unavailable,
+            message: "etcdserver: no leader".into()
+        }));
+        assert!(!etcd_silent(&TalosApiError::Status {
+            method: "EtcdMemberList".into(),
+            code: Code::PermissionDenied,
+            message: "not authorized".into()
+        }));
+        assert!(!etcd_silent(&TalosApiError::Unreachable {
+            endpoint: "127.0.0.5:50000".into(),
+            reason: "refused".into()
+        }));
     }
 
     #[test]

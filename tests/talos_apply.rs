@@ -30,8 +30,9 @@ use proxmox_talos::resources::machine::configuration_apply::{
     ConfigurationApply, ConfigurationApplyArgs, ConfigurationApplyState, OnDestroy,
 };
 use proxmox_talos::resources::machine::timeouts::Timeouts;
+use proxmox_talos::talos::api::machine;
 use proxmox_talos::talos::api::machine::apply_configuration_request::Mode;
-use proxmox_talos::talos::api_client::{self, Credentials, CONFIG_PATH};
+use proxmox_talos::talos::api_client::{self, Credentials, BOOT_ID_PATH, CONFIG_PATH};
 use proxmox_talos::talos::config::MachineType;
 use proxmox_talos::talos::secrets::ClientConfiguration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -162,6 +163,63 @@ async fn apply_read_drift_update_and_reset() {
     assert!(now.contains("        - cp2.lab\n"), "{now}");
     assert_eq!(state.machine_configuration.as_deref(), Some(now.as_str()));
     assert!(sink.any("applying the configuration (auto)"));
+
+    // applyMode no_reboot: in effect at once, on the same boot.
+    let boot_id = || async {
+        let c = api_client::connect(&lab.ip(10).to_string(), Credentials::Mutual(&client)).await.unwrap();
+        String::from_utf8(c.read_file(BOOT_ID_PATH).await.unwrap()).unwrap().trim().to_string()
+    };
+    let boot = boot_id().await;
+    let mut no_reboot = patched.clone();
+    no_reboot.apply_mode = Some("no_reboot".into());
+    no_reboot.config_patches = Some(vec!["machine:\n  certSANs:\n    - nr.lab\n".into()]);
+    let state = update(patched.clone(), state, no_reboot.clone()).await.unwrap();
+    assert!(sink.any("applying the configuration (no_reboot)"));
+    assert!(running(lab.ip(10), &client).await.contains("        - nr.lab\n"));
+    assert_eq!(boot_id().await, boot, "no_reboot does not reboot");
+    assert_eq!(state.staged_boot_id, None);
+    assert!(ConfigurationApply.due_changes(&state, &no_reboot).is_empty());
+
+    // applyMode staged: written for the next boot, not running. The state says so, refresh says
+    // so, every preview shows an update, and the next update applies again instead of taking
+    // the configuration file (which holds the staged text) for the running configuration.
+    let mut staged = no_reboot.clone();
+    staged.apply_mode = Some("staged".into());
+    staged.config_patches = Some(vec!["machine:\n  certSANs:\n    - st.lab\n".into()]);
+    let state = update(no_reboot.clone(), state, staged.clone()).await.unwrap();
+    assert!(sink.any("configuration staged; it takes effect at the next reboot"));
+    assert_eq!(state.staged_boot_id.as_deref(), Some(boot.as_str()));
+    assert_eq!(boot_id().await, boot, "staging does not reboot");
+    assert_eq!(ConfigurationApply.due_changes(&state, &staged), vec!["stagedBootId".to_string()]);
+    let refreshed = read(staged.clone(), state.clone()).await.unwrap().unwrap();
+    assert_eq!(refreshed.state.staged_boot_id.as_deref(), Some(boot.as_str()));
+    assert!(sink.any("the configuration is staged, not running"));
+    let applies =
+        || sink.0.lock().unwrap().iter().filter(|(_, m, _)| m.contains("applying the configuration (staged)")).count();
+    let before = applies();
+    let state = update(staged.clone(), refreshed.state, staged.clone()).await.unwrap();
+    assert_eq!(applies(), before + 1, "an up while staged applies again, it does not skip");
+    assert_eq!(state.staged_boot_id.as_deref(), Some(boot.as_str()));
+    // Once the node has booted again, the staged configuration runs: refresh clears the mark.
+    let c = api_client::connect(&lab.ip(10).to_string(), Credentials::Mutual(&client)).await.unwrap();
+    c.machine().reboot(c.request(machine::RebootRequest::default())).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let answer = match api_client::connect(&lab.ip(10).to_string(), Credentials::Mutual(&client)).await {
+            Ok(c) => c.read_file(BOOT_ID_PATH).await.ok(),
+            Err(_) => None,
+        };
+        if answer.is_some_and(|b| String::from_utf8_lossy(&b).trim() != boot) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the node did not come back from its reboot");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let rebooted = read(staged.clone(), state.clone()).await.unwrap().unwrap();
+    assert_eq!(rebooted.state.staged_boot_id, None, "in effect after the reboot");
+    assert!(ConfigurationApply.due_changes(&rebooted.state, &staged).is_empty());
+    assert!(running(lab.ip(10), &client).await.contains("        - st.lab\n"));
+    let (patched, state) = (staged, rebooted.state);
 
     // applyMode reboot: the node goes down and comes back running the new configuration.
     let mut rebooting = patched.clone();

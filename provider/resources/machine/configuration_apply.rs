@@ -99,6 +99,12 @@ pub struct ConfigurationApplyState {
     #[pulumi(secret, always)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub machine_configuration: Option<String>,
+    /// Set while the configuration is only staged (`applyMode: staged`, or
+    /// `staged_if_needing_reboot` choosing it): the node's boot ID when it was staged. The node
+    /// runs its old configuration until it boots again; until then `refresh` says so and every
+    /// `preview`/`up` shows an update that applies the configuration again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub staged_boot_id: Option<String>,
 }
 
 /// The `machine:ConfigurationApply` resource.
@@ -153,13 +159,16 @@ enum Stopped {
     Uncertain(String),
 }
 
-/// Applies `rendered` to the node and waits until it runs it.
+/// Applies `rendered` to the node and waits until it runs it; `Some(boot ID)` when it was only
+/// staged (in effect after the next boot). `staged_at`: the boot ID a previous apply staged it
+/// at, so a node still on that boot is not taken for running it.
 async fn converge(
     ctx: &Context,
     args: &ConfigurationApplyArgs,
     rendered: &str,
     deadline: &Deadline,
-) -> Result<(), Stopped> {
+    staged_at: Option<&str>,
+) -> Result<Option<String>, Stopped> {
     let label = args.label();
     let client_cfg = &args.client_configuration;
     let targets = plan::configured_targets(&args.node, args.endpoint.as_deref(), rendered);
@@ -193,13 +202,19 @@ async fn converge(
             let awaited = Awaited { config: rendered, not_boot: None };
             talos_node::wait_configured(ctx, &targets, client_cfg, &awaited, deadline, &label, waiting)
                 .await
-                .map(drop)
+                .map(|_| None)
                 .map_err(Stopped::Uncertain)
         }
         Probed::Configured(client, _) => {
-            if talos_node::running_config(&client).await.is_ok_and(|r| talos_node::same_config(&r, rendered)) {
+            let boot = talos_node::boot_id(&client).await;
+            // The configuration file holds a staged configuration too: the same text is "running"
+            // only once the node has booted since it was staged.
+            let still_staged = staged_at.is_some() && staged_at == boot.as_deref();
+            if !still_staged
+                && talos_node::running_config(&client).await.is_ok_and(|r| talos_node::same_config(&r, rendered))
+            {
                 ctx.log(Severity::Debug, &format!("{label}: the node already runs this configuration"));
-                return Ok(());
+                return Ok(None);
             }
             let mode = match args.mode() {
                 ApplyMode::StagedIfNeedingReboot => {
@@ -219,7 +234,6 @@ async fn converge(
                 }
                 m => m.wire(),
             };
-            let boot = talos_node::boot_id(&client).await;
             ctx.status(&format!("{label}: applying the configuration ({})", mode.as_str_name().to_lowercase()));
             let reply = match client.apply_configuration(rendered, mode, false).await {
                 Ok(r) => r,
@@ -228,7 +242,7 @@ async fn converge(
                     let awaited = Awaited { config: rendered, not_boot: None };
                     return talos_node::wait_configured(ctx, &targets, client_cfg, &awaited, deadline, &label, waiting)
                         .await
-                        .map(drop)
+                        .map(|_| None)
                         .map_err(Stopped::Uncertain);
                 }
                 Err(e) => return Err(Stopped::Clean(format!("{label}: {e}"))),
@@ -244,7 +258,7 @@ async fn converge(
                     let what = "waiting for the node to reboot into the configuration";
                     talos_node::wait_configured(ctx, &targets, client_cfg, &awaited, deadline, &label, what)
                         .await
-                        .map(drop)
+                        .map(|_| None)
                         .map_err(Stopped::Uncertain)
                 }
                 Ok(Mode::Staged) => {
@@ -252,16 +266,17 @@ async fn converge(
                         Severity::Info,
                         &format!("{label}: configuration staged; it takes effect at the next reboot"),
                     );
-                    Ok(())
+                    // Unknown boot ID: any boot ID read later differs, so it counts as in effect.
+                    Ok(Some(boot.unwrap_or_default()))
                 }
-                _ => Ok(()),
+                _ => Ok(None),
             }
         }
     }
 }
 
 fn state_of(args: &ConfigurationApplyArgs, rendered: String) -> ConfigurationApplyState {
-    ConfigurationApplyState { args: args.clone(), machine_configuration: Some(rendered) }
+    ConfigurationApplyState { args: args.clone(), machine_configuration: Some(rendered), staged_boot_id: None }
 }
 
 impl CustomResource for ConfigurationApply {
@@ -292,6 +307,16 @@ impl CustomResource for ConfigurationApply {
         Ok(inputs)
     }
 
+    /// A staged configuration is not in effect: every preview shows it as an update until the
+    /// node has rebooted into it (refresh clears the mark then).
+    fn due_changes(&self, state: &ConfigurationApplyState, _inputs: &ConfigurationApplyArgs) -> Vec<String> {
+        if state.staged_boot_id.is_some() {
+            vec!["stagedBootId".into()]
+        } else {
+            Vec::new()
+        }
+    }
+
     fn replacements(&self, old: &ConfigurationApplyArgs, new: &ConfigurationApplyArgs) -> Option<Vec<String>> {
         let old_config = old.render().ok();
         let same = plan::same_machine(&old.node, old_config.as_deref(), &new.node);
@@ -309,8 +334,11 @@ impl CustomResource for ConfigurationApply {
             return Ok(CreateResponse { id: String::new(), state: state_of(&args, rendered) });
         }
         let deadline = Deadline::after(timeouts::resolve(ctx, args.timeouts.as_ref(), Operation::Create));
-        match converge(ctx, &args, &rendered, &deadline).await {
-            Ok(()) => Ok(CreateResponse { id: args.node.clone(), state: state_of(&args, rendered) }),
+        match converge(ctx, &args, &rendered, &deadline, None).await {
+            Ok(staged) => Ok(CreateResponse {
+                id: args.node.clone(),
+                state: ConfigurationApplyState { staged_boot_id: staged, ..state_of(&args, rendered) },
+            }),
             Err(Stopped::Clean(m)) => Err(ResourceError::Failed(m)),
             // Record the resource: the next `up` continues with an update instead of losing it.
             Err(Stopped::Uncertain(m)) => {
@@ -337,7 +365,23 @@ impl CustomResource for ConfigurationApply {
         let recorded = recorded.map_err(invalid)?;
         let targets = plan::configured_targets(&inputs.node, inputs.endpoint.as_deref(), &recorded);
         let running = match talos_node::probe(&targets, &inputs.node, &inputs.client_configuration).await {
-            Ok(Probed::Configured(client, _)) => talos_node::running_config(&client).await,
+            Ok(Probed::Configured(client, _)) => {
+                if let Some(staged_at) = state.staged_boot_id.clone() {
+                    match talos_node::boot_id(&client).await {
+                        Some(now) if now == staged_at => ctx.log(
+                            Severity::Warning,
+                            &format!(
+                                "{label}: the configuration is staged, not running: the node runs its previous \
+                                 configuration until it reboots; `up` applies it again"
+                            ),
+                        ),
+                        // Booted since: the staged configuration is the running one now.
+                        Some(_) => state.staged_boot_id = None,
+                        None => {}
+                    }
+                }
+                talos_node::running_config(&client).await
+            }
             Ok(Probed::Maintenance(_)) => {
                 ctx.log(
                     Severity::Warning,
@@ -383,8 +427,8 @@ impl CustomResource for ConfigurationApply {
             return Ok(state_of(&args, rendered));
         }
         let deadline = Deadline::after(timeouts::resolve(ctx, args.timeouts.as_ref(), Operation::Update));
-        match converge(ctx, &args, &rendered, &deadline).await {
-            Ok(()) => Ok(state_of(&args, rendered)),
+        match converge(ctx, &args, &rendered, &deadline, req.old_state.staged_boot_id.as_deref()).await {
+            Ok(staged) => Ok(ConfigurationApplyState { staged_boot_id: staged, ..state_of(&args, rendered) }),
             Err(Stopped::Clean(m)) => Err(ResourceError::Failed(m)),
             Err(Stopped::Uncertain(m)) => Err(ResourceError::init_failed(req.id, &state_of(&args, rendered), vec![m])),
         }

@@ -138,6 +138,24 @@ fn talos_nodes_configured_bootstrapped_updated_refreshed_and_reset_through_the_c
     assert_eq!(on(&lab, running_config(net.ip(10), &client)), patched);
     stack.ok(&["preview", "--expect-no-changes"]);
 
+    // applyMode staged: the node keeps running the old configuration until it reboots. Refresh
+    // says so, and preview keeps showing the apply as pending (no "no changes" while staged).
+    stack.set("controlPlaneApplyMode", "staged");
+    stack.set("controlPlanePatch", "machine:\n  certSANs:\n    - cp3.lab\n");
+    let up = stack.ok(&["up", "--yes", "--skip-preview"]);
+    assert!(up.contains("configuration staged; it takes effect at the next reboot"), "{up}");
+    let refresh = stack.ok(&["refresh", "--yes", "--skip-preview"]);
+    assert!(refresh.contains("the configuration is staged, not running"), "{refresh}");
+    let pending = stack.fails(&["preview", "--expect-no-changes"]);
+    assert!(pending.contains("controlPlaneApply"), "{pending}");
+    // A later up applies again; with applyMode reboot the node reboots into it, and then
+    // nothing is pending.
+    stack.set("controlPlaneApplyMode", "reboot");
+    stack.ok(&["up", "--yes", "--skip-preview"]);
+    assert!(on(&lab, running_config(net.ip(10), &client)).contains("        - cp3.lab\n"));
+    stack.ok(&["refresh", "--yes", "--skip-preview"]);
+    stack.ok(&["preview", "--expect-no-changes"]);
+
     // Removing the applies resets the nodes (onDestroy.reset) back to maintenance mode.
     let program = std::fs::read_to_string(stack.dir.join("Pulumi.yaml")).unwrap();
     stack.write_program(&without_applies(&program));

@@ -189,3 +189,55 @@ fn the_documented_plugin_install_sequence_works() {
     assert_eq!(stack.outputs()["version"], "v1.12");
     stack.ok(&["destroy", "--yes", "--skip-preview"]);
 }
+
+/// The admin client certificate inside its renewal window (here: issued 350 days ago, so 15 of
+/// its 365 days are left) shows as an update in a plain `preview` and is renewed by a plain
+/// `up`, without a `refresh`; the renewed one is valid for a year again and still a secret.
+#[test]
+fn a_client_certificate_in_its_renewal_window_is_renewed_by_a_plain_up() {
+    use proxmox_talos::talos::secrets::{self as talos, FixedClock, MachineSecrets};
+    let stack = stack("yaml-machine-secrets");
+    stack.ok(&["up", "--yes", "--skip-preview"]);
+    stack.ok(&["preview", "--expect-no-changes"]);
+
+    // Age the recorded certificate: re-issue it from the same CA as of 350 days ago.
+    let mut deployment = stack.export();
+    let resources = deployment["deployment"]["resources"].as_array_mut().unwrap();
+    let secrets = resources
+        .iter_mut()
+        .find(|r| r["type"] == "proxmox-talos:machine:Secrets")
+        .expect("the Secrets resource is in the state");
+    let plaintext = |v: &serde_json::Value| -> serde_json::Value {
+        serde_json::from_str(v["plaintext"].as_str().expect("a secret shown with --show-secrets")).unwrap()
+    };
+    let bundle: MachineSecrets = serde_json::from_value(plaintext(&secrets["outputs"]["machineSecrets"])).unwrap();
+    let issued = time::OffsetDateTime::now_utc() - time::Duration::days(350);
+    let old = talos::client_configuration(&bundle, &FixedClock(issued)).unwrap();
+    let mut wrapped = secrets["outputs"]["clientConfiguration"].clone();
+    wrapped["plaintext"] = serde_json::Value::String(serde_json::to_string(&old).unwrap());
+    secrets["outputs"]["clientConfiguration"] = wrapped;
+    let file = stack.dir.join("aged.json");
+    std::fs::write(&file, serde_json::to_vec(&deployment).unwrap()).unwrap();
+    stack.ok(&["stack", "import", "--file", file.to_str().unwrap()]);
+
+    let preview = stack.ok(&["preview", "--diff"]);
+    assert!(preview.contains("~ proxmox-talos:machine:Secrets") || preview.contains("~ secrets"), "{preview}");
+    assert!(preview.contains("clientConfiguration"), "{preview}");
+    stack.ok(&["up", "--yes", "--skip-preview"]);
+    let after = stack.export();
+    let secrets = after["deployment"]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["type"] == "proxmox-talos:machine:Secrets")
+        .unwrap()
+        .clone();
+    let renewed: talos::ClientConfiguration =
+        serde_json::from_value(plaintext(&secrets["outputs"]["clientConfiguration"])).unwrap();
+    assert_ne!(renewed.client_certificate, old.client_certificate, "the certificate was renewed");
+    assert!(!talos::client_certificate_needs_renewal(&renewed, time::OffsetDateTime::now_utc(), 300));
+    stack.ok(&["preview", "--expect-no-changes"]);
+    let export = stack.ok(&["stack", "export"]);
+    assert!(!export.contains(&renewed.client_key), "the renewed key is stored in plain text");
+    stack.ok(&["destroy", "--yes", "--skip-preview"]);
+}

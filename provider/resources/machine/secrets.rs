@@ -2,7 +2,7 @@
 //! and the admin client configuration. Generated once, locally; an update never
 //! regenerates it (changing `talosVersion` only records the new contract), and the
 //! admin client certificate is renewed from the same CA when under 30 days
-//! remain. Import takes the path of a `talosctl gen secrets` YAML file, and the
+//! remain: preview shows it as an update (`due_changes`) and a plain `up` renews it. Import takes the path of a `talosctl gen secrets` YAML file, and the
 //! same YAML shape is exported as `talosctlSecretsYaml`.
 
 use serde::{Deserialize, Serialize};
@@ -128,6 +128,25 @@ impl CustomResource for Secrets {
     fn check(&self, _ctx: &Context, req: CheckRequest<'_, SecretsArgs>) -> Result<SecretsArgs, Vec<CheckFailure>> {
         contract(&req.inputs).map_err(|f| vec![f])?;
         Ok(req.inputs)
+    }
+
+    /// The admin client certificate inside its renewal window (under 30 days left) shows as an
+    /// update in every preview, and a plain `up` renews it (as Kubeconfig does): waiting for a
+    /// `refresh` would let it expire.
+    fn due_changes(&self, state: &SecretsState, _inputs: &SecretsArgs) -> Vec<String> {
+        let now = time::OffsetDateTime::now_utc();
+        match &state.client_configuration {
+            Some(c)
+                if talos::client_certificate_needs_renewal(
+                    c,
+                    now,
+                    talos::CLIENT_CERTIFICATE_RENEWAL_THRESHOLD_DAYS,
+                ) =>
+            {
+                vec!["clientConfiguration".into()]
+            }
+            _ => Vec::new(),
+        }
     }
 
     async fn create(

@@ -467,3 +467,50 @@ fn moving_an_imported_disk_to_another_interface_is_previewed_as_a_replacement() 
     stack.ok(&["destroy", "--yes", "--skip-preview"]);
     lab.assert_empty();
 }
+
+/// A concurrent edit between the provider's read and its write is kept. The program changes
+/// net0's VLAN tag; just before the provider's config write reaches the lab, another client
+/// sets a rate limit inside the same net0 string. The write carried the digest of the older
+/// read, so PVE refuses it; the provider reads again and writes net0 with both the new tag and
+/// the other client's rate.
+#[test]
+fn a_concurrent_edit_between_read_and_write_is_kept() {
+    let lab = lab(LabConfig::single_node());
+    let program = |tag: u32| {
+        format!(
+            "{HEADER}resources:\n  vm:\n    type: proxmox-talos:vm:VirtualMachine\n    properties:\n      \
+             nodeName: pve\n      vmId: 4330\n      started: false\n      networkDevices:\n        - bridge: vmbr0\n          \
+             model: virtio\n          vlanId: {tag}\n"
+        )
+    };
+    let stack = Stack::from_program(&program(30), lab.token_env());
+    stack.ok(&["up", "--yes", "--skip-preview"]);
+    wait_unlocked(&lab, 4330);
+    let before = lab.vm_config(4330)["net0"].clone();
+    assert!(before.contains("tag=30"), "{before}");
+
+    lab.lab.state.interleave_before("PUT", "/nodes/pve/qemu/4330/config", |state| {
+        state.write(|m| {
+            let vm = m.vms.get_mut(&4330).unwrap();
+            let net0 = vm.config["net0"].clone();
+            vm.config.insert("net0".into(), format!("{net0},rate=50"));
+        });
+    });
+    stack.write_program(&program(40));
+    let up = stack.ok(&["up", "--yes", "--skip-preview"]);
+    let after = lab.vm_config(4330)["net0"].clone();
+    assert!(after.contains("tag=40") && after.contains("rate=50"), "the other client's rate was lost: {after}\n{up}");
+    let mac = before.split(',').next().unwrap();
+    assert!(after.starts_with(mac), "same NIC: {before} -> {after}");
+    let refused: Vec<_> = lab
+        .lab
+        .state
+        .requests()
+        .1
+        .into_iter()
+        .filter(|r| r.method == "PUT" && r.path.ends_with("/4330/config"))
+        .collect();
+    assert!(refused.iter().any(|r| r.status == 500), "the stale write was refused: {refused:?}");
+    stack.ok(&["destroy", "--yes", "--skip-preview"]);
+    lab.assert_empty();
+}

@@ -145,6 +145,15 @@ impl ProxmoxError {
         }
     }
 
+    /// PVE refused a write computed from an older read: the configuration's digest changed
+    /// ("checksum mismatch (file change by other user?)").
+    pub fn is_concurrent_edit(&self) -> bool {
+        let t = self.text();
+        t.contains("checksum mismatch")
+            || t.contains("checksum missmatch")
+            || t.contains("detected modified configuration")
+    }
+
     /// A retried create or clone found its own earlier attempt: "already exists".
     pub fn is_already_exists(&self) -> bool {
         self.text().contains("already exists")

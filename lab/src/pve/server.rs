@@ -286,6 +286,9 @@ async fn api(State(state): State<PveState>, method: Method, uri: Uri, headers: H
             // An upload's spooled file is gone after the request (a handler that keeps it moves it).
             let spooled = call.file.as_ref().map(|f| f.path.clone());
             attribs = call.result_attribs.clone();
+            if let Some(edit) = state.take_interleave(&call.method, &call.path) {
+                edit(&state);
+            }
             let result = match injected_fault(&state, &call, &id) {
                 Some(e) => Err(e),
                 None => match handler {

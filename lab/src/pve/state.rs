@@ -43,6 +43,16 @@ struct Inner {
     model: Mutex<Model>,
     knobs: Mutex<Knobs>,
     requests: Mutex<RequestLog>,
+    interleaved: Mutex<Vec<Interleave>>,
+}
+
+/// Another client's edit, made just before the lab handles a given call (after its checks):
+/// what a test uses to put a concurrent change between a client's read and its write,
+/// deterministically.
+struct Interleave {
+    method: String,
+    path: String,
+    edit: Box<dyn FnOnce(&PveState) + Send>,
 }
 
 struct Knobs {
@@ -107,6 +117,7 @@ impl PveState {
                 model: Mutex::new(model),
                 knobs: Mutex::new(Knobs { timing: config.timing, faults: config.faults, dice: Default::default() }),
                 requests: Mutex::new(RequestLog::default()),
+                interleaved: Mutex::new(Vec::new()),
             }),
         };
         state.make_storage_dirs()?;
@@ -132,6 +143,23 @@ impl PveState {
 
     pub fn state_dir(&self) -> &Path {
         &self.inner.state_dir
+    }
+
+    /// Runs `edit` (another client's change) once, right before the next `method path` call is
+    /// handled: a write computed from an earlier read then meets a changed configuration.
+    pub fn interleave_before(&self, method: &str, path: &str, edit: impl FnOnce(&PveState) + Send + 'static) {
+        self.inner.interleaved.lock().unwrap_or_else(|e| e.into_inner()).push(Interleave {
+            method: method.into(),
+            path: path.into(),
+            edit: Box::new(edit),
+        });
+    }
+
+    /// The edit registered for `method path`, taken (it runs once).
+    pub(crate) fn take_interleave(&self, method: &str, path: &str) -> Option<Box<dyn FnOnce(&PveState) + Send>> {
+        let mut all = self.inner.interleaved.lock().unwrap_or_else(|e| e.into_inner());
+        let i = all.iter().position(|x| x.method == method && x.path == path)?;
+        Some(all.remove(i).edit)
     }
 
     /// The release the lab reports (`GET /version`, nodes' `pveversion`).

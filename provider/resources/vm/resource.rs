@@ -108,6 +108,10 @@ fn partial(args: &VirtualMachineArgs, vmid: u32, e: ProxmoxError) -> ResourceErr
 }
 
 /// Everything after the VM exists: config, disks, template, power, agent.
+/// How often a configuration write is computed again after PVE says another client changed
+/// the configuration since it was read.
+const CONCURRENT_EDIT_ATTEMPTS: u32 = 5;
+
 async fn converge(
     ctx: &Context,
     client: &PveClient,
@@ -116,22 +120,41 @@ async fn converge(
     old: Option<&VirtualMachineArgs>,
 ) -> Result<Option<GuestNetwork>, ProxmoxError> {
     let node = args.node_name.as_str();
-    let current = qemu::config(client, node, vmid).await?;
-    let (mut set, delete) = encode::config_diff(&current, args);
     // PVE never returns the cloud-init password: send it when it is new or changed.
     let password = |a: &VirtualMachineArgs| {
         a.initialization.as_ref().and_then(|i| i.user_account.as_ref()).and_then(|u| u.password.clone())
     };
-    if let Some(p) = password(args) {
-        let changed = old.is_none_or(|o| password(o).as_deref() != Some(p.as_str()));
-        if changed && !set.iter().any(|(k, _)| k == "cipassword") {
-            set.push(("cipassword".into(), p));
+    let mut attempt = 1;
+    let cloud_init_changed = loop {
+        let current = qemu::config(client, node, vmid).await?;
+        let (mut set, delete) = encode::config_diff(&current, args);
+        if let Some(p) = password(args) {
+            let changed = old.is_none_or(|o| password(o).as_deref() != Some(p.as_str()));
+            if changed && !set.iter().any(|(k, _)| k == "cipassword") {
+                set.push(("cipassword".into(), p));
+            }
         }
-    }
-    let cloud_init_changed = old.is_some_and(|o| o.initialization != args.initialization)
-        || set.iter().any(|(k, _)| is_cloud_init_key(k))
-        || delete.iter().any(|k| is_cloud_init_key(k));
-    steps::apply_config(ctx, client, node, vmid, set, delete).await?;
+        let cloud_init_changed = old.is_some_and(|o| o.initialization != args.initialization)
+            || set.iter().any(|(k, _)| is_cloud_init_key(k))
+            || delete.iter().any(|k| is_cloud_init_key(k));
+        // The write carries the digest of this read: if someone changed the configuration
+        // since, PVE refuses it and the changes are computed again from a fresh read, so
+        // their edit (an option inside a disk or NIC string, say) is kept, not overwritten.
+        let digest = current.get("digest").cloned();
+        match steps::apply_config(ctx, client, node, vmid, set, delete, digest).await {
+            Err(e) if e.is_concurrent_edit() && attempt < CONCURRENT_EDIT_ATTEMPTS => {
+                ctx.log(
+                    Severity::Info,
+                    &format!("vm {vmid}: the configuration changed while it was being updated; reading it again"),
+                );
+                attempt += 1;
+            }
+            other => {
+                other?;
+                break cloud_init_changed;
+            }
+        }
+    };
     let current = qemu::config(client, node, vmid).await?;
     steps::resize_disks(ctx, client, node, vmid, &current, args).await?;
     steps::move_disks(ctx, client, node, vmid, args).await?;

@@ -173,6 +173,8 @@ pub async fn migrate_vm(
 }
 
 /// Applies config changes: `POST` (a task) when they allocate storage, else `PUT`; retried.
+/// `digest`: that of the read the changes were computed from; PVE refuses the write
+/// ("checksum mismatch") when the configuration changed since.
 pub async fn apply_config(
     ctx: &Context,
     client: &PveClient,
@@ -180,6 +182,7 @@ pub async fn apply_config(
     vmid: u32,
     set: Params,
     delete: Vec<String>,
+    digest: Option<String>,
 ) -> Result<(), ProxmoxError> {
     if set.is_empty() && delete.is_empty() {
         return Ok(());
@@ -188,6 +191,9 @@ pub async fn apply_config(
     let mut params = set;
     if !delete.is_empty() {
         params.push(("delete".into(), delete.join(",")));
+    }
+    if let Some(d) = digest {
+        params.push(("digest".into(), d));
     }
     let label = format!("vm {vmid}: updating its configuration");
     if allocates {

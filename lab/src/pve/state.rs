@@ -52,8 +52,11 @@ struct Inner {
 struct Interleave {
     method: String,
     path: String,
-    edit: Box<dyn FnOnce(&PveState) + Send>,
+    edit: Edit,
 }
+
+/// Another client's change to the lab's state.
+pub type Edit = Box<dyn FnOnce(&PveState) + Send>;
 
 struct Knobs {
     timing: Timing,
@@ -156,7 +159,7 @@ impl PveState {
     }
 
     /// The edit registered for `method path`, taken (it runs once).
-    pub(crate) fn take_interleave(&self, method: &str, path: &str) -> Option<Box<dyn FnOnce(&PveState) + Send>> {
+    pub(crate) fn take_interleave(&self, method: &str, path: &str) -> Option<Edit> {
         let mut all = self.inner.interleaved.lock().unwrap_or_else(|e| e.into_inner());
         let i = all.iter().position(|x| x.method == method && x.path == path)?;
         Some(all.remove(i).edit)

@@ -365,7 +365,11 @@ fn six_vms_converge_under_injected_faults_within_two_ups() {
 #[test]
 fn a_killed_plugin_mid_up_recovers_without_duplicates_or_adoption() {
     let lab = lab();
-    let stack = stack(&lab);
+    let mut stack = stack(&lab);
+    // The create journal in a directory of this test's, wiped after the kill: the next `up`
+    // runs as on another machine, and finds what the killed run left by its create markers.
+    let journal = tempfile::tempdir().unwrap();
+    stack.env.push(("PROXMOX_TALOS_JOURNAL_DIR".into(), journal.path().display().to_string()));
     // Slow tasks, so the kill lands while creates are in flight.
     lab.lab.state.set_timing(Timing { task_ms: 400, boot_ms: 100, agent_ms: 100, lock_wait_ms: 1000 });
     let (_killed, _) = stack.up_killed_when(Duration::from_secs(120), || {
@@ -373,6 +377,10 @@ fn a_killed_plugin_mid_up_recovers_without_duplicates_or_adoption() {
     });
     // The tasks the killed plugin started still finish in the lab.
     lab.wait_for_tasks(Duration::from_secs(30));
+    let entries = std::fs::read_dir(journal.path()).map(|d| d.count()).unwrap_or(0);
+    eprintln!("the killed run left {entries} journal entries; wiping them");
+    std::fs::remove_dir_all(journal.path()).unwrap();
+    std::fs::create_dir_all(journal.path()).unwrap();
     lab.lab.state.set_timing(Timing { task_ms: 20, boot_ms: 100, agent_ms: 100, lock_wait_ms: 1000 });
     let lab_vms = |lab: &CliLab| -> BTreeSet<u32> {
         lab.lab.state.read(|m| m.vms.keys().copied().filter(|v| !m.seed_vmids.contains(v)).collect())
@@ -394,8 +402,8 @@ fn a_killed_plugin_mid_up_recovers_without_duplicates_or_adoption() {
             assert!(second.contains("`pulumi import` it (id pve/local:import/faults-noble.raw)"), "{second}");
             imports.push((FILE, "image", "pve/local:import/faults-noble.raw".to_string()));
         }
-        // A VM the killed run left is found through the create journal and made anew,
-        // never refused (explicit VMID) nor orphaned (allocated VMID).
+        // A VM the killed run left is found by its create marker (the journal is gone) and
+        // made anew, never refused (explicit VMID) nor orphaned (allocated VMID).
         for name in ["image1", "image2", "image3", "clone1", "clone2", "clone3"] {
             assert!(!refused(VM, name), "{name} was refused after the kill\n{second}");
         }
@@ -413,8 +421,8 @@ fn a_killed_plugin_mid_up_recovers_without_duplicates_or_adoption() {
     stack.ok(&["preview", "--expect-no-changes"]);
     let vms = stack_vmids(&stack);
     assert_eq!(vms.len(), 6, "{vms:?}");
-    // Nothing is left besides the stack's VMs: what the killed run made was deleted
-    // through the create journal (allocated VMIDs included) before being made anew.
+    // Nothing is left besides the stack's VMs: what the killed run made was deleted through
+    // its create marker (allocated VMIDs included) before being made anew.
     let strays: BTreeSet<u32> = lab_vms(&lab).difference(&vms).copied().collect();
     assert!(strays.is_empty(), "orphans {strays:?} (left by the kill: {leftovers:?})");
     stack.ok(&["destroy", "--yes", "--skip-preview"]);

@@ -108,6 +108,32 @@ pub async fn locate(
     Ok(None)
 }
 
+/// The VMs (VMID, node) whose tags include `tag`, from `/cluster/resources` (containers left out).
+pub async fn tagged(client: &PveClient, tag: &str) -> Result<Vec<(u32, String)>, ProxmoxError> {
+    listed_where(client, |v| {
+        v.get("tags").and_then(Value::as_str).is_some_and(|t| t.split([';', ',', ' ']).any(|t| t == tag))
+    })
+    .await
+}
+
+/// The VMs (VMID, node) named `name`, from `/cluster/resources` (containers left out).
+pub async fn named(client: &PveClient, name: &str) -> Result<Vec<(u32, String)>, ProxmoxError> {
+    listed_where(client, |v| v.get("name").and_then(Value::as_str) == Some(name)).await
+}
+
+async fn listed_where(client: &PveClient, keep: impl Fn(&Value) -> bool) -> Result<Vec<(u32, String)>, ProxmoxError> {
+    let all: Vec<Value> = client.get("/cluster/resources", &[("type", "vm")]).await?;
+    Ok(all
+        .iter()
+        .filter(|v| v.get("type").and_then(Value::as_str).is_none_or(|t| t == "qemu"))
+        .filter(|v| keep(v))
+        .filter_map(|v| {
+            let vmid = v.get("vmid").and_then(as_u64)? as u32;
+            Some((vmid, v.get("node").and_then(Value::as_str).unwrap_or_default().to_string()))
+        })
+        .collect())
+}
+
 /// Whether `vmid` is free (`GET /cluster/nextid?vmid=N`: 400 "VM N already exists" if not).
 pub async fn is_free(client: &PveClient, vmid: u32) -> Result<bool, ProxmoxError> {
     match client.get::<Value>("/cluster/nextid", &[("vmid", &vmid.to_string())]).await {

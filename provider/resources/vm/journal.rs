@@ -137,3 +137,47 @@ mod tests {
         assert!(!is_leftover(&unnamed, None, None), "nothing to tell it by");
     }
 }
+
+/// The tag a create puts on its VM in the create call itself and removes once the VM is in
+/// the state: `pt-creating-` and 12 hex digits of the URN's SHA-256 (PVE tags are lower-case
+/// `[a-z0-9_][a-z0-9_+.-]*`). A VM found with it was left by an interrupted create of this
+/// resource — on any machine, journal or not — since a finished create or update has removed it.
+pub fn marker(urn: &str) -> String {
+    let hash: String = Sha256::digest(urn.as_bytes()).iter().take(6).map(|b| format!("{b:02x}")).collect();
+    format!("{MARKER_PREFIX}{hash}")
+}
+
+/// The prefix of every create marker.
+pub const MARKER_PREFIX: &str = "pt-creating-";
+
+/// `text` without its create-marker lines (a clone carries its marker in the description, as
+/// PVE's clone call takes no tags), and whether it had any.
+pub fn without_marker_lines(text: &str) -> (String, bool) {
+    let lines: Vec<&str> = text.lines().collect();
+    let kept: Vec<&str> = lines.iter().copied().filter(|l| !is_marker(l.trim())).collect();
+    if kept.len() == lines.len() {
+        return (text.to_string(), false);
+    }
+    (kept.join("\n").trim_end().to_string(), true)
+}
+
+/// Whether a tag is a create marker (of any resource).
+pub fn is_marker(tag: &str) -> bool {
+    tag.strip_prefix(MARKER_PREFIX).is_some_and(|h| h.len() == 12 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+#[cfg(test)]
+mod marker_tests {
+    use super::*;
+
+    #[test]
+    fn markers_are_valid_pve_tags_derived_from_the_urn() {
+        let a = marker("urn:pulumi:dev::p::proxmox-talos:vm:VirtualMachine::a");
+        let b = marker("urn:pulumi:dev::p::proxmox-talos:vm:VirtualMachine::b");
+        assert_ne!(a, b);
+        assert_eq!(a, marker("urn:pulumi:dev::p::proxmox-talos:vm:VirtualMachine::a"));
+        assert!(is_marker(&a) && a.len() == MARKER_PREFIX.len() + 12, "{a}");
+        assert!(a.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-'));
+        assert!(!is_marker("pt-creating-xyz") && !is_marker("homelab"));
+    }
+}

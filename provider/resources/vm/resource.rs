@@ -271,6 +271,34 @@ impl CustomResource for VirtualMachine {
             let _held = guard.lock().await;
             steps::remove_leftover(ctx, &client, &left).await.map_err(pve_resource::failed)?;
         }
+        // Leftovers of an interrupted create of this resource that no local journal knows
+        // (another machine, a wiped cache): they carry this URN's create marker.
+        let marker = journal::marker(&urn);
+        let mut marked = qemu::tagged(&client, &marker).await.map_err(pve_resource::failed)?;
+        // A clone carries it as its description's last line (PVE's clone takes no tags).
+        if let (Some(_), Some(name)) = (&args.clone, &args.name) {
+            for (vmid, node) in qemu::named(&client, name).await.map_err(pve_resource::failed)? {
+                let description =
+                    qemu::config(&client, &node, vmid).await.ok().and_then(|c| c.get("description").cloned());
+                if description.is_some_and(|d| d.lines().any(|l| l.trim() == marker))
+                    && !marked.iter().any(|(v, _)| *v == vmid)
+                {
+                    marked.push((vmid, node));
+                }
+            }
+        }
+        for (left, node) in marked {
+            let guard = steps::vm_guard(left);
+            let _held = guard.lock().await;
+            ctx.log(
+                Severity::Warning,
+                &format!(
+                    "vm {left} on {node} carries this resource's create marker ({marker}): an earlier create was \
+                     interrupted before Pulumi recorded it; deleting it before creating anew"
+                ),
+            );
+            steps::destroy_vm(ctx, &client, left, &args).await.map_err(pve_resource::failed)?;
+        }
         let vmid = match args.vm_id {
             Some(v) => {
                 steps::reserve(v as u32).await;
@@ -296,7 +324,7 @@ impl CustomResource for VirtualMachine {
                 );
             }
         }
-        let result = create_vm(ctx, &client, &args, vmid).await;
+        let result = create_vm(ctx, &client, &args, vmid, &marker).await;
         if let Some(dir) = &journal_dir {
             journal::clear(dir, &endpoint, &urn);
         }
@@ -377,6 +405,8 @@ impl CustomResource for VirtualMachine {
         let network = converge(ctx, &client, &args, vmid, Some(&req.old_inputs))
             .await
             .map_err(|e| ResourceError::Failed(e.to_string()))?;
+        // A create that could not remove its marker left it for the next update.
+        steps::clear_marker(ctx, &client, &args.node_name, vmid).await.map_err(pve_resource::failed)?;
         let state =
             observe(&client, &args.node_name, vmid, Some(&args), network).await.map_err(pve_resource::failed)?;
         Ok(VirtualMachineState { args, ..state })
@@ -398,12 +428,19 @@ async fn create_vm(
     client: &PveClient,
     args: &VirtualMachineArgs,
     vmid: u32,
+    marker: &str,
 ) -> Result<CreateResponse<VirtualMachineState>, ResourceError> {
     let node = args.node_name.clone();
     let created = if args.clone.is_some() {
-        steps::clone_vm(ctx, client, args, vmid).await
+        steps::clone_vm(ctx, client, args, vmid, marker).await
     } else {
-        let params = encode::create_params(args, i64::from(vmid));
+        let mut params = encode::create_params(args, i64::from(vmid));
+        // The create call itself marks the VM, so it is never without the marker while
+        // Pulumi does not know it.
+        match params.iter_mut().find(|(k, _)| k == "tags") {
+            Some((_, tags)) => *tags = format!("{tags};{marker}"),
+            None => params.push(("tags".into(), marker.to_string())),
+        }
         let timeout = steps::seconds(args.timeout_create, a::DEFAULT_TIMEOUT_SECONDS);
         steps::start_creation(ctx, client, &node, vmid, &format!("creating on {node}"), timeout, || {
             qemu::create(client, &node, &params)
@@ -422,6 +459,7 @@ async fn create_vm(
         };
     }
     let network = converge(ctx, client, args, vmid, None).await.map_err(|e| partial(args, vmid, e))?;
+    steps::clear_marker(ctx, client, &node, vmid).await.map_err(|e| partial(args, vmid, e))?;
     let state = observe(client, &node, vmid, Some(args), network).await.map_err(|e| partial(args, vmid, e))?;
     Ok(CreateResponse { id: id_of(vmid), state: VirtualMachineState { args: with_id(args, vmid), ..state } })
 }

@@ -126,8 +126,12 @@ pub async fn clone_vm(
     client: &PveClient,
     args: &VirtualMachineArgs,
     vmid: u32,
+    marker: &str,
 ) -> Result<(), ProxmoxError> {
-    let Some((source_node, source, params)) = encode::clone_request(args, i64::from(vmid)) else { return Ok(()) };
+    let Some((source_node, source, mut params)) = encode::clone_request(args, i64::from(vmid)) else { return Ok(()) };
+    // PVE's clone takes no tags: the create marker is the description's last line.
+    params.retain(|(k, _)| k != "description");
+    params.push(("description".into(), marker.to_string()));
     let source = source as u32;
     let timeout = seconds(args.timeout_clone, super::args::DEFAULT_TIMEOUT_SECONDS);
     let what = format!("cloning {source} on {source_node}");
@@ -207,6 +211,64 @@ pub async fn apply_config(
         })
         .await
     }
+}
+
+/// Removes create markers (see [`journal::marker`]) from the VM's tags and description, if it
+/// has any. Each attempt reads the configuration first, so a write whose answer was lost (or a
+/// concurrent edit, refused by the digest) is judged on a fresh read; transient errors retry.
+pub async fn clear_marker(ctx: &Context, client: &PveClient, node: &str, vmid: u32) -> Result<(), ProxmoxError> {
+    let label = format!("vm {vmid}: removing its create marker");
+    retry(pve_resource::retry_policy(), pve_resource::on_retry(ctx, &label), |_| async {
+        let config = qemu::config(client, node, vmid).await?;
+        let Some(params) = unmarked(&config) else { return Ok(()) };
+        match qemu::set_config(client, node, vmid, &params).await {
+            // Someone (or this write, answered too late) changed it since the read: read again.
+            Err(e) if e.is_concurrent_edit() => Err(ProxmoxError::Transport {
+                method: "PUT".into(),
+                path: format!("/nodes/{node}/qemu/{vmid}/config"),
+                reason: format!("{e} (reading the configuration again)"),
+                maybe_sent: false,
+            }),
+            other => other,
+        }
+    })
+    .await
+}
+
+/// The config write that removes the create markers of `config`, with its digest; `None` when
+/// it has none.
+fn unmarked(config: &Config) -> Option<Params> {
+    let mut params: Params = Vec::new();
+    let mut deletes: Vec<&str> = Vec::new();
+    if let Some(tags) = config.get("tags") {
+        let words: Vec<&str> = tags.split([';', ',', ' ']).filter(|t| !t.is_empty()).collect();
+        if words.iter().any(|t| journal::is_marker(t)) {
+            let kept: Vec<&str> = words.into_iter().filter(|t| !journal::is_marker(t)).collect();
+            if kept.is_empty() {
+                deletes.push("tags");
+            } else {
+                params.push(("tags".into(), kept.join(";")));
+            }
+        }
+    }
+    if let Some(description) = config.get("description") {
+        let (kept, had) = journal::without_marker_lines(description);
+        if had && kept.is_empty() {
+            deletes.push("description");
+        } else if had {
+            params.push(("description".into(), kept));
+        }
+    }
+    if params.is_empty() && deletes.is_empty() {
+        return None;
+    }
+    if !deletes.is_empty() {
+        params.push(("delete".into(), deletes.join(",")));
+    }
+    if let Some(d) = config.get("digest") {
+        params.push(("digest".into(), d.clone()));
+    }
+    Some(params)
 }
 
 /// Grows disks to their `size` (never shrinks).

@@ -115,11 +115,14 @@ pub fn read_args(config: &Config, prior: Option<&VirtualMachineArgs>) -> Virtual
             prior.map_or(Prior::Import, |p| Prior::of(&p.$field))
         };
     }
-    let description = match (prior_of!(description), get("description")) {
+    let unmarked = get("description").map(|d| super::journal::without_marker_lines(d).0);
+    let description = match (prior_of!(description), unmarked.as_deref().filter(|d| !d.is_empty())) {
         (Prior::Set(d), Some(read)) if d.trim_end() == read.trim_end() => Some(d.clone()),
         (p, read) => p.value(s(read), Some(String::new())),
     };
-    let tags = get("tags").map(|t| super::check::sorted_tags(t.split([';', ',', ' '])));
+    // A create's marker is the provider's, not the program's.
+    let tags = get("tags")
+        .map(|t| super::check::sorted_tags(t.split([';', ',', ' ']).filter(|t| !super::journal::is_marker(t))));
     VirtualMachineArgs {
         node_name: prior.map(|p| p.node_name.clone()).unwrap_or_default(),
         vm_id: prior.and_then(|p| p.vm_id),

@@ -190,9 +190,22 @@ pub fn sshkeys_value(keys: &[String]) -> String {
 fn plan<'c>(args: &VirtualMachineArgs, current: &'c Config) -> Plan<'c> {
     let mut p = Plan { current, wants: Vec::new() };
     p.text("name", &args.name, Same::Literal(None));
-    p.text("description", &args.description, Same::TrimEnd);
+    // A clone's create marker (a line of the description) stays until the create removes it.
+    let marker_line =
+        p.current("description").and_then(|d| d.lines().map(str::trim).find(|l| super::journal::is_marker(l)));
+    match (args.description.as_deref(), marker_line) {
+        (Some(d), Some(m)) if !d.is_empty() => p.want("description", Want::Set(format!("{d}\n{m}")), Same::TrimEnd),
+        (Some(_), Some(m)) => p.want("description", Want::Set(m.to_string()), Same::TrimEnd),
+        _ => p.text("description", &args.description, Same::TrimEnd),
+    }
     if let Some(tags) = &args.tags {
-        let tags = super::check::sorted_tags(tags.iter().map(String::as_str));
+        // A create's marker stays until the create (or the next update) removes it.
+        let markers = p
+            .current("tags")
+            .into_iter()
+            .flat_map(|t| t.split([';', ',', ' ']))
+            .filter(|t| super::journal::is_marker(t));
+        let tags = super::check::sorted_tags(tags.iter().map(String::as_str).chain(markers));
         let want = if tags.is_empty() { Want::Delete } else { Want::Set(tags.join(";")) };
         p.want("tags", want, Same::WordSet);
     }

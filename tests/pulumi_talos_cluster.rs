@@ -321,12 +321,15 @@ enum KillPoint {
 /// (clearing the interrupted creates) and one `up` (two when an image download was under
 /// way: the image is refused and imported first, as the error says) then converge: every node
 /// configured, no change left to preview, each VM of the stack once under its own
-/// VMID and no other VM in the lab (what the killed run made is found through the
-/// create journal and made anew); `destroy` empties the lab.
+/// VMID and no other VM in the lab (what the killed run made is found by its create marker —
+/// the create journal is wiped between the runs, as on another machine — and made anew);
+/// `destroy` empties the lab.
 fn a_killed_plugin_recovers(point: KillPoint) {
     let (lab, net) = CliLab::single_node_on_own_subnet(TALOS_TIMING);
     let (factory_url, _) = lab.factory();
-    let stack = configured_stack(&lab, &net, &factory_url);
+    let mut stack = configured_stack(&lab, &net, &factory_url);
+    let journal = tempfile::tempdir().unwrap();
+    stack.env.push(("PROXMOX_TALOS_JOURNAL_DIR".into(), journal.path().display().to_string()));
     let lab_vmids = |lab: &CliLab| -> BTreeSet<u32> {
         lab.lab.state.read(|m| m.vms.keys().copied().filter(|v| !m.seed_vmids.contains(v)).collect())
     };
@@ -343,6 +346,8 @@ fn a_killed_plugin_recovers(point: KillPoint) {
     // What the killed plugin started finishes in the lab.
     lab.wait_for_tasks(Duration::from_secs(30));
     lab.lab.state.set_timing(TALOS_TIMING);
+    std::fs::remove_dir_all(journal.path()).unwrap();
+    std::fs::create_dir_all(journal.path()).unwrap();
     let configured = lab.lab.talos.status().iter().filter(|s| !s.maintenance).count();
     let leftovers: BTreeSet<u32> = lab_vmids(&lab).difference(&stack_vmids(&stack)).copied().collect();
     eprintln!(

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use super::super::pve_resource;
 use crate::framework::{
     CheckFailure, CheckRequest, Context, CreateRequest, CreateResponse, CustomResource, DeleteRequest, ReadRequest,
-    ReadResponse, ResourceError, UpdateRequest,
+    ReadResponse, ResourceError, Severity, UpdateRequest,
 };
 use crate::proxmox::retry::retry;
 use crate::proxmox::storage;
@@ -236,16 +236,41 @@ impl CustomResource for File {
         let existing = storage::find_volume(&client, &a.node_name, &a.datastore_id, &a.content_type, &volume)
             .await
             .map_err(pve_resource::failed)?;
-        if existing.is_some() {
-            if !a.overwrite_unmanaged.unwrap_or(false) {
+        let journal_dir = crate::resources::vm::journal::dir();
+        let (endpoint, urn) = (client.endpoint().to_string(), ctx.urn().to_string());
+        // This resource's own earlier create, interrupted (the journal says it started a
+        // download of this very volume): not someone else's file.
+        let interrupted = journal_dir
+            .as_deref()
+            .and_then(|d| super::journal::find(d, &endpoint, &urn))
+            .is_some_and(|e| e.node == a.node_name && e.volume == volume);
+        // With a checksum, an existing file is the declared one by identity: PVE's download-url
+        // checks it and keeps it ("got correct file already"), or refuses a different one.
+        let verified_by_pve = a.checksum.is_some() && a.checksum_algorithm.is_some();
+        if existing.is_some() && verified_by_pve {
+            ctx.log(
+                Severity::Info,
+                &format!("{volume} exists: Proxmox VE keeps it if its checksum is the declared one"),
+            );
+        } else if existing.is_some() {
+            if interrupted {
+                ctx.log(
+                    Severity::Warning,
+                    &format!(
+                        "{volume}: an earlier create of this resource was interrupted while downloading it; \
+                         deleting it and downloading again"
+                    ),
+                );
+            } else if !a.overwrite_unmanaged.unwrap_or(false) {
                 return Err(ResourceError::Failed(format!(
                     "{volume} already exists on node {} and is not managed by this program: set \
-                     `overwriteUnmanaged: true` to replace it, or `pulumi import` it (id {})",
+                     `overwriteUnmanaged: true` to replace it, set `checksum` to keep it if it is the same file, \
+                     or `pulumi import` it (id {})",
                     a.node_name,
                     pve_resource::node_volume_id(&a.node_name, &volume)
                 )));
             }
-            ctx.status(&format!("deleting the unmanaged {volume}"));
+            ctx.status(&format!("deleting {volume}"));
             if let Some(upid) = storage::delete_volume(&client, &a.node_name, &a.datastore_id, &volume)
                 .await
                 .map_err(pve_resource::failed)?
@@ -270,59 +295,25 @@ impl CustomResource for File {
         }
         let timeout = Duration::from_secs(a.upload_timeout.unwrap_or(600));
         let label = format!("downloading {file_name} to {} on {}", a.datastore_id, a.node_name);
-        let attempts = std::sync::atomic::AtomicU32::new(0);
-        let started = retry(pve_resource::retry_policy(), pve_resource::on_retry(ctx, &label), |attempt| {
-            let (client, a, params, volume) = (client.clone(), &a, &params, &volume);
-            attempts.store(attempt, std::sync::atomic::Ordering::Relaxed);
-            async move {
-                match storage::download_url(&client, &a.node_name, &a.datastore_id, params).await {
-                    Ok(upid) => Ok(Some(upid)),
-                    // A retry after a lost answer: our first attempt's download is there.
-                    Err(e) if attempt > 1 && e.mentions("refusing to override existing file") => {
-                        let found =
-                            storage::find_volume(&client, &a.node_name, &a.datastore_id, &a.content_type, volume)
-                                .await?;
-                        if found.is_some() {
-                            Ok(None)
-                        } else {
-                            Err(e)
-                        }
-                    }
-                    Err(e) => Err(e),
-                }
+        if let Some(dir) = &journal_dir {
+            let entry = super::journal::Entry {
+                urn: urn.clone(),
+                endpoint: endpoint.clone(),
+                node: a.node_name.clone(),
+                volume: volume.clone(),
+            };
+            if let Err(e) = super::journal::record(dir, &entry) {
+                ctx.log(
+                    Severity::Warning,
+                    &format!("{volume}: cannot write the create journal in {}: {e}", dir.display()),
+                );
             }
-        })
-        .await
-        .map_err(pve_resource::failed)?;
-        let retried = attempts.load(std::sync::atomic::Ordering::Relaxed) > 1;
-        let waited = match started {
-            Some(upid) => match pve_resource::wait(ctx, &client, &upid, timeout, &label).await {
-                // A retry's download found the file the first attempt (its answer lost) fetched meanwhile.
-                Err(e) if retried && e.mentions("refusing to override existing file") => Ok(()),
-                other => other.map(|_| ()),
-            },
-            None => Ok(()),
-        };
-        let id = pve_resource::node_volume_id(&a.node_name, &volume);
-        let found = storage::find_volume(&client, &a.node_name, &a.datastore_id, &a.content_type, &volume).await;
-        match (waited, found) {
-            (Ok(()), Ok(Some(found))) => {
-                Ok(CreateResponse { id, state: FileState { args: a, volume_id: Some(volume), size: Some(found.size) } })
-            }
-            // The wait failed (its answers lost, the wait cancelled) but the file is there:
-            // record it, so the next `up` does not find "a file this program does not manage".
-            (Err(e), Ok(Some(found))) => {
-                let state = FileState { args: a, volume_id: Some(volume), size: Some(found.size) };
-                Err(ResourceError::init_failed(id, &state, vec![e.to_string()]))
-            }
-            (Err(e), _) => Err(pve_resource::failed(e)),
-            (Ok(()), Ok(None)) => Err(ResourceError::Uncertain(format!(
-                "the download finished but {volume} is not in the storage's content"
-            ))),
-            (Ok(()), Err(e)) => Err(ResourceError::Uncertain(format!(
-                "the download finished but the storage's content cannot be listed: {e}"
-            ))),
         }
+        let result = download(ctx, &client, a, &params, volume.clone(), timeout, &label).await;
+        if let Some(dir) = &journal_dir {
+            super::journal::clear(dir, &endpoint, &urn);
+        }
+        result
     }
 
     async fn read(
@@ -378,6 +369,70 @@ impl CustomResource for File {
         let Some(volume) = pve_resource::parse_node_volume_id(&req.id) else { return Ok(()) };
         let client = pve_resource::client(ctx)?;
         pve_resource::delete_volume(ctx, &client, &volume.node, &volume.storage, &volume.volid()).await
+    }
+}
+
+/// Starts the download (retried by the rules of ADR 0008), waits for it and reads the file back.
+async fn download(
+    ctx: &Context,
+    client: &std::sync::Arc<crate::proxmox::PveClient>,
+    a: FileArgs,
+    params: &crate::proxmox::Params,
+    volume: String,
+    timeout: Duration,
+    label: &str,
+) -> Result<CreateResponse<FileState>, ResourceError> {
+    let attempts = std::sync::atomic::AtomicU32::new(0);
+    let started = retry(pve_resource::retry_policy(), pve_resource::on_retry(ctx, &label), |attempt| {
+        let (client, a, params, volume) = (client.clone(), &a, &params, &volume);
+        attempts.store(attempt, std::sync::atomic::Ordering::Relaxed);
+        async move {
+            match storage::download_url(&client, &a.node_name, &a.datastore_id, params).await {
+                Ok(upid) => Ok(Some(upid)),
+                // A retry after a lost answer: our first attempt's download is there.
+                Err(e) if attempt > 1 && e.mentions("refusing to override existing file") => {
+                    let found =
+                        storage::find_volume(&client, &a.node_name, &a.datastore_id, &a.content_type, volume).await?;
+                    if found.is_some() {
+                        Ok(None)
+                    } else {
+                        Err(e)
+                    }
+                }
+                Err(e) => Err(e),
+            }
+        }
+    })
+    .await
+    .map_err(pve_resource::failed)?;
+    let retried = attempts.load(std::sync::atomic::Ordering::Relaxed) > 1;
+    let waited = match started {
+        Some(upid) => match pve_resource::wait(ctx, &client, &upid, timeout, &label).await {
+            // A retry's download found the file the first attempt (its answer lost) fetched meanwhile.
+            Err(e) if retried && e.mentions("refusing to override existing file") => Ok(()),
+            other => other.map(|_| ()),
+        },
+        None => Ok(()),
+    };
+    let id = pve_resource::node_volume_id(&a.node_name, &volume);
+    let found = storage::find_volume(&client, &a.node_name, &a.datastore_id, &a.content_type, &volume).await;
+    match (waited, found) {
+        (Ok(()), Ok(Some(found))) => {
+            Ok(CreateResponse { id, state: FileState { args: a, volume_id: Some(volume), size: Some(found.size) } })
+        }
+        // The wait failed (its answers lost, the wait cancelled) but the file is there:
+        // record it, so the next `up` does not find "a file this program does not manage".
+        (Err(e), Ok(Some(found))) => {
+            let state = FileState { args: a, volume_id: Some(volume), size: Some(found.size) };
+            Err(ResourceError::init_failed(id, &state, vec![e.to_string()]))
+        }
+        (Err(e), _) => Err(pve_resource::failed(e)),
+        (Ok(()), Ok(None)) => {
+            Err(ResourceError::Uncertain(format!("the download finished but {volume} is not in the storage's content")))
+        }
+        (Ok(()), Err(e)) => Err(ResourceError::Uncertain(format!(
+            "the download finished but the storage's content cannot be listed: {e}"
+        ))),
     }
 }
 

@@ -1,3 +1,4 @@
 //! `proxmox-talos:download:*`: files Proxmox VE fetches itself.
 
 pub mod file;
+pub mod journal;

@@ -47,7 +47,9 @@ pub fn dir() -> Option<PathBuf> {
     Some(cache.join("proxmox-talos").join("vm-journal"))
 }
 
-fn path(dir: &std::path::Path, endpoint: &str, urn: &str) -> PathBuf {
+/// The journal file of a create of `urn` against `endpoint` (VMs and downloaded files alike:
+/// their URNs differ).
+pub fn path(dir: &std::path::Path, endpoint: &str, urn: &str) -> PathBuf {
     let digest = Sha256::digest(format!("{endpoint}\n{urn}").as_bytes());
     let name: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
     dir.join(format!("{name}.json"))

@@ -45,6 +45,39 @@ fn start_lab(state_dir: &Path) -> InProcessLab {
 
 /// A loopback HTTP server answering GET and HEAD for `/NAME` with `body`; returns its base URL.
 fn serve_file(name: &'static str, body: Vec<u8>) -> String {
+    serve_file_held(name, body, None)
+}
+
+/// Holds a server's answers to GET until the test opens it, and says whether a GET came.
+#[derive(Default)]
+struct Hold {
+    asked: std::sync::atomic::AtomicBool,
+    open: std::sync::Mutex<bool>,
+    opened: std::sync::Condvar,
+}
+
+impl Hold {
+    fn asked(&self) -> bool {
+        self.asked.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn open(&self) {
+        *self.open.lock().unwrap() = true;
+        self.opened.notify_all();
+    }
+
+    /// Waits until opened.
+    fn pass(&self) {
+        self.asked.store(true, std::sync::atomic::Ordering::SeqCst);
+        let mut open = self.open.lock().unwrap();
+        while !*open {
+            open = self.opened.wait(open).unwrap();
+        }
+    }
+}
+
+/// As `serve_file`; with `hold`, a GET is answered once the hold is opened.
+fn serve_file_held(name: &'static str, body: Vec<u8>, hold: Option<std::sync::Arc<Hold>>) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     std::thread::spawn(move || {
@@ -64,6 +97,9 @@ fn serve_file(name: &'static str, body: Vec<u8>) -> String {
             let mut parts = request.split_whitespace();
             let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
             let found = path == format!("/{name}");
+            if let (Some(hold), true, "GET") = (&hold, found, method) {
+                hold.pass();
+            }
             let head = if found {
                 format!(
                     "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\
@@ -286,4 +322,81 @@ fn import_content_on_an_older_pve_fails_at_create_naming_both_releases() {
     assert!(writes.is_empty(), "no change may reach Proxmox VE: {writes:?}");
     assert!(requests.iter().any(|r| r.path == "/version"), "the release is read from /version: {requests:?}");
     lab.assert_empty();
+}
+
+/// A program of one `download:File` of `{url}/talos.raw` into `import` content, with `checksum`
+/// (sha256) when given.
+fn download_program(url: &str, checksum: Option<&str>) -> String {
+    let verified =
+        checksum.map(|sum| format!("      checksum: {sum}\n      checksumAlgorithm: sha256\n")).unwrap_or_default();
+    format!(
+        "name: interrupted\nruntime: yaml\nplugins:\n  providers:\n    - name: proxmox-talos\n      path: ../../target/debug\n\
+         resources:\n  image:\n    type: proxmox-talos:download:File\n    properties:\n      nodeName: pve\n      \
+         datastoreId: local\n      contentType: import\n      url: {url}/talos.raw\n      fileName: talos.raw\n{verified}"
+    )
+}
+
+/// A create killed while Proxmox VE downloads its file (the plugin SIGKILLed; PVE's task goes
+/// on and finishes). The next `up`:
+/// - with the create journal: takes the file for what its own interrupted create left,
+///   deletes it and downloads again (the test spoils the file to see that);
+/// - with the journal wiped (as on another machine) and a checksum: keeps the file, which
+///   PVE verifies against the checksum;
+/// - with the journal wiped and no checksum: refuses the file it cannot tell from somebody
+///   else's, saying how to keep it (`checksum`, `pulumi import`) or replace it.
+#[test]
+fn an_interrupted_download_is_finished_by_the_next_up() {
+    let mut config = LabConfig::single_node();
+    config.timing = Timing::instant();
+    let lab = support::lab::CliLab::start(config);
+    let body = noise(64 << 10, 5);
+    let file = lab.lab.state.dir_storage_path("pve", "local").join("import/talos.raw");
+    let killed_download = |checksum: Option<&str>| -> (Stack, tempfile::TempDir) {
+        let hold = std::sync::Arc::new(Hold::default());
+        let url = serve_file_held("talos.raw", body.clone(), Some(hold.clone()));
+        let journal = tempfile::tempdir().unwrap();
+        let mut stack = Stack::from_program(&download_program(&url, checksum), lab.token_env());
+        stack.env.push(("PROXMOX_TALOS_JOURNAL_DIR".into(), journal.path().display().to_string()));
+        stack.up_killed_when(std::time::Duration::from_secs(120), || hold.asked());
+        hold.open();
+        lab.wait_for_tasks(std::time::Duration::from_secs(60));
+        assert_eq!(std::fs::read(&file).unwrap(), body, "PVE's download finished after the kill");
+        stack.ok(&["refresh", "--yes", "--skip-preview", "--clear-pending-creates"]);
+        (stack, journal)
+    };
+    let journal_entries = |dir: &Path| std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
+
+    // The journal kept: the file is downloaded again.
+    let (stack, journal) = killed_download(None);
+    assert_eq!(journal_entries(journal.path()), 1, "the killed create left its journal entry");
+    std::fs::write(&file, b"what an interrupted download left").unwrap();
+    let up = stack.ok(&["up", "--yes", "--skip-preview"]);
+    assert!(up.contains("interrupted while downloading it; deleting it and downloading again"), "{up}");
+    assert_eq!(std::fs::read(&file).unwrap(), body, "downloaded again");
+    assert_eq!(journal_entries(journal.path()), 0, "the entry is cleared once the create returns");
+    stack.ok(&["preview", "--expect-no-changes"]);
+    stack.ok(&["destroy", "--yes", "--skip-preview"]);
+    assert!(!file.exists());
+
+    // The journal wiped, with a checksum: PVE finds the right file and keeps it.
+    let (stack, journal) = killed_download(Some(&sha256(&body)));
+    std::fs::remove_dir_all(journal.path()).unwrap();
+    lab.lab.state.clear_requests();
+    let up = stack.ok(&["up", "--yes", "--skip-preview"]);
+    assert!(up.contains("Proxmox VE keeps it if its checksum is the declared one"), "{up}");
+    let (_, requests) = lab.lab.state.requests();
+    assert!(!requests.iter().any(|r| r.method == "DELETE"), "the verified file is kept: {requests:?}");
+    assert_eq!(std::fs::read(&file).unwrap(), body);
+    stack.ok(&["destroy", "--yes", "--skip-preview"]);
+    assert!(!file.exists());
+
+    // The journal wiped, no checksum: refused, naming the ways out; the file is untouched.
+    let (stack, journal) = killed_download(None);
+    std::fs::remove_dir_all(journal.path()).unwrap();
+    let refused = stack.fails(&["up", "--yes", "--skip-preview"]);
+    assert!(refused.contains("local:import/talos.raw already exists on node pve"), "{refused}");
+    for way in ["overwriteUnmanaged: true", "set `checksum`", "`pulumi import` it (id pve/local:import/talos.raw)"] {
+        assert!(refused.contains(way), "{way}: {refused}");
+    }
+    assert_eq!(std::fs::read(&file).unwrap(), body);
 }

@@ -23,6 +23,15 @@ fn lab(mut config: LabConfig) -> CliLab {
 }
 
 /// Waits until the lab's VM `vmid` exists without a lock.
+/// A program with `resources_before` (YAML resources, indented by two) and VM `vmid` on node
+/// `pve` with `properties` (lines indented by six).
+fn vm_program(resources_before: &str, vmid: u32, properties: &str) -> String {
+    format!(
+        "{HEADER}resources:\n{resources_before}  vm:\n    type: proxmox-talos:vm:VirtualMachine\n    properties:\n      \
+         nodeName: pve\n      vmId: {vmid}\n{properties}"
+    )
+}
+
 fn wait_unlocked(lab: &CliLab, vmid: u32) {
     for _ in 0..200 {
         if lab.lab.state.read(|m| m.vms.get(&vmid).is_some_and(|vm| vm.lock.is_none() && vm.busy.is_none())) {
@@ -382,10 +391,7 @@ fn a_vm_hidden_from_the_token_is_an_error_not_gone() {
     }
     let lab = lab(config);
     let mut stack = Stack::from_program(
-        &format!(
-            "{HEADER}resources:\n  vm:\n    type: proxmox-talos:vm:VirtualMachine\n    properties:\n      \
-             nodeName: pve\n      vmId: 4310\n      name: hidden-1\n      started: false\n      memory: {{dedicated: 512}}\n"
-        ),
+        &vm_program("", 4310, "      name: hidden-1\n      started: false\n      memory: {dedicated: 512}\n"),
         lab.token_env(),
     );
     stack.ok(&["up", "--yes", "--skip-preview"]);
@@ -429,12 +435,16 @@ fn moving_an_imported_disk_to_another_interface_is_previewed_as_a_replacement() 
     let image: Vec<u8> = (0..65536u32).map(|i| (i % 251) as u8).collect();
     let url = lab.serve_files(std::collections::HashMap::from([("disk.raw".to_string(), image)]));
     let program = |interface: &str| {
-        format!(
-            "{HEADER}resources:\n  image:\n    type: proxmox-talos:download:File\n    properties:\n      \
-             nodeName: pve\n      datastoreId: local\n      contentType: import\n      url: {url}/disk.raw\n      \
-             fileName: disk.raw\n  vm:\n    type: proxmox-talos:vm:VirtualMachine\n    properties:\n      \
-             nodeName: pve\n      vmId: 4320\n      started: false\n      disks:\n        - interface: {interface}\n          \
-             datastoreId: local-zfs\n          importFrom: ${{image.volumeId}}\n"
+        vm_program(
+            &format!(
+                "  image:\n    type: proxmox-talos:download:File\n    properties:\n      nodeName: pve\n      \
+                 datastoreId: local\n      contentType: import\n      url: {url}/disk.raw\n      fileName: disk.raw\n"
+            ),
+            4320,
+            &format!(
+                "      started: false\n      disks:\n        - interface: {interface}\n          \
+                 datastoreId: local-zfs\n          importFrom: ${{image.volumeId}}\n"
+            ),
         )
     };
     let stack = Stack::from_program(&program("scsi0"), lab.token_env());
@@ -477,10 +487,13 @@ fn moving_an_imported_disk_to_another_interface_is_previewed_as_a_replacement() 
 fn a_concurrent_edit_between_read_and_write_is_kept() {
     let lab = lab(LabConfig::single_node());
     let program = |tag: u32| {
-        format!(
-            "{HEADER}resources:\n  vm:\n    type: proxmox-talos:vm:VirtualMachine\n    properties:\n      \
-             nodeName: pve\n      vmId: 4330\n      started: false\n      networkDevices:\n        - bridge: vmbr0\n          \
-             model: virtio\n          vlanId: {tag}\n"
+        vm_program(
+            "",
+            4330,
+            &format!(
+                "      started: false\n      networkDevices:\n        - bridge: vmbr0\n          model: virtio\n          \
+                 vlanId: {tag}\n"
+            ),
         )
     };
     let stack = Stack::from_program(&program(30), lab.token_env());

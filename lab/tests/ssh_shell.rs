@@ -80,6 +80,20 @@ fn run_within(command: &mut Command, stdin: Option<&[u8]>, what: &str) -> std::p
 }
 
 impl Lab {
+    /// `sftp` running the commands of `batch` as root on the node, with the test's key.
+    fn sftp(&self, batch: &std::path::Path) -> Command {
+        let mut command = Command::new("sftp");
+        command
+            .arg("-b")
+            .arg(batch)
+            .arg("-i")
+            .arg(&self.key)
+            .args(["-P", &self.sshd.port().to_string()])
+            .args(["-F", "/dev/null", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"])
+            .args(["-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "root@127.0.0.1"]);
+        command
+    }
+
     /// `ssh root@node COMMAND` with `stdin`, as a client's SSH library sends it.
     fn ssh(&self, command: Option<&str>, stdin: &[u8]) -> Answer {
         let mut cmd = Command::new("ssh");
@@ -269,18 +283,7 @@ async fn sftp_still_lands_in_the_node_root_beside_the_shell() {
         format!("put {} /var/lib/vz/snippets/sftp.yaml\nls /var/lib/vz/snippets\n", local.display()),
     )
     .unwrap();
-    let out = run_within(
-        Command::new("sftp")
-            .arg("-b")
-            .arg(&batch)
-            .arg("-i")
-            .arg(&lab.key)
-            .args(["-P", &lab.sshd.port().to_string()])
-            .args(["-F", "/dev/null", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"])
-            .args(["-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "root@127.0.0.1"]),
-        None,
-        "sftp",
-    );
+    let out = run_within(&mut lab.sftp(&batch), None, "sftp");
     assert!(
         out.status.success(),
         "sftp failed: {}\n{}\nsshd log:\n{}\nSFTP sshd log:\n{}",
@@ -293,19 +296,7 @@ async fn sftp_still_lands_in_the_node_root_beside_the_shell() {
     // The chroot holds: the host's root is not what SFTP sees.
     let batch = lab.dir.path().join("batch2");
     std::fs::write(&batch, "get /etc/hostname\n").unwrap();
-    let out = run_within(
-        Command::new("sftp")
-            .arg("-b")
-            .arg(&batch)
-            .arg("-i")
-            .arg(&lab.key)
-            .args(["-P", &lab.sshd.port().to_string()])
-            .args(["-F", "/dev/null", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"])
-            .args(["-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "root@127.0.0.1"])
-            .current_dir(lab.dir.path()),
-        None,
-        "sftp get",
-    );
+    let out = run_within(lab.sftp(&batch).current_dir(lab.dir.path()), None, "sftp get");
     assert!(!out.status.success(), "the host's /etc/hostname was visible over SFTP");
     assert!(!lab.dir.path().join("hostname").exists());
 }

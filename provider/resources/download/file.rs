@@ -383,7 +383,7 @@ async fn download(
     label: &str,
 ) -> Result<CreateResponse<FileState>, ResourceError> {
     let attempts = std::sync::atomic::AtomicU32::new(0);
-    let started = retry(pve_resource::retry_policy(), pve_resource::on_retry(ctx, &label), |attempt| {
+    let started = retry(pve_resource::retry_policy(), pve_resource::on_retry(ctx, label), |attempt| {
         let (client, a, params, volume) = (client.clone(), &a, &params, &volume);
         attempts.store(attempt, std::sync::atomic::Ordering::Relaxed);
         async move {
@@ -407,7 +407,7 @@ async fn download(
     .map_err(pve_resource::failed)?;
     let retried = attempts.load(std::sync::atomic::Ordering::Relaxed) > 1;
     let waited = match started {
-        Some(upid) => match pve_resource::wait(ctx, &client, &upid, timeout, &label).await {
+        Some(upid) => match pve_resource::wait(ctx, client, &upid, timeout, label).await {
             // A retry's download found the file the first attempt (its answer lost) fetched meanwhile.
             Err(e) if retried && e.mentions("refusing to override existing file") => Ok(()),
             other => other.map(|_| ()),
@@ -415,7 +415,7 @@ async fn download(
         None => Ok(()),
     };
     let id = pve_resource::node_volume_id(&a.node_name, &volume);
-    let found = storage::find_volume(&client, &a.node_name, &a.datastore_id, &a.content_type, &volume).await;
+    let found = storage::find_volume(client, &a.node_name, &a.datastore_id, &a.content_type, &volume).await;
     match (waited, found) {
         (Ok(()), Ok(Some(found))) => {
             Ok(CreateResponse { id, state: FileState { args: a, volume_id: Some(volume), size: Some(found.size) } })

@@ -605,6 +605,9 @@ async fn migration_moves_local_disks_and_the_vm() {
     let status =
         lab.task_err("POST", &format!("/nodes/{n2}/qemu/300/migrate"), &[("target", n1), ("online", "1")]).await;
     assert_eq!(status, "can't live migrate attached local disks without with-local-disks option");
+    // The failed worker removed its lock before its task ended (no window for a "VM is locked").
+    let current = lab.ok("GET", &format!("/nodes/{n2}/qemu/300/status/current"), &[]).await;
+    assert_eq!(current.get("lock"), None, "{current}");
     let migrate = [("target", n1), ("online", "1"), ("with-local-disks", "1"), ("targetstorage", "ceph")];
     lab.task_ok("POST", &format!("/nodes/{n2}/qemu/300/migrate"), &migrate).await;
     let c = config(&lab, n1, 300).await;

@@ -44,7 +44,13 @@ struct Inner {
     knobs: Mutex<Knobs>,
     requests: Mutex<RequestLog>,
     interleaved: Mutex<Vec<Interleave>>,
+    /// What a task's failure undoes (a migration's lock), by UPID: run in the same model write
+    /// that ends the task, so no client sees the task failed and the cleanup not done yet.
+    failure_cleanups: Mutex<std::collections::HashMap<String, TaskCleanup>>,
 }
+
+/// A change to the model when a task fails.
+pub(crate) type TaskCleanup = Box<dyn FnOnce(&mut Model) + Send>;
 
 /// Another client's edit, made just before the lab handles a given call (after its checks):
 /// what a test uses to put a concurrent change between a client's read and its write,
@@ -80,6 +86,19 @@ struct RequestLog {
 
 /// How many requests the log keeps.
 const REQUEST_LOG: usize = 20_000;
+
+impl PveState {
+    /// Keeps `cleanup` for the failure of task `upid` (see [`PveState::take_task_cleanup`]).
+    /// Call it inside the model write that looks at the task, so the task cannot end between.
+    pub(crate) fn keep_task_cleanup(&self, upid: &str, cleanup: TaskCleanup) {
+        self.inner.failure_cleanups.lock().unwrap_or_else(|e| e.into_inner()).insert(upid.to_string(), cleanup);
+    }
+
+    /// The cleanup kept for task `upid`, once (the task ended: run it on failure, drop it else).
+    pub(crate) fn take_task_cleanup(&self, upid: &str) -> Option<TaskCleanup> {
+        self.inner.failure_cleanups.lock().unwrap_or_else(|e| e.into_inner()).remove(upid)
+    }
+}
 
 impl PveState {
     /// The lab in `state_dir`: the saved state if there is one, else a fresh
@@ -121,6 +140,7 @@ impl PveState {
                 knobs: Mutex::new(Knobs { timing: config.timing, faults: config.faults, dice: Default::default() }),
                 requests: Mutex::new(RequestLog::default()),
                 interleaved: Mutex::new(Vec::new()),
+                failure_cleanups: Mutex::new(Default::default()),
             }),
         };
         state.make_storage_dirs()?;

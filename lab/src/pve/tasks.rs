@@ -144,10 +144,15 @@ where
 
 fn finish(state: &PveState, upid: &str, result: Result<(), String>) {
     state.write(|m| {
+        let cleanup = state.take_task_cleanup(upid);
         let Some(task) = m.task_mut(upid) else { return };
         if !task.running() {
-            return; // stopped through the API meanwhile
+            return; // stopped through the API meanwhile (which ran the cleanup)
         }
+        if let (Err(_), Some(cleanup)) = (&result, cleanup) {
+            cleanup(m);
+        }
+        let Some(task) = m.task_mut(upid) else { return };
         let warnings = task.log.iter().filter(|l| l.starts_with("WARN: ")).count();
         let status = match result {
             Ok(()) if warnings > 0 => format!("WARNINGS: {warnings}"),
@@ -322,6 +327,9 @@ fn stop(state: &PveState, call: &Call) -> Result<Value, ApiError> {
                 t.log.push("TASK ERROR: interrupted by signal".into());
                 t.exitstatus = Some("interrupted by signal".into());
                 t.endtime = Some(now_secs());
+            }
+            if let Some(cleanup) = state.take_task_cleanup(&task.upid) {
+                cleanup(m);
             }
         });
     }

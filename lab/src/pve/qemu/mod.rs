@@ -127,11 +127,12 @@ pub(crate) fn sync_holder(what: &str) -> String {
 /// its work: stopped, lock timeout, injected failure), as qemu-server's
 /// workers clean up after themselves.
 pub(crate) fn on_failure(state: &PveState, upid: &str, cleanup: impl FnOnce(&mut Model) + Send + 'static) {
-    let (state, upid) = (state.clone(), upid.to_string());
-    tokio::spawn(async move {
-        if super::tasks::wait(&state, &upid).await.is_err() {
-            state.write(cleanup);
-        }
+    // Decided in one model write with the task's state: a task that already failed is cleaned
+    // up now; a running one when it fails, in the write that ends it.
+    state.write(|m| match m.task(upid).map(|t| t.exitstatus.clone()) {
+        Some(None) => state.keep_task_cleanup(upid, Box::new(cleanup)),
+        Some(Some(s)) if !(s == "OK" || s.starts_with("WARNINGS")) => cleanup(m),
+        _ => {}
     });
 }
 

@@ -209,6 +209,49 @@ fn the_talos_cluster_program_lives_and_dies_through_the_cli() {
     assert_eq!(on(&lab, running_config(worker2, &client)), patched);
     timed(&stack, &["preview", "--expect-no-changes"]);
 
+    // Talos v1.12.4 → v1.12.5 in place: new boot images are downloaded (for VMs made later),
+    // no VM is replaced (its boot image only matters at the first install), and every node is
+    // upgraded through the Talos API, never two control planes down at once; then nothing is
+    // left to do.
+    let disks_before: Vec<String> =
+        lab.lab.state.read(|m| m.vms.range(1101..=1204).map(|(_, vm)| vm.config["scsi0"].clone()).collect());
+    stack.set("talosVersion", "v1.12.5");
+    let preview = stack.ok(&["preview", "--diff"]);
+    // Each node's line: `~ installerImage: ".../<schematic>:v1.12.4" => ".../<schematic>:v1.12.5"`.
+    let upgrades = preview
+        .lines()
+        .filter(|l| l.contains("~ installerImage") && l.contains(":v1.12.4\" => \"") && l.ends_with(":v1.12.5\""))
+        .count();
+    assert_eq!(upgrades, 7, "{preview}");
+    let steps: Value = serde_json::from_str(&stack.ok(&["preview", "--json"])).unwrap();
+    let count = |kind: &str, op: &str| {
+        steps["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["op"] == op && s["urn"].as_str().is_some_and(|u| u.contains(kind)))
+            .count()
+    };
+    assert_eq!(count("vm:VirtualMachine", "replace"), 0, "{steps}");
+    assert_eq!(count("machine:ConfigurationApply", "update"), 7, "{steps}");
+    timed(&stack, &["up", "--yes", "--skip-preview"]);
+    for last in CONTROLLERS.iter().chain(&WORKERS) {
+        let tag = on(&lab, async {
+            let c = api_client::connect(&net.ip(*last).to_string(), Credentials::Mutual(&client)).await.unwrap();
+            c.version().await.unwrap().version.map(|v| v.tag)
+        });
+        assert_eq!(tag.as_deref(), Some("v1.12.5"), ".{last}");
+    }
+    let disks_after: Vec<String> =
+        lab.lab.state.read(|m| m.vms.range(1101..=1204).map(|(_, vm)| vm.config["scsi0"].clone()).collect());
+    assert_eq!(disks_after, disks_before, "the VMs and their disks are the same");
+    let upgrades = lab.lab.talos.reboots().into_iter().filter(|r| r.cause == "Upgrade").count();
+    assert_eq!(upgrades, 7, "one upgrade per node: {:?}", lab.lab.talos.reboots());
+    assert_eq!(lab.lab.talos.max_control_planes_down_at_once(), 1, "control planes one at a time");
+    timed(&stack, &["preview", "--expect-no-changes"]);
+    timed(&stack, &["refresh", "--yes", "--expect-no-changes", "--skip-preview"]);
+    support::talos::assert_talosctl_version(&talosconfig, "v1.12.5");
+
     // No private key, token, password or machine configuration in plain text in the state.
     let export = stack.ok(&["stack", "export"]);
     let token = patched.lines().find(|l| l.trim_start().starts_with("token: ")).unwrap().trim().to_string();

@@ -60,6 +60,8 @@ fn apply_args(
         config_patches: Some(vec!["machine:\n  certSANs:\n    - cp.lab\n".into()]),
         apply_mode: None,
         on_destroy: Some(OnDestroy { reset: Some(true), graceful: Some(true), reboot: Some(true) }),
+        installer_image: None,
+        rollout: None,
         timeouts: Some(Timeouts {
             create: Some(create_timeout.into()),
             update: Some("30s".into()),

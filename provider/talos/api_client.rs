@@ -454,7 +454,6 @@ impl TalosClient {
         first("ApplyConfiguration", reply.into_inner().messages)
     }
 
-    /// `MachineService/Bootstrap`.
     /// `MachineService/EtcdMemberList` (cluster-wide, not only the node's own view): the
     /// members' hostnames.
     pub async fn etcd_member_names(&self) -> Result<Vec<String>, TalosApiError> {
@@ -463,6 +462,7 @@ impl TalosClient {
         Ok(reply.into_inner().messages.into_iter().flat_map(|m| m.members).map(|m| m.hostname).collect())
     }
 
+    /// `MachineService/Bootstrap`.
     pub async fn bootstrap(&self) -> Result<(), TalosApiError> {
         self.machine()
             .bootstrap(self.request(machine::BootstrapRequest::default()))
@@ -496,6 +496,28 @@ impl TalosClient {
         };
         self.machine().reset(self.request(req)).await.map_err(|s| self.error("Reset", s))?;
         Ok(())
+    }
+
+    /// `MachineService/Upgrade`: the node validates (pulls) the installer `image`, installs it
+    /// and reboots into it. A control plane first checks that every etcd member is healthy.
+    pub async fn upgrade(&self, image: &str) -> Result<(), TalosApiError> {
+        let req = machine::UpgradeRequest { image: image.to_string(), ..Default::default() };
+        self.machine().upgrade(self.request(req)).await.map_err(|s| self.error("Upgrade", s))?;
+        Ok(())
+    }
+
+    /// `MachineService/ServiceList`: each service's id, state and health (`None`: no health check).
+    pub async fn services(&self) -> Result<Vec<(String, String, Option<bool>)>, TalosApiError> {
+        let reply = self.machine().service_list(self.request(())).await.map_err(|s| self.error("ServiceList", s))?;
+        let list = first("ServiceList", reply.into_inner().messages)?;
+        Ok(list
+            .services
+            .into_iter()
+            .map(|s| {
+                let healthy = s.health.filter(|h| !h.unknown).map(|h| h.healthy);
+                (s.id, s.state, healthy)
+            })
+            .collect())
     }
 
     /// `MachineService/Kubeconfig`: the admin kubeconfig, out of its tar.gz.

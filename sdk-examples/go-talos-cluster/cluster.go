@@ -207,7 +207,9 @@ func virtualMachine(ctx *pulumi.Context, s settings, n nodeSpec, image pulumi.St
 	} else {
 		args.Tags = pulumi.ToStringArray(tags)
 	}
-	return vm.NewVirtualMachine(ctx, n.name, args)
+	// The boot image only matters for the first install: a new Talos version or schematic
+	// upgrades the running node in place (its ConfigurationApply), never replaces the VM.
+	return vm.NewVirtualMachine(ctx, n.name, args, pulumi.IgnoreChanges([]string{"disks[0].importFrom"}))
 }
 
 // maintenanceAddress is the first usable IPv4 address of the VM's net0 interface, as its guest

@@ -206,6 +206,9 @@ for name, vm_id, control_plane, gpu, cores, memory, disk, addr in NODES:
         # Raw PCI passthrough: the provider must log in as root@pam with a password.
         machine="q35" if gpu else None,
         hostpcis=[vm.VirtualMachineHostpciArgs(device="hostpci0", id=gpu_pci_id, pcie=True)] if gpu else None,
+        # The boot image only matters for the first install: a new Talos version or schematic
+        # upgrades the running node in place (its ConfigurationApply), never replaces the VM.
+        opts=pulumi.ResourceOptions(ignore_changes=["disks[0].importFrom"]),
     )
     config_input = control_plane_config if control_plane else gpu_worker_config if gpu else worker_config
     applies.append(

@@ -150,6 +150,10 @@ pub struct TalosInstall {
     /// The etcd data directory is not empty (bootstrapped, or joined a bootstrapped cluster).
     #[serde(default)]
     pub etcd: bool,
+    /// The installer image of the last `Upgrade` (`<registry>/<path>:<version>`): the system the
+    /// disk boots since, whatever image the VM was created from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
 }
 
 /// A worker task (`UPID:node:pid:pstart:starttime:type:id:user:`).

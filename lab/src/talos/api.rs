@@ -551,6 +551,21 @@ impl machine::machine_service_server::MachineService for NodeApi {
         one(machine::ServiceListResponse { messages })
     }
 
+    async fn upgrade(
+        &self,
+        request: Request<machine::UpgradeRequest>,
+    ) -> Result<Response<machine::UpgradeResponse>, Status> {
+        let req = request.get_ref();
+        let messages = self.unary(&request, Access::Admin, |call| {
+            if call.maintenance() {
+                return Err(not_implemented("Upgrade"));
+            }
+            super::upgrade::upgrade(&self.nodes, &call.node, call.config()?, req)?;
+            Ok(vec![machine::Upgrade { metadata: None, ack: "Upgrade request received".into(), actor_id: actor_id() }])
+        })?;
+        one(machine::UpgradeResponse { messages })
+    }
+
     async fn version(&self, request: Request<()>) -> Result<Response<machine::VersionResponse>, Status> {
         let messages = self.unary(&request, Access::Reader, |call| {
             let maintenance = call.maintenance();
@@ -630,7 +645,7 @@ fn service_infos(node: &NodeView, bootstrapped: bool) -> Vec<machine::ServiceInf
 }
 
 /// A stable etcd member ID for a node of a cluster.
-fn member_id(cluster_id: &str, vmid: u32) -> u64 {
+pub(super) fn member_id(cluster_id: &str, vmid: u32) -> u64 {
     use sha2::Digest as _;
     let h = sha2::Sha256::digest(format!("{cluster_id}/{vmid}").as_bytes());
     u64::from_be_bytes(h[..8].try_into().unwrap_or_default())

@@ -76,6 +76,7 @@ node_messages!(
     machine::Reboot,
     machine::Reset,
     machine::ServiceList,
+    machine::Upgrade,
     machine::Version,
     storage::Disks,
     cluster::HealthCheckProgress,

@@ -47,6 +47,7 @@ mod node;
 pub mod pki;
 mod server;
 mod supervisor;
+mod upgrade;
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -79,6 +80,21 @@ struct Inner {
     nodes: Mutex<BTreeMap<u32, Node>>,
     /// Kubernetes API listeners by VIP: the holder's VMID and the listener.
     vips: Mutex<BTreeMap<Ipv4Addr, (u32, server::Listener)>>,
+    /// Every reboot a node was asked for, in order.
+    reboots: Mutex<Vec<RebootRecord>>,
+}
+
+/// A reboot a node went through (apply, `Reboot`, `Reset`, `Upgrade`): when it went down and
+/// came back, as scheduled (the listener follows within one supervisor tick).
+#[derive(Debug, Clone)]
+pub struct RebootRecord {
+    pub vmid: u32,
+    /// `ApplyConfiguration`, `Reboot`, `Reset` or `Upgrade`.
+    pub cause: &'static str,
+    /// The cluster (`cluster.id`) of a control plane; `None` for workers and maintenance.
+    pub control_plane_of: Option<String>,
+    pub down_at: Instant,
+    pub up_at: Instant,
 }
 
 /// A node as [`TalosNodes::status`] reports it.
@@ -96,7 +112,12 @@ pub struct NodeStatus {
 /// Starts the supervisor on the current Tokio runtime; it runs until the runtime ends.
 pub fn start(pve: PveState) -> TalosNodes {
     let nodes = TalosNodes {
-        inner: Arc::new(Inner { pve, nodes: Mutex::new(BTreeMap::new()), vips: Mutex::new(BTreeMap::new()) }),
+        inner: Arc::new(Inner {
+            pve,
+            nodes: Mutex::new(BTreeMap::new()),
+            vips: Mutex::new(BTreeMap::new()),
+            reboots: Mutex::new(Vec::new()),
+        }),
     };
     let weak = Arc::downgrade(&nodes.inner);
     tokio::spawn(async move {
@@ -171,8 +192,9 @@ impl TalosNodes {
     fn install(&self, vmid: u32, config: String) {
         let boot_ms = self.inner.pve.timing().boot_ms;
         self.with_node(vmid, |node, m| {
-            node.update_install(m, |i| *i = Some(TalosInstall { config, staged: None, etcd: false }));
+            node.update_install(m, |i| *i = Some(TalosInstall { config, staged: None, etcd: false, image: None }));
             node.schedule_reboot(boot_ms);
+            self.record_reboot(node, "ApplyConfiguration");
         });
     }
 
@@ -202,10 +224,52 @@ impl TalosNodes {
 
     fn reboot(&self, vmid: u32) {
         let boot_ms = self.inner.pve.timing().boot_ms;
-        let mut nodes = self.lock();
-        if let Some(node) = nodes.get_mut(&vmid) {
+        self.with_node(vmid, |node, _| {
             node.schedule_reboot(boot_ms);
-        }
+            self.record_reboot(node, "Reboot");
+        });
+    }
+
+    /// `Upgrade`: the installer image goes to the disk and the node reboots into it (with
+    /// `stage`, at its next reboot instead).
+    fn upgrade(&self, vmid: u32, image: String, stage: bool) {
+        let boot_ms = self.inner.pve.timing().boot_ms;
+        self.with_node(vmid, |node, m| {
+            node.update_install(m, |i| upgrade::install_image(i, image));
+            if !stage {
+                node.schedule_reboot(boot_ms);
+                self.record_reboot(node, "Upgrade");
+            }
+        });
+    }
+
+    fn record_reboot(&self, node: &Node, cause: &'static str) {
+        let Some(reboot) = node.reboot else { return };
+        let control_plane_of =
+            node.config().filter(|c| c.machine_type.is_control_plane()).map(|c| c.cluster_id.clone());
+        let record =
+            RebootRecord { vmid: node.vmid, cause, control_plane_of, down_at: reboot.down_at, up_at: reboot.up_at };
+        self.inner.reboots.lock().unwrap_or_else(|e| e.into_inner()).push(record);
+    }
+
+    /// Every reboot so far, in the order asked.
+    pub fn reboots(&self) -> Vec<RebootRecord> {
+        self.inner.reboots.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The most control planes of one cluster that were down at the same moment (a reboot
+    /// counts until one supervisor tick after it was due back).
+    pub fn max_control_planes_down_at_once(&self) -> usize {
+        let reboots = self.reboots();
+        let windows: Vec<_> =
+            reboots.iter().filter_map(|r| Some((r.control_plane_of.as_deref()?, r.down_at, r.up_at + TICK))).collect();
+        windows
+            .iter()
+            .map(|(cluster, at, _)| {
+                windows.iter().filter(|(c, from, to)| c == cluster && from <= at && at < to).count()
+            })
+            .max()
+            .unwrap_or(0)
     }
 
     fn bootstrap(&self, vmid: u32) {
@@ -228,6 +292,7 @@ impl TalosNodes {
             });
             if reboot {
                 node.schedule_reboot(boot_ms);
+                self.record_reboot(node, "Reset");
             } else {
                 node.power_off_at = Some(Instant::now() + Duration::from_millis(node::GOING_DOWN_MS));
             }
@@ -244,6 +309,19 @@ impl TalosNodes {
                 .filter(|n| n.config().is_some_and(|c| c.cluster_id == cluster_id && c.machine_type.is_control_plane()))
                 .filter(|n| n.install(m).is_some_and(|i| i.etcd))
                 .filter_map(|n| Some((n.vmid, n.hostname(), n.listener_key.as_ref()?.address)))
+                .collect()
+        })
+    }
+
+    /// The control planes of a cluster that hold etcd data (members, up or down).
+    fn etcd_member_vmids(&self, cluster_id: &str) -> Vec<u32> {
+        let nodes = self.lock();
+        self.inner.pve.read(|m| {
+            nodes
+                .values()
+                .filter(|n| n.config().is_some_and(|c| c.cluster_id == cluster_id && c.machine_type.is_control_plane()))
+                .filter(|n| n.install(m).is_some_and(|i| i.etcd))
+                .map(|n| n.vmid)
                 .collect()
         })
     }

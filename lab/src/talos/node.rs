@@ -60,6 +60,15 @@ impl Image {
             mode: if metal { Mode::Metal } else { Mode::Cloud },
         }
     }
+
+    /// What the machine runs with `install` on its disk: an upgrade's installer image names
+    /// the version (the platform stays the machine's).
+    pub fn installed(mut self, install: Option<&TalosInstall>) -> Image {
+        if let Some(tag) = install.and_then(|i| i.image.as_deref()).and_then(|i| i.rsplit_once(':')).map(|(_, t)| t) {
+            self.tag = tag.to_string();
+        }
+        self
+    }
 }
 
 /// A running Talos machine.
@@ -127,7 +136,8 @@ impl Node {
     /// (a staged one takes effect now), else in maintenance.
     pub fn boot(m: &mut Model, vm: &Vm, origin: &str) -> Node {
         let system_disk = system_disk(m, vm);
-        let image = Image::from_origin(origin);
+        let installed = system_disk.as_ref().and_then(|d| m.volumes.get(d)).and_then(|v| v.talos.as_ref());
+        let image = Image::from_origin(origin).installed(installed);
         let phase = boot_phase(m, system_disk.as_deref(), &image);
         Node {
             vmid: vm.vmid,
@@ -157,6 +167,7 @@ impl Node {
         self.try_until = None;
         self.reboot = None;
         self.boot_id = random_uuid();
+        self.image = self.image.clone().installed(self.install(m).as_ref());
         self.phase = match &self.system_disk {
             Some(disk) => boot_phase(m, Some(disk), &self.image),
             None => phase_of(self.in_memory.as_ref(), &self.image),

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use super::apply_plan::{self as plan, ApplyMode};
 use super::talos_node::{self as talos_node, Awaited, Deadline, Probed};
 use super::timeouts::{self, Operation, Timeouts};
+use super::upgrade::{self, image as install};
 use crate::framework::{
     CheckFailure, CheckRequest, Context, CreateRequest, CreateResponse, CustomResource, DeleteRequest, ReadRequest,
     ReadResponse, ResourceError, Severity, UpdateRequest,
@@ -63,6 +64,16 @@ pub struct ConfigurationApplyArgs {
     /// What destroying the resource does to the node (default: nothing).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub on_destroy: Option<OnDestroy>,
+    /// The installer image the node runs (`factory.talos.dev/nocloud-installer/<schematic>:v1.12.4`):
+    /// by default the configuration's `machine.install.image`, which is what to change. A new one
+    /// (another version or schematic) upgrades the node in place, one node of the cluster at a
+    /// time (ADR 0012); the preview shows it from → to. Set it only to assert that image.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub installer_image: Option<String>,
+    /// How in-place Talos upgrades of this node's cluster proceed (when the configuration's
+    /// `machine.install.image` changes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<Rollout>,
     /// How long create, update and delete wait for the node.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeouts: Option<Timeouts>,
@@ -88,6 +99,19 @@ pub struct OnDestroy {
     pub reboot: Option<bool>,
 }
 
+/// How a cluster's nodes take a new installer image (ADR 0012): control planes one at a time,
+/// workers in batches, each healthy before the next.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, PulumiType)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[pulumi(token = "machine:ConfigurationApplyRollout")]
+pub struct Rollout {
+    /// How many workers of the cluster upgrade at once (default 1). The first node of the
+    /// cluster to upgrade in a run sets it for the run.
+    #[pulumi(default = "1")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker_batch_size: Option<u32>,
+}
+
 /// A machine configuration applied to a Talos node over the Talos API.
 #[derive(Debug, Clone, Serialize, Deserialize, PulumiType)]
 #[serde(rename_all = "camelCase")]
@@ -105,6 +129,13 @@ pub struct ConfigurationApplyState {
     /// `preview`/`up` shows an update that applies the configuration again.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub staged_boot_id: Option<String>,
+    /// The Talos version the node runs (`Version`), as last seen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub talos_version: Option<String>,
+    /// The installer image the node was installed or upgraded with, as far as the provider
+    /// knows: `installerImage` once the node runs its version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub installed_image: Option<String>,
 }
 
 /// The `machine:ConfigurationApply` resource.
@@ -123,6 +154,10 @@ impl ConfigurationApplyArgs {
         format!("talos {}", self.node)
     }
 
+    fn worker_batch(&self) -> usize {
+        self.rollout.as_ref().and_then(|r| r.worker_batch_size).unwrap_or(1) as usize
+    }
+
     fn mode(&self) -> ApplyMode {
         ApplyMode::parse(self.apply_mode.as_deref()).unwrap_or(ApplyMode::Auto)
     }
@@ -133,6 +168,9 @@ fn failures(args: &ConfigurationApplyArgs) -> Vec<CheckFailure> {
     let mut f = Vec::new();
     if args.node.trim().is_empty() {
         f.push(CheckFailure::new("node", "must not be empty; give the node's address, e.g. 192.168.1.211"));
+    }
+    if args.rollout.as_ref().and_then(|r| r.worker_batch_size) == Some(0) {
+        f.push(CheckFailure::new("rollout.workerBatchSize", "must be at least 1"));
     }
     if args.endpoint.as_deref().is_some_and(|e| e.trim().is_empty()) {
         f.push(CheckFailure::new("endpoint", "must not be empty; leave it unset to reach the node at `node`"));
@@ -275,8 +313,74 @@ async fn converge(
     }
 }
 
+/// After the apply: upgrades the node in place when its configuration's installer image asks for
+/// another Talos (ADR 0012). Returns the version it runs and the image it runs, if known.
+async fn upgrade_step(
+    ctx: &Context,
+    args: &ConfigurationApplyArgs,
+    rendered: &str,
+    recorded: Option<&str>,
+    deadline: &Deadline,
+) -> Result<(Option<String>, Option<String>), Stopped> {
+    let Some(image) = install::install_image(rendered) else { return Ok((None, None)) };
+    let (label, targets) = (args.label(), plan::configured_targets(&args.node, args.endpoint.as_deref(), rendered));
+    let req = upgrade::Request {
+        label: &label,
+        targets: &targets,
+        maintenance_address: &args.node,
+        client: &args.client_configuration,
+        rendered,
+        image: &image,
+        recorded,
+        worker_batch: args.worker_batch(),
+    };
+    match upgrade::upgrade_node(ctx, &req, deadline).await {
+        Ok(version) => {
+            let runs_it = install::Image::parse(&image).is_ok_and(|i| i.version.text == version);
+            Ok((Some(version), runs_it.then_some(image)))
+        }
+        Err(upgrade::Failed::Clean(m)) => Err(Stopped::Clean(m)),
+        Err(upgrade::Failed::Uncertain(m)) => Err(Stopped::Uncertain(m)),
+    }
+}
+
+/// Before any call to the node: an installer image from the provider's Image Factory must name
+/// a version and a schematic the factory has.
+async fn check_factory(ctx: &Context, label: &str, image: &str) -> Result<(), ResourceError> {
+    let Ok(wanted) = install::Image::parse(image) else { return Ok(()) };
+    let base = ctx.config().image_factory_url();
+    let host = base.split("://").nth(1).unwrap_or(&base).split('/').next().unwrap_or_default().to_string();
+    if wanted.host() != host {
+        return Ok(());
+    }
+    let factory = crate::talos::factory_client::FactoryClient::new(&base)
+        .map_err(|e| ResourceError::Failed(format!("{label}: {e}")))?;
+    let versions = factory.versions().await.map_err(|e| ResourceError::Failed(format!("{label}: {e}")))?;
+    if !versions.contains(&wanted.version.text) {
+        return Err(ResourceError::Failed(format!(
+            "{label}: the Image Factory at {base} has no Talos {} (installer image {image}); no node was touched",
+            wanted.version
+        )));
+    }
+    if let Some(id) = &wanted.schematic {
+        if factory.schematic(id).await.map_err(|e| ResourceError::Failed(format!("{label}: {e}")))?.is_none() {
+            return Err(ResourceError::Failed(format!(
+                "{label}: the Image Factory at {base} has no schematic {id} (installer image {image}); no node \
+                 was touched"
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn state_of(args: &ConfigurationApplyArgs, rendered: String) -> ConfigurationApplyState {
-    ConfigurationApplyState { args: args.clone(), machine_configuration: Some(rendered), staged_boot_id: None }
+    ConfigurationApplyState {
+        args: args.clone(),
+        machine_configuration: Some(rendered),
+        staged_boot_id: None,
+        talos_version: None,
+        installed_image: None,
+    }
 }
 
 impl CustomResource for ConfigurationApply {
@@ -294,6 +398,27 @@ impl CustomResource for ConfigurationApply {
             return Err(f);
         }
         let mut inputs = req.inputs;
+        let old_config = req.olds.as_ref().and_then(|o| o.render().ok());
+        if let Ok(new_config) = inputs.render() {
+            let image = install::install_image(&new_config);
+            match (&inputs.installer_image, &image) {
+                (Some(set), Some(configured)) if set.trim() != configured => {
+                    return Err(vec![CheckFailure::new(
+                        "installerImage",
+                        format!(
+                            "{set:?} is not the configuration's machine.install.image {configured:?}: change the \
+                             image in the configuration (e.g. getConfiguration's installImage) and leave \
+                             installerImage unset"
+                        ),
+                    )]);
+                }
+                (None, Some(configured)) => inputs.installer_image = Some(configured.clone()),
+                _ => {}
+            }
+            if let Err(e) = install::check_change(old_config.as_deref(), &new_config) {
+                return Err(vec![CheckFailure::new("installerImage", e)]);
+            }
+        }
         // The same machine, now reached on a static address its configuration gave it (a VM's
         // guest-agent address moves from its DHCP lease to it after the apply): keep the node
         // it was applied through, so the move is no change at all. Every call also tries the
@@ -309,12 +434,21 @@ impl CustomResource for ConfigurationApply {
 
     /// A staged configuration is not in effect: every preview shows it as an update until the
     /// node has rebooted into it (refresh clears the mark then).
+    /// A node that runs another Talos version than the recorded configuration's installer image
+    /// names (a refresh saw it, or a rollout stopped) shows as an update too: `up` upgrades it.
     fn due_changes(&self, state: &ConfigurationApplyState, _inputs: &ConfigurationApplyArgs) -> Vec<String> {
+        let mut due = Vec::new();
         if state.staged_boot_id.is_some() {
-            vec!["stagedBootId".into()]
-        } else {
-            Vec::new()
+            due.push("stagedBootId".into());
         }
+        let recorded = state.machine_configuration.as_deref().and_then(install::install_image);
+        let recorded = recorded.and_then(|i| install::Image::parse(&i).ok());
+        if let (Some(running), Some(recorded)) = (&state.talos_version, &recorded) {
+            if *running != recorded.version.text {
+                due.push("talosVersion".into());
+            }
+        }
+        due
     }
 
     fn replacements(&self, old: &ConfigurationApplyArgs, new: &ConfigurationApplyArgs) -> Option<Vec<String>> {
@@ -334,10 +468,23 @@ impl CustomResource for ConfigurationApply {
             return Ok(CreateResponse { id: String::new(), state: state_of(&args, rendered) });
         }
         let deadline = Deadline::after(timeouts::resolve(ctx, args.timeouts.as_ref(), Operation::Create));
-        match converge(ctx, &args, &rendered, &deadline, None).await {
-            Ok(staged) => Ok(CreateResponse {
+        if let Some(image) = install::install_image(&rendered) {
+            check_factory(ctx, &args.label(), &image).await?;
+        }
+        let converged = match converge(ctx, &args, &rendered, &deadline, None).await {
+            Ok(None) => upgrade_step(ctx, &args, &rendered, None, &deadline).await.map(|v| (None, v)),
+            Ok(staged) => Ok((staged, (None, None))),
+            Err(e) => Err(e),
+        };
+        match converged {
+            Ok((staged, (talos_version, installed_image))) => Ok(CreateResponse {
                 id: args.node.clone(),
-                state: ConfigurationApplyState { staged_boot_id: staged, ..state_of(&args, rendered) },
+                state: ConfigurationApplyState {
+                    staged_boot_id: staged,
+                    talos_version,
+                    installed_image,
+                    ..state_of(&args, rendered)
+                },
             }),
             Err(Stopped::Clean(m)) => Err(ResourceError::Failed(m)),
             // Record the resource: the next `up` continues with an update instead of losing it.
@@ -366,6 +513,13 @@ impl CustomResource for ConfigurationApply {
         let targets = plan::configured_targets(&inputs.node, inputs.endpoint.as_deref(), &recorded);
         let running = match talos_node::probe(&targets, &inputs.node, &inputs.client_configuration).await {
             Ok(Probed::Configured(client, _)) => {
+                if let Ok(version) = upgrade::running_version(&client).await {
+                    if state.talos_version.as_ref().is_some_and(|v| *v != version) {
+                        ctx.log(Severity::Info, &format!("{label}: runs Talos {version}"));
+                        state.installed_image = None;
+                    }
+                    state.talos_version = Some(version);
+                }
                 if let Some(staged_at) = state.staged_boot_id.clone() {
                     match talos_node::boot_id(&client).await {
                         Some(now) if now == staged_at => ctx.log(
@@ -423,14 +577,42 @@ impl CustomResource for ConfigurationApply {
     ) -> Result<ConfigurationApplyState, ResourceError> {
         let args = req.inputs;
         let rendered = args.render().map_err(invalid)?;
+        let old = &req.old_state;
         if req.preview {
-            return Ok(state_of(&args, rendered));
+            let kept = ConfigurationApplyState {
+                talos_version: old.talos_version.clone(),
+                installed_image: old.installed_image.clone(),
+                ..state_of(&args, rendered)
+            };
+            return Ok(kept);
+        }
+        if let Some(image) = install::install_image(&rendered) {
+            if old.installed_image.as_deref() != Some(image.as_str()) {
+                check_factory(ctx, &args.label(), &image).await?;
+            }
         }
         let deadline = Deadline::after(timeouts::resolve(ctx, args.timeouts.as_ref(), Operation::Update));
-        match converge(ctx, &args, &rendered, &deadline, req.old_state.staged_boot_id.as_deref()).await {
-            Ok(staged) => Ok(ConfigurationApplyState { staged_boot_id: staged, ..state_of(&args, rendered) }),
-            Err(Stopped::Clean(m)) => Err(ResourceError::Failed(m)),
-            Err(Stopped::Uncertain(m)) => Err(ResourceError::init_failed(req.id, &state_of(&args, rendered), vec![m])),
+        // Until the upgrade is confirmed the state keeps what the node ran before.
+        let partial = ConfigurationApplyState {
+            talos_version: old.talos_version.clone(),
+            installed_image: old.installed_image.clone(),
+            ..state_of(&args, rendered.clone())
+        };
+        let staged = match converge(ctx, &args, &rendered, &deadline, old.staged_boot_id.as_deref()).await {
+            Ok(staged) => staged,
+            Err(Stopped::Clean(m)) => return Err(ResourceError::Failed(m)),
+            Err(Stopped::Uncertain(m)) => return Err(ResourceError::init_failed(req.id, &partial, vec![m])),
+        };
+        if staged.is_some() {
+            return Ok(ConfigurationApplyState { staged_boot_id: staged, ..partial });
+        }
+        match upgrade_step(ctx, &args, &rendered, old.installed_image.as_deref(), &deadline).await {
+            Ok((talos_version, installed_image)) => {
+                Ok(ConfigurationApplyState { talos_version, installed_image, ..state_of(&args, rendered) })
+            }
+            Err(Stopped::Clean(m) | Stopped::Uncertain(m)) => {
+                Err(ResourceError::init_failed(req.id, &partial, vec![m]))
+            }
         }
     }
 
@@ -510,6 +692,8 @@ mod tests {
             config_patches: Some(vec!["machine:\n  certSANs:\n    - w.lab\n".into()]),
             apply_mode: None,
             on_destroy: None,
+            installer_image: None,
+            rollout: None,
             timeouts: None,
         }
     }

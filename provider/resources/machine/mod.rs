@@ -4,7 +4,7 @@
 //! `secrets`, `get_configuration`: local (no request); `configuration_apply`
 //! and `bootstrap`: the Talos API of one node, with its pure half in
 //! `apply_plan`, node access and bounded waits in `talos_node`, and the shared
-//! `timeouts` input.
+//! `timeouts` input; in-place Talos upgrades in `upgrade`.
 
 pub mod apply_plan;
 pub mod bootstrap;
@@ -13,3 +13,4 @@ pub mod get_configuration;
 pub mod secrets;
 pub mod talos_node;
 pub mod timeouts;
+pub mod upgrade;

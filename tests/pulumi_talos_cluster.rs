@@ -251,6 +251,18 @@ fn the_talos_cluster_program_lives_and_dies_through_the_cli() {
     timed(&stack, &["preview", "--expect-no-changes"]);
     timed(&stack, &["refresh", "--yes", "--expect-no-changes", "--skip-preview"]);
     support::talos::assert_talosctl_version(&talosconfig, "v1.12.5");
+    // Bad versions fail before any node is touched: a downgrade across minors at preview
+    // (Check, naming `installerImage`); a version the Image Factory does not build when its
+    // boot image is downloaded (the configurations wait for it).
+    stack.set("talosVersion", "v1.11.5");
+    let refused = stack.fails(&["preview"]);
+    assert!(refused.contains("installerImage") && refused.contains("from v1.12.5 to v1.11.5"), "{refused}");
+    stack.set("talosVersion", "v1.12.99");
+    let refused = stack.fails(&["up", "--yes", "--skip-preview"]);
+    assert!(refused.contains("talos-v1.12.99-nocloud-amd64.raw") && refused.contains("404"), "{refused}");
+    assert_eq!(lab.lab.talos.reboots().into_iter().filter(|r| r.cause == "Upgrade").count(), 7, "nothing upgraded");
+    stack.set("talosVersion", "v1.12.5");
+    timed(&stack, &["preview", "--expect-no-changes"]);
 
     // No private key, token, password or machine configuration in plain text in the state.
     let export = stack.ok(&["stack", "export"]);
@@ -465,4 +477,34 @@ fn a_plugin_killed_while_vms_are_created_recovers_with_refresh_and_up() {
 #[test]
 fn a_plugin_killed_while_nodes_are_configured_recovers_with_refresh_and_up() {
     a_killed_plugin_recovers(KillPoint::NodesBeingConfigured);
+}
+
+/// A provider killed in the middle of a rollout (v1.12.4 → v1.12.5, once two nodes have
+/// begun their upgrade): `refresh` reads which nodes run which version, and the next `up`
+/// finishes the rollout without upgrading a finished node again.
+#[test]
+fn a_rollout_killed_midway_is_finished_without_upgrading_a_node_twice() {
+    let (lab, net) = CliLab::single_node_on_own_subnet(TALOS_TIMING);
+    let (factory_url, _) = lab.factory();
+    let stack = configured_stack(&lab, &net, &factory_url);
+    timed(&stack, &["up", "--yes", "--skip-preview"]);
+    let upgrades = |lab: &CliLab| lab.lab.talos.reboots().into_iter().filter(|r| r.cause == "Upgrade").count();
+    stack.set("talosVersion", "v1.12.5");
+    let (_, out) = stack.up_killed_when(Duration::from_secs(300), || upgrades(&lab) >= 2);
+    let begun = upgrades(&lab);
+    assert!(begun < 7, "the kill came after the rollout ended ({begun} upgrades)\n{out}");
+    timed(&stack, &["refresh", "--yes", "--skip-preview", "--clear-pending-creates"]);
+    timed(&stack, &["up", "--yes", "--skip-preview"]);
+    assert_eq!(upgrades(&lab), 7, "each node upgraded once: {:?}", lab.lab.talos.reboots());
+    assert!(lab.lab.talos.max_control_planes_down_at_once() <= 1, "{:?}", lab.lab.talos.reboots());
+    let out = stack.outputs();
+    let (client, _) = talosconfig_credentials(out["talosconfig"].as_str().unwrap());
+    for last in CONTROLLERS.iter().chain(&WORKERS) {
+        let tag = on(&lab, async {
+            let c = api_client::connect(&net.ip(*last).to_string(), Credentials::Mutual(&client)).await.unwrap();
+            c.version().await.unwrap().version.map(|v| v.tag)
+        });
+        assert_eq!(tag.as_deref(), Some("v1.12.5"), ".{last}");
+    }
+    timed(&stack, &["preview", "--expect-no-changes"]);
 }

@@ -410,3 +410,40 @@ async fn bootstrap_waits_for_the_node_and_is_idempotent() {
     assert!(err.to_string().contains("not a worker"), "{err}");
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+/// An installer image from the provider's Image Factory that names a version or a schematic the
+/// factory does not have fails the create before the node is touched: it stays in maintenance.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_installer_image_the_factory_lacks_fails_before_the_node_is_touched() {
+    use proxmox_talos::talos::schematic::VANILLA_SCHEMATIC_ID;
+    use proxmox_talos_lab::factory::{self, FactoryState};
+    let lab = Lab::start(300, 0).await.unwrap();
+    let (bundle, client) = cluster_secrets().unwrap();
+    let dhcp = lab.talos_vm(100, "talos-100");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let host = listener.local_addr().unwrap().to_string();
+    tokio::spawn(factory::serve(listener, FactoryState::new(), std::future::pending()));
+    let config = proxmox_talos::config::ProviderConfig {
+        image_factory_url: Some(format!("http://{host}")),
+        ..Default::default()
+    };
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    std::mem::forget(tx);
+    let sink = Arc::new(support::Sink::default());
+    let ctx = Context::new(Arc::new(config), sink, "urn:pulumi:test::talos::x::a", rx, None);
+    let base = machine_config(&bundle, MachineType::ControlPlane, lab.ip(10), lab.ip(5), &[]).unwrap();
+    eventually("the node in maintenance mode", Duration::from_secs(30), || lab.maintenance() == vec![true]).await;
+    let unknown_schematic = "0".repeat(64);
+    for (image, why) in [
+        (format!("{host}/installer/{VANILLA_SCHEMATIC_ID}:v1.12.99"), "has no Talos v1.12.99"),
+        (format!("{host}/installer/{unknown_schematic}:v1.12.4"), &*format!("has no schematic {unknown_schematic}")),
+    ] {
+        let mut args = apply_args(&client, base.clone(), &dhcp.to_string(), "30s");
+        args.config_patches = Some(vec![format!("machine:\n  install:\n    image: {image}\n")]);
+        let args = check(&ctx, args);
+        assert_eq!(args.installer_image.as_deref(), Some(image.as_str()), "Check takes it from the configuration");
+        let err = create(&ctx, args).await.unwrap_err().to_string();
+        assert!(err.contains(why) && err.contains("no node was touched"), "{err}");
+        assert_eq!(lab.maintenance(), vec![true], "the node was not touched");
+    }
+}

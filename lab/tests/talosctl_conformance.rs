@@ -256,5 +256,30 @@ async fn real_talosctl_drives_a_lab_node_from_maintenance_to_a_bootstrapped_cont
     assert_eq!(member[4], format!("https://{node}:2379"));
     assert_eq!(member[5], "false");
 
+    // upgrade: an installer image that cannot be pulled is refused before anything happens; a
+    // known one is acknowledged, the node reboots and comes back running its version.
+    let reboots_before = lab.lab.talos.reboots().len();
+    let bad = talosctl.run(&["upgrade", "--image", "ghcr.io/siderolabs/installer:v1.12.99", "--wait=false"]).await;
+    assert!(!bad.success, "an unknown installer image was accepted:\n{}", bad.stdout);
+    assert!(bad.stderr.contains("error validating installer image"), "{}", bad.stderr);
+    assert_eq!(lab.lab.talos.reboots().len(), reboots_before, "a refused upgrade reboots nothing");
+    let acked = talosctl.ok(&["upgrade", "--image", "ghcr.io/siderolabs/installer:v1.12.5", "--wait=false"]).await;
+    assert!(acked.contains("Upgrade request received"), "{acked}");
+    let upgraded = Instant::now();
+    loop {
+        let version = talosctl.run(&["version"]).await;
+        if version.success && version_field(&version.stdout, "Server:", "Tag:") == Some("v1.12.5") {
+            break;
+        }
+        assert!(
+            upgraded.elapsed() < Duration::from_secs(60),
+            "still not v1.12.5:\n{}{}",
+            version.stdout,
+            version.stderr
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(lab.lab.talos.reboots().last().map(|r| r.cause), Some("Upgrade"));
+
     eprintln!("talosctl conformance: done in {:?}", started.elapsed());
 }

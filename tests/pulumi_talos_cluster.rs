@@ -174,6 +174,8 @@ fn the_talos_cluster_program_lives_and_dies_through_the_cli() {
     });
     assert_eq!(answer["gitVersion"], "v1.35.0", "{answer}");
     assert_eq!(out["nodes"]["k8s-worker4"], net.ip(24).to_string().as_str(), "{}", out["nodes"]);
+    // getDisks through the bootstrapped node: controller1's 30 GB scsi0, the disk Talos runs from.
+    assert_eq!(out["controller1InstallDisk"], "/dev/sda", "{out}");
 
     timed(&stack, &["preview", "--expect-no-changes"]);
     timed(&stack, &["refresh", "--yes", "--expect-no-changes", "--skip-preview"]);

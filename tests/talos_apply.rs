@@ -447,3 +447,40 @@ async fn an_installer_image_the_factory_lacks_fails_before_the_node_is_touched()
         assert_eq!(lab.maintenance(), vec![true], "the node was not touched");
     }
 }
+
+/// `machine:getDisks` on a node in maintenance mode (no credentials) and, once configured, with
+/// the client configuration: the VM's 8 GiB scsi0, filtered, and the install disk picked.
+#[tokio::test(flavor = "multi_thread")]
+async fn get_disks_lists_the_vm_disks_in_maintenance_and_configured() {
+    use proxmox_talos::framework::Function as _;
+    use proxmox_talos::resources::machine::get_disks::{DiskFilters, GetDisks, GetDisksArgs};
+    let lab = Lab::start(300, 0).await.unwrap();
+    let (bundle, client) = cluster_secrets().unwrap();
+    let dhcp = lab.talos_vm(100, "talos-100");
+    let sink = Arc::new(support::Sink::default());
+    let ctx = context(sink);
+    eventually("the node in maintenance mode", Duration::from_secs(30), || lab.maintenance() == vec![true]).await;
+    let args = |node: String, client: Option<ClientConfiguration>, filters: Option<DiskFilters>| GetDisksArgs {
+        node,
+        client_configuration: client,
+        endpoint: None,
+        filters,
+    };
+    let found = GetDisks.invoke(&ctx, args(dhcp.to_string(), None, None)).await.unwrap();
+    assert_eq!(found.disks.len(), 1, "{:?}", found.disks);
+    let disk = &found.disks[0];
+    assert_eq!((disk.device_name.as_str(), disk.size, disk.disk_type.as_str()), ("/dev/sda", 8 << 30, "hdd"));
+    assert_eq!(found.install_disk.as_deref(), Some("/dev/sda"));
+    let too_big = DiskFilters { min_size: Some("10GiB".into()), ..Default::default() };
+    let none = GetDisks.invoke(&ctx, args(dhcp.to_string(), None, Some(too_big))).await.unwrap();
+    assert!(none.disks.is_empty() && none.install_disk.is_none(), "{none:?}");
+
+    // Configured: with the client configuration, and only with it.
+    let base = machine_config(&bundle, MachineType::ControlPlane, lab.ip(10), lab.ip(5), &[]).unwrap();
+    create(&ctx, apply_args(&client, base, &dhcp.to_string(), "60s")).await.unwrap();
+    let configured = GetDisks.invoke(&ctx, args(lab.ip(10).to_string(), Some(client.clone()), None)).await.unwrap();
+    assert_eq!(configured.disks.len(), 1);
+    assert!(configured.disks[0].system_disk, "Talos runs from it now: {:?}", configured.disks);
+    let refused = GetDisks.invoke(&ctx, args(lab.ip(10).to_string(), None, None)).await.unwrap_err().to_string();
+    assert!(refused.contains("the node is configured") && refused.contains("give `clientConfiguration`"), "{refused}");
+}

@@ -30,5 +30,6 @@ pub fn registry() -> Registry {
         .function(imagefactory::get_extensions_versions::GetExtensionsVersions)
         .function(client::get_configuration::GetConfiguration)
         .function(machine::get_configuration::GetConfiguration)
+        .function(machine::get_disks::GetDisks)
         .function(cluster::get_health::GetHealth)
 }

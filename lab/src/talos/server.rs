@@ -5,14 +5,16 @@
 //! slow client holds up nobody), the peer's client certificate roles handed
 //! to handlers as [`Peer`] (tonic's connect info), replacing the certificate
 //! for new connections ([`Listener::set_tls`]), and stopping: dropping a
-//! [`Listener`] closes the socket, starts a graceful shutdown and cuts every
-//! open connection (their next read or write fails), as a reboot does.
+//! [`Listener`] closes the socket, starts a graceful shutdown and, [`DRAIN`]
+//! later, cuts every open connection (their next read or write fails), as a
+//! reboot does. The drain lets an answer that was on its way when the node went
+//! down (the reply to the `ApplyConfiguration` or `Upgrade` that rebooted it)
+//! reach its client even when the machine is loaded.
 //! Must not: know the Talos API (that is `api`) or node state.
 
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -31,11 +33,30 @@ pub struct Peer {
     pub roles: Option<Vec<String>>,
 }
 
-/// A TLS connection that dies when its listener is dropped.
+/// How long open connections outlive their listener.
+pub const DRAIN: Duration = Duration::from_millis(1500);
+
+/// When a listener went down; its connections die [`DRAIN`] after that.
+#[derive(Default)]
+pub struct KillSwitch {
+    at: std::sync::OnceLock<std::time::Instant>,
+}
+
+impl KillSwitch {
+    fn kill(&self) {
+        let _ = self.at.set(std::time::Instant::now());
+    }
+
+    fn dead(&self) -> bool {
+        self.at.get().is_some_and(|t| t.elapsed() >= DRAIN)
+    }
+}
+
+/// A TLS connection that dies [`DRAIN`] after its listener is dropped.
 pub struct Conn {
     inner: TlsStream<TcpStream>,
     peer: Peer,
-    killed: Arc<AtomicBool>,
+    killed: Arc<KillSwitch>,
 }
 
 fn reset() -> io::Error {
@@ -44,7 +65,7 @@ fn reset() -> io::Error {
 
 impl AsyncRead for Conn {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        if self.killed.load(Ordering::Relaxed) {
+        if self.killed.dead() {
             return Poll::Ready(Err(reset()));
         }
         Pin::new(&mut self.inner).poll_read(cx, buf)
@@ -53,14 +74,14 @@ impl AsyncRead for Conn {
 
 impl AsyncWrite for Conn {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        if self.killed.load(Ordering::Relaxed) {
+        if self.killed.dead() {
             return Poll::Ready(Err(reset()));
         }
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if self.killed.load(Ordering::Relaxed) {
+        if self.killed.dead() {
             return Poll::Ready(Err(reset()));
         }
         Pin::new(&mut self.inner).poll_flush(cx)
@@ -84,7 +105,7 @@ pub struct Listener {
     /// The TLS config new connections get (replaceable: a new certificate
     /// does not drop the connections that exist, as on a real node).
     tls: Arc<Mutex<Arc<rustls::ServerConfig>>>,
-    killed: Arc<AtomicBool>,
+    killed: Arc<KillSwitch>,
     shutdown: Option<oneshot::Sender<()>>,
     accepting: JoinHandle<()>,
 }
@@ -98,7 +119,7 @@ impl Listener {
 
 impl Drop for Listener {
     fn drop(&mut self) {
-        self.killed.store(true, Ordering::Relaxed);
+        self.killed.kill();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -119,7 +140,7 @@ fn bind(
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
     let listener: TcpListener = socket.listen(1024)?;
-    let killed = Arc::new(AtomicBool::new(false));
+    let killed = Arc::new(KillSwitch::default());
     let (tx, rx) = mpsc::channel(64);
     let (shutdown_tx, shutdown_rx) = oneshot::channel();
     let tls = Arc::new(Mutex::new(tls));

@@ -10,6 +10,7 @@ pub mod apply_plan;
 pub mod bootstrap;
 pub mod configuration_apply;
 pub mod get_configuration;
+pub mod get_disks;
 pub mod secrets;
 pub mod talos_node;
 pub mod timeouts;

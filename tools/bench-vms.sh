@@ -7,6 +7,8 @@
 #   tools/bench-vms.sh [--vms N] [--kind clone|scratch] [--parallel P] [--no-build]
 #   tools/bench-vms.sh --talos-cluster [--parallel P] [--no-build]
 #
+# --rollout adds, after that up, the in-place upgrade of its seven nodes (talosVersion
+# v1.12.4 -> v1.12.5), measured on its own.
 # --talos-cluster benches sdk-examples/yaml-talos-cluster instead (the seed design:
 # 2 schematics and images, 7 VMs one with the GPU, secrets, 7 config applies,
 # bootstrap, health, kubeconfig; as root@pam, which raw PCI passthrough needs),
@@ -34,14 +36,16 @@ KIND=clone
 PARALLEL=0
 BUILD=1
 TALOS=0
+ROLLOUT=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --talos-cluster) TALOS=1; shift ;;
+    --rollout) TALOS=1; ROLLOUT=1; shift ;;
     --vms) VMS="$2"; shift 2 ;;
     --kind) KIND="$2"; shift 2 ;;
     --parallel) PARALLEL="$2"; shift 2 ;;
     --no-build) BUILD=0; shift ;;
-    *) echo "usage: tools/bench-vms.sh [--vms N] [--kind clone|scratch] [--talos-cluster] [--parallel P] [--no-build]" >&2; exit 2 ;;
+    *) echo "usage: tools/bench-vms.sh [--vms N] [--kind clone|scratch] [--talos-cluster] [--rollout] [--parallel P] [--no-build]" >&2; exit 2 ;;
   esac
 done
 case "$KIND" in clone|scratch) ;; *) echo "--kind: clone or scratch" >&2; exit 2 ;; esac
@@ -89,7 +93,7 @@ else
   unset PROXMOX_VE_USERNAME PROXMOX_VE_PASSWORD # an API token, as a CI would use
 fi
 
-mkdir -p "$WORK/program" "$WORK/state" "$WORK/home" "$WORK/rusage-up" "$WORK/rusage-destroy"
+mkdir -p "$WORK/program" "$WORK/state" "$WORK/home" "$WORK/rusage-up" "$WORK/rusage-rollout" "$WORK/rusage-destroy"
 if [ "$TALOS" = 1 ]; then
   sed "s|path: ../../target/debug|path: $PLUGIN_DIR|" sdk-examples/yaml-talos-cluster/Pulumi.yaml >"$WORK/program/Pulumi.yaml"
 else
@@ -172,6 +176,19 @@ PROXMOX_TALOS_RUSAGE_FILE="$WORK/rusage-up" "$PULUMI" up --yes --skip-preview --
   exit 1
 }
 t1="$(now)"
+t_up="$t1"
+if [ "$ROLLOUT" = 1 ]; then
+  # The seven nodes from v1.12.4 to v1.12.5 in place (ADR 0012): control planes one at a time.
+  "$PULUMI" config set talosVersion v1.12.5 --non-interactive >/dev/null
+  PROXMOX_TALOS_RUSAGE_FILE="$WORK/rusage-rollout" "$PULUMI" up --yes --skip-preview --non-interactive "${PAR[@]}" >"$WORK/rollout.log" 2>&1 || {
+    tail -n 40 "$WORK/rollout.log" >&2
+    echo "pulumi up (rollout) failed" >&2
+    exit 1
+  }
+  t_rollout="$(now)"
+  rollout_wall="$(echo "$t_rollout - $t1" | bc)"
+  t1="$t_rollout"
+fi
 created="$("$LAB" inventory --state "$WORK/lab" --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["vms"]))')"
 PROXMOX_TALOS_RUSAGE_FILE="$WORK/rusage-destroy" "$PULUMI" destroy --yes --skip-preview --non-interactive "${PAR[@]}" >"$WORK/destroy.log" 2>&1 || {
   tail -n 40 "$WORK/destroy.log" >&2
@@ -185,6 +202,7 @@ requests="$(curl -s --cacert "$PROXMOX_VE_CA_CERT" -H "Authorization: PVEAPIToke
 
 if [ "$TALOS" = 1 ]; then what="talos-cluster (7 VMs, 22 resources)"; else what="$VMS VMs ($KIND)"; fi
 printf '%s, pulumi parallelism %s\n' "$what" "$([ "$PARALLEL" = 0 ] && echo default || echo "$PARALLEL")"
-printf 'pulumi up:      %6.1f s wall, %s VMs in the lab; %s\n' "$(echo "$t1 - $t0" | bc)" "$created" "$(usage "$WORK/rusage-up")"
+printf 'pulumi up:      %6.1f s wall, %s VMs in the lab; %s\n' "$(echo "$t_up - $t0" | bc)" "$created" "$(usage "$WORK/rusage-up")"
+[ "$ROLLOUT" = 1 ] && printf 'pulumi up (rollout v1.12.4 -> v1.12.5, 7 nodes): %6.1f s wall; %s\n' "$rollout_wall" "$(usage "$WORK/rusage-rollout")"
 printf 'pulumi destroy: %6.1f s wall, %s VMs left;  %s\n' "$(echo "$t2 - $t1" | bc)" "$left" "$(usage "$WORK/rusage-destroy")"
 printf 'lab API requests (up + destroy): %s\n' "$requests"

@@ -266,6 +266,38 @@ fn the_talos_cluster_program_lives_and_dies_through_the_cli() {
     stack.set("talosVersion", "v1.12.5");
     timed(&stack, &["preview", "--expect-no-changes"]);
 
+    // Scale down, 3 -> 2 control planes: the program without controller3 (its VM and its
+    // configuration). Pulumi deletes them after the program has run, so this up's health check
+    // still lists controller3's address; its configuration's delete makes it leave etcd before
+    // its VM goes. The next up, with two addresses, finds the cluster healthy with two members.
+    let program = std::fs::read_to_string(stack.dir.join("Pulumi.yaml")).unwrap();
+    stack.write_program(&without_controller3(&program));
+    let steps: Value = serde_json::from_str(&stack.ok(&["preview", "--json"])).unwrap();
+    let deletes: Vec<&str> = steps["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["op"] == "delete")
+        .filter_map(|s| s["urn"].as_str()?.rsplit("::").next())
+        .collect();
+    assert_eq!(deletes, ["controller3Apply", "controller3"], "{steps}");
+    let up = timed(&stack, &["up", "--yes", "--skip-preview"]);
+    assert!(up.contains("left etcd; 2 members remain"), "{up}");
+    assert!(lab.lab.state.read(|m| !m.vms.contains_key(&1103)), "controller3's VM is gone");
+    let members = |at: u8| {
+        on(&lab, async {
+            let c = api_client::connect(&net.ip(at).to_string(), Credentials::Mutual(&client)).await.unwrap();
+            let mut names: Vec<String> = c.etcd_members().await.unwrap().into_iter().map(|m| m.hostname).collect();
+            names.sort();
+            names
+        })
+    };
+    assert_eq!(members(CONTROLLERS[0]), ["k8s-controller1", "k8s-controller2"]);
+    stack.ok(&["config", "rm", "--path", "controllerIps[2]"]);
+    timed(&stack, &["up", "--yes", "--skip-preview"]);
+    assert_eq!(members(CONTROLLERS[1]), ["k8s-controller1", "k8s-controller2"]);
+    timed(&stack, &["preview", "--expect-no-changes"]);
+
     // No private key, token, password or machine configuration in plain text in the state.
     let export = stack.ok(&["stack", "export"]);
     let token = patched.lines().find(|l| l.trim_start().starts_with("token: ")).unwrap().trim().to_string();
@@ -287,17 +319,33 @@ fn the_talos_cluster_program_lives_and_dies_through_the_cli() {
     let urn = |name: &str| format!("urn:pulumi:dev::{PROJECT}::proxmox-talos:machine:ConfigurationApply::{name}");
     let mut targets =
         vec!["destroy".to_string(), "--yes".into(), "--skip-preview".into(), "--target-dependents".into()];
-    for name in ["controller1", "controller2", "controller3", "worker1", "worker2", "worker3", "worker4"] {
+    for name in ["controller1", "controller2", "worker1", "worker2", "worker3", "worker4"] {
         targets.extend(["--target".to_string(), urn(&format!("{name}Apply"))]);
     }
     timed(&stack, &targets.iter().map(String::as_str).collect::<Vec<_>>());
-    wait_until("all seven nodes back in maintenance mode", Duration::from_secs(30), || {
+    wait_until("all six nodes back in maintenance mode", Duration::from_secs(30), || {
         let s = lab.lab.talos.status();
-        s.len() == 7 && s.iter().all(|n| n.maintenance)
+        s.len() == 6 && s.iter().all(|n| n.maintenance)
     });
 
     timed(&stack, &["destroy", "--yes", "--skip-preview"]);
     lab.assert_empty();
+}
+
+/// The cluster program without its third control plane: its VM, its configuration, its
+/// place in the bootstrap's dependencies and its output line.
+fn without_controller3(program: &str) -> String {
+    let cut = |text: &str, from: &str, to: &str| {
+        let start = text.find(from).unwrap_or_else(|| panic!("{from:?} in the program"));
+        let end = start + text[start..].find(to).unwrap_or_else(|| panic!("{to:?} after {from:?}"));
+        format!("{}{}", &text[..start], &text[end..])
+    };
+    let program = cut(program, "\n  controller3:\n", "\n  worker1:\n");
+    let program = cut(&program, "\n  controller3Apply:\n", "\n  worker1Apply:\n");
+    let program = program.replace("        - ${controller3Apply}\n", "");
+    let program = program.replace("    k8s-controller3: ${controllerIps[2]}\n", "");
+    assert!(!program.contains("controller3"), "{program}");
+    program
 }
 
 /// `pulumi up`: whether it succeeded, and its combined output.

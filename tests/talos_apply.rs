@@ -10,7 +10,9 @@
 //!   the node's answer) is confirmed on the static address;
 //! - errors that say which: another cluster's credentials, a node that never
 //!   answers (within the timeout), a configuration the node refuses;
-//! - Bootstrap retried until the node is ready, then idempotent; a worker fails.
+//! - Bootstrap retried until the node is ready, then idempotent; a worker fails;
+//! - scale-down: destroyed control planes leave etcd (or, powered off, are
+//!   removed through another), the last member only with the Bootstrap gone.
 //!
 //! Each test runs its own lab on a random loopback subnet. The CLI flow is
 //! `tests/pulumi_talos_apply.rs`.
@@ -25,7 +27,7 @@ use std::time::{Duration, Instant};
 use proxmox_talos::framework::{
     CheckRequest, Context, CreateRequest, CustomResource, DeleteRequest, ReadRequest, ResourceError, UpdateRequest,
 };
-use proxmox_talos::resources::machine::bootstrap::{Bootstrap, BootstrapArgs};
+use proxmox_talos::resources::machine::bootstrap::{Bootstrap, BootstrapArgs, BootstrapState};
 use proxmox_talos::resources::machine::configuration_apply::{
     ConfigurationApply, ConfigurationApplyArgs, ConfigurationApplyState, OnDestroy,
 };
@@ -59,7 +61,7 @@ fn apply_args(
         endpoint: None,
         config_patches: Some(vec!["machine:\n  certSANs:\n    - cp.lab\n".into()]),
         apply_mode: None,
-        on_destroy: Some(OnDestroy { reset: Some(true), graceful: Some(true), reboot: Some(true) }),
+        on_destroy: Some(OnDestroy { reset: Some(true), graceful: Some(true), reboot: Some(true), leave_etcd: None }),
         installer_image: None,
         rollout: None,
         timeouts: Some(Timeouts {
@@ -483,4 +485,81 @@ async fn get_disks_lists_the_vm_disks_in_maintenance_and_configured() {
     assert!(configured.disks[0].system_disk, "Talos runs from it now: {:?}", configured.disks);
     let refused = GetDisks.invoke(&ctx, args(lab.ip(10).to_string(), None, None)).await.unwrap_err().to_string();
     assert!(refused.contains("the node is configured") && refused.contains("give `clientConfiguration`"), "{refused}");
+}
+
+/// The etcd members' hostnames, asked through the control plane at `address`.
+async fn etcd_members(address: Ipv4Addr, client: &ClientConfiguration) -> Vec<String> {
+    let c = api_client::connect(&address.to_string(), Credentials::Mutual(client)).await.unwrap();
+    let mut names: Vec<String> = c.etcd_members().await.unwrap().into_iter().map(|m| m.hostname).collect();
+    names.sort();
+    names
+}
+
+/// Scale-down (ADR 0012), three control planes: destroying a powered-off one's
+/// `ConfigurationApply` removes its etcd member through another control plane; a running one
+/// leaves etcd itself; the last member is refused until the cluster's `Bootstrap` is destroyed
+/// in the same process (the whole cluster goes), and then nobody leaves.
+#[tokio::test(flavor = "multi_thread")]
+async fn destroyed_control_planes_leave_etcd_and_the_last_member_stays_until_the_cluster_goes() {
+    let lab = Lab::start(200, 0).await.unwrap();
+    let (bundle, client) = cluster_secrets().unwrap();
+    let sink = Arc::new(support::Sink::default());
+    let ctx = context(sink.clone());
+    let mut states = Vec::new();
+    for (i, vmid) in [100u32, 101, 102].into_iter().enumerate() {
+        let dhcp = lab.talos_vm(vmid, &format!("talos-{vmid}"));
+        let patch = format!("apiVersion: v1alpha1\nkind: HostnameConfig\nauto: \"off\"\nhostname: cp{i}\n");
+        let cp =
+            machine_config(&bundle, MachineType::ControlPlane, lab.ip(10 + i as u8), lab.ip(5), &[&patch]).unwrap();
+        let mut args = apply_args(&client, cp, &dhcp.to_string(), "30s");
+        args.on_destroy = None;
+        let (id, state) = create(&ctx, args).await.unwrap();
+        states.push((id, state));
+    }
+    let bootstrap_args = BootstrapArgs {
+        client_configuration: client.clone(),
+        node: lab.ip(10).to_string(),
+        endpoint: None,
+        timeouts: Some(Timeouts { create: Some("20s".into()), ..Default::default() }),
+    };
+    let boot = Bootstrap
+        .create(&ctx, CreateRequest { name: "b".into(), inputs: bootstrap_args, preview: false })
+        .await
+        .unwrap();
+    let all = vec!["cp0".to_string(), "cp1".into(), "cp2".into()];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while etcd_members(lab.ip(10), &client).await != all {
+        assert!(Instant::now() < deadline, "three etcd members: {:?}", etcd_members(lab.ip(10), &client).await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let delete = |(id, state): (String, ConfigurationApplyState)| async {
+        ConfigurationApply.delete(&ctx, DeleteRequest { id, state }).await
+    };
+
+    // cp2 is powered off: its member is removed by ID through a control plane the provider saw.
+    lab.stop_vm(102);
+    delete(states[2].clone()).await.unwrap();
+    assert!(sink.any("removed its etcd member"), "{:?}", sink.0);
+    assert_eq!(etcd_members(lab.ip(10), &client).await, vec!["cp0".to_string(), "cp1".into()]);
+
+    // cp1 answers: it leaves etcd itself (and does not join again while it runs).
+    delete(states[1].clone()).await.unwrap();
+    assert!(sink.any("left etcd; 1 members remain"), "{:?}", sink.0);
+    assert_eq!(etcd_members(lab.ip(10), &client).await, vec!["cp0".to_string()]);
+
+    // cp0 is the last member: refused, saying why and the ways out; it is still a member.
+    let Err(err) = delete(states[0].clone()).await else { panic!("the last etcd member was removed") };
+    let text = err.to_string();
+    assert!(text.contains("last etcd member") && text.contains("onDestroy.leaveEtcd: false"), "{text}");
+    assert_eq!(etcd_members(lab.ip(10), &client).await, vec!["cp0".to_string()]);
+    assert_eq!(etcd_members(lab.ip(11), &client).await.len(), 1, "cp1 did not rejoin");
+
+    // The whole cluster goes (its Bootstrap first): cp0 is forgotten without leaving.
+    Bootstrap
+        .delete(&ctx, DeleteRequest { id: boot.id, state: BootstrapState { args: boot.state.args } })
+        .await
+        .unwrap();
+    delete(states[0].clone()).await.unwrap();
+    assert!(sink.any("its cluster is being destroyed; not leaving etcd"));
+    assert_eq!(etcd_members(lab.ip(10), &client).await, vec!["cp0".to_string()]);
 }

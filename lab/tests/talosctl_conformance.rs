@@ -2,7 +2,8 @@
 //! lab Talos node the way an operator drives a real one —
 //! `apply-config --insecure` in maintenance mode, then with a talosconfig
 //! (mutual TLS, `os:admin`) `version`, `bootstrap` (twice: the second is
-//! Talos's AlreadyExists), `kubeconfig`, `service` and `etcd members`.
+//! Talos's AlreadyExists), `kubeconfig`, `service`, `etcd members`, `upgrade`, and
+//! `etcd remove-member` / `etcd leave` with a second control plane.
 //!
 //! The binary: `$TALOSCTL`, else `talosctl` on PATH (`tools/test.sh` puts the
 //! one `tools/install-talosctl.sh` builds there). Without it the test fails
@@ -198,6 +199,7 @@ async fn real_talosctl_drives_a_lab_node_from_maintenance_to_a_bootstrapped_cont
     .unwrap();
     let talosconfig_path = home.path().join("talosconfig");
     std::fs::write(&talosconfig_path, talosconfig).unwrap();
+    let insecure = talosctl.clone();
     let talosctl = talosctl.against(&talosconfig_path, &node);
 
     // version: the client's and the node's (through apid, with its name).
@@ -280,6 +282,35 @@ async fn real_talosctl_drives_a_lab_node_from_maintenance_to_a_bootstrapped_cont
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(lab.lab.talos.reboots().last().map(|r| r.cause), Some("Upgrade"));
+
+    // etcd: a second control plane joins; `etcd remove-member` with the ID `etcd members`
+    // prints removes it (a second removal is etcd's "member not found"), and the last member
+    // cannot leave (`etcd leave`: etcd's strict reconfiguration check).
+    lab.talos_vm(101, "cp-2");
+    let dhcp2 = guest_address(&lab.lab.state, 101).expect("a DHCP lease").to_string();
+    wait_answering(&lab, dhcp2.parse().unwrap(), Credentials::Insecure).await;
+    let config2 = home.path().join("controlplane-2.yaml");
+    std::fs::write(&config2, machine_config(&bundle, MachineType::ControlPlane, lab.ip(11), vip, &[]).unwrap())
+        .unwrap();
+    insecure.ok(&["apply-config", "--insecure", "-n", &dhcp2, "-e", &dhcp2, "--file", config2.to_str().unwrap()]).await;
+    let joined = Instant::now();
+    let second = loop {
+        let members = table(&talosctl.run(&["etcd", "members"]).await.stdout);
+        if let Some(m) = members.iter().skip(1).find(|m| m.get(3) == Some(&format!("https://{}:2380", lab.ip(11)))) {
+            break m.clone();
+        }
+        assert!(joined.elapsed() < Duration::from_secs(60), "the second control plane never joined: {members:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    talosctl.ok(&["etcd", "remove-member", &second[1]]).await;
+    let members = table(&talosctl.ok(&["etcd", "members"]).await);
+    assert_eq!(members.len(), 2, "only the first member is left: {members:?}");
+    let again = talosctl.run(&["etcd", "remove-member", &second[1]]).await;
+    assert!(!again.success && again.stderr.contains("member not found"), "{}", again.stderr);
+    let leave = talosctl.run(&["etcd", "leave"]).await;
+    assert!(!leave.success, "the last etcd member left:\n{}", leave.stdout);
+    assert!(leave.stderr.contains("not enough started members"), "{}", leave.stderr);
+    assert_eq!(table(&talosctl.ok(&["etcd", "members"]).await).len(), 2, "the last member is still there");
 
     eprintln!("talosctl conformance: done in {:?}", started.elapsed());
 }

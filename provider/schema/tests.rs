@@ -197,14 +197,16 @@ fn always_present_outputs_are_required() {
         }
     }
     // Every function result is present: its outputs' required list names every property
-    // (except an optional input echoed back, and getHealth's endpoint, absent when skipped).
+    // (except an optional input echoed back, getHealth's endpoint, absent when skipped, and
+    // getDisks' installDisk, absent when no matching disk is installable).
     for (token, function) in schema["functions"].as_object().unwrap() {
         let outputs = &function["outputs"];
         let required: Vec<_> = outputs["required"].as_array().into_iter().flatten().collect();
         for (name, _) in outputs["properties"].as_object().into_iter().flatten() {
             let optional_input = function["inputs"]["properties"].get(name).is_some()
                 && !function["inputs"]["required"].as_array().into_iter().flatten().any(|r| r == name);
-            let sometimes = token == "proxmox-talos:cluster:getHealth" && name == "kubernetesEndpoint";
+            let sometimes = (token == "proxmox-talos:cluster:getHealth" && name == "kubernetesEndpoint")
+                || (token == "proxmox-talos:machine:getDisks" && name == "installDisk");
             assert!(
                 optional_input || sometimes || required.iter().any(|r| *r == name),
                 "{token}: result {name} is not required"

@@ -107,8 +107,9 @@ impl TalosApiError {
         match self {
             TalosApiError::Unreachable { .. } => true,
             TalosApiError::Status { code: Code::Unavailable | Code::Cancelled | Code::DeadlineExceeded, .. } => true,
-            // A transport failure after the request went out (tonic reports it as Unknown).
-            TalosApiError::Status { code: Code::Unknown, message, .. } => {
+            // A transport failure after the request went out (tonic reports it as Unknown, or as
+            // Internal when the HTTP/2 connection was torn down mid-stream).
+            TalosApiError::Status { code: Code::Unknown | Code::Internal, message, .. } => {
                 ["transport error", "h2 protocol error", "connection reset", "broken pipe", "stream closed"]
                     .iter()
                     .any(|m| message.to_ascii_lowercase().contains(m))
@@ -462,6 +463,28 @@ impl TalosClient {
         Ok(reply.into_inner().messages.into_iter().flat_map(|m| m.members).map(|m| m.hostname).collect())
     }
 
+    /// `MachineService/EtcdMemberList` (cluster-wide): every member, down ones too.
+    pub async fn etcd_members(&self) -> Result<Vec<machine::EtcdMember>, TalosApiError> {
+        let req = self.request(machine::EtcdMemberListRequest { query_local: false });
+        let reply = self.machine().etcd_member_list(req).await.map_err(|s| self.error("EtcdMemberList", s))?;
+        Ok(reply.into_inner().messages.into_iter().flat_map(|m| m.members).collect())
+    }
+
+    /// `MachineService/EtcdLeaveCluster`: the node's member leaves etcd and its etcd stops.
+    pub async fn etcd_leave_cluster(&self) -> Result<(), TalosApiError> {
+        let req = self.request(machine::EtcdLeaveClusterRequest {});
+        self.machine().etcd_leave_cluster(req).await.map_err(|s| self.error("EtcdLeaveCluster", s))?;
+        Ok(())
+    }
+
+    /// `MachineService/EtcdRemoveMemberByID`: removes member `id` (e.g. of a node that is gone)
+    /// through this node.
+    pub async fn etcd_remove_member_by_id(&self, id: u64) -> Result<(), TalosApiError> {
+        let req = self.request(machine::EtcdRemoveMemberByIdRequest { member_id: id });
+        self.machine().etcd_remove_member_by_id(req).await.map_err(|s| self.error("EtcdRemoveMemberByID", s))?;
+        Ok(())
+    }
+
     /// `MachineService/Bootstrap`.
     pub async fn bootstrap(&self) -> Result<(), TalosApiError> {
         self.machine()
@@ -574,6 +597,8 @@ mod tests {
         let status = |code, message: &str| TalosApiError::Status { method: "M".into(), code, message: message.into() };
         assert!(status(Code::Unknown, "transport error").outcome_unknown(), "tonic's text for a dropped connection");
         assert!(status(Code::Unavailable, "the node is rebooting").outcome_unknown());
+        assert!(status(Code::Internal, "h2 protocol error: http2 error").outcome_unknown(), "a node powering off");
+        assert!(!status(Code::Internal, "failed to install").outcome_unknown());
         assert!(TalosApiError::Unreachable { endpoint: "e".into(), reason: "reset".into() }.outcome_unknown());
         assert!(!status(Code::Unknown, "failed to parse config: unknown keys").outcome_unknown());
         assert!(!status(Code::InvalidArgument, "configuration validation failed").outcome_unknown());

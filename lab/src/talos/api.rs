@@ -439,17 +439,20 @@ impl machine::machine_service_server::MachineService for NodeApi {
             if query_local && !call.node.etcd {
                 return Err(Status::unavailable("etcd is not running on this node"));
             }
-            let members = self.nodes.etcd_members(&config.cluster_id);
-            if members.is_empty() {
+            // Every member, down ones too, as etcd lists them; a cluster without a started member
+            // has no leader to ask.
+            let roster = self.nodes.etcd_roster(&config.cluster_id);
+            if !roster.iter().any(|m| m.started) {
                 return Err(Status::unavailable("etcdserver: no leader (the cluster is not bootstrapped)"));
             }
-            let members: Vec<machine::EtcdMember> = members
+            let url = |a: Option<std::net::Ipv4Addr>, port: u16| a.map(|a| format!("https://{a}:{port}")).into_iter();
+            let members: Vec<machine::EtcdMember> = roster
                 .into_iter()
-                .map(|(vmid, hostname, address)| machine::EtcdMember {
-                    id: member_id(&config.cluster_id, vmid),
-                    hostname,
-                    peer_urls: vec![format!("https://{address}:2380")],
-                    client_urls: vec![format!("https://{address}:2379")],
+                .map(|m| machine::EtcdMember {
+                    id: super::etcd::member_id(&config.cluster_id, m.vmid),
+                    hostname: m.hostname,
+                    peer_urls: url(m.address, 2380).collect(),
+                    client_urls: url(m.address, 2379).collect(),
                     is_learner: false,
                 })
                 .collect();
@@ -460,6 +463,34 @@ impl machine::machine_service_server::MachineService for NodeApi {
             }])
         })?;
         one(machine::EtcdMemberListResponse { messages })
+    }
+
+    async fn etcd_leave_cluster(
+        &self,
+        request: Request<machine::EtcdLeaveClusterRequest>,
+    ) -> Result<Response<machine::EtcdLeaveClusterResponse>, Status> {
+        let messages = self.unary(&request, Access::Admin, |call| {
+            let config = etcd_node(call, "EtcdLeaveCluster")?;
+            self.nodes.etcd_leave(call.node.vmid, &config.cluster_id)?;
+            Ok(vec![machine::EtcdLeaveCluster { metadata: None }])
+        })?;
+        one(machine::EtcdLeaveClusterResponse { messages })
+    }
+
+    async fn etcd_remove_member_by_id(
+        &self,
+        request: Request<machine::EtcdRemoveMemberByIdRequest>,
+    ) -> Result<Response<machine::EtcdRemoveMemberByIdResponse>, Status> {
+        let id = request.get_ref().member_id;
+        let messages = self.unary(&request, Access::Admin, |call| {
+            let config = etcd_node(call, "EtcdRemoveMemberByID")?;
+            if !call.node.etcd {
+                return Err(Status::unavailable("etcd is not running on this node"));
+            }
+            self.nodes.etcd_remove_member(&config.cluster_id, id)?;
+            Ok(vec![machine::EtcdRemoveMemberById { metadata: None }])
+        })?;
+        one(machine::EtcdRemoveMemberByIdResponse { messages })
     }
 
     type KubeconfigStream = tokio_stream::Iter<std::vec::IntoIter<Result<common::Data, Status>>>;
@@ -592,6 +623,18 @@ impl machine::machine_service_server::MachineService for NodeApi {
 }
 
 /// The admin kubeconfig of a control plane, in Talos's tarball.
+/// The configuration of a control plane an etcd call may go to.
+fn etcd_node<'c>(call: &'c Call, method: &str) -> Result<&'c MachineConfig, Status> {
+    if call.maintenance() {
+        return Err(not_implemented(method));
+    }
+    let config = call.config()?;
+    if !config.machine_type.is_control_plane() {
+        return Err(Status::unimplemented("etcd is only available on control plane nodes"));
+    }
+    Ok(config)
+}
+
 fn admin_kubeconfig_tarball(call: &Call) -> Result<Vec<u8>, Status> {
     if call.maintenance() {
         return Err(not_implemented("Kubeconfig"));
@@ -642,13 +685,6 @@ fn service_infos(node: &NodeView, bootstrapped: bool) -> Vec<machine::ServiceInf
             }),
         })
         .collect()
-}
-
-/// A stable etcd member ID for a node of a cluster.
-pub(super) fn member_id(cluster_id: &str, vmid: u32) -> u64 {
-    use sha2::Digest as _;
-    let h = sha2::Sha256::digest(format!("{cluster_id}/{vmid}").as_bytes());
-    u64::from_be_bytes(h[..8].try_into().unwrap_or_default())
 }
 
 #[tonic::async_trait]

@@ -72,7 +72,9 @@ macro_rules! node_messages {
 node_messages!(
     machine::ApplyConfiguration,
     machine::Bootstrap,
+    machine::EtcdLeaveCluster,
     machine::EtcdMembers,
+    machine::EtcdRemoveMemberById,
     machine::Reboot,
     machine::Reset,
     machine::ServiceList,

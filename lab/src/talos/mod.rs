@@ -41,6 +41,7 @@
 
 pub mod api;
 mod apid;
+mod etcd;
 mod kube_api;
 pub mod machine_config;
 mod node;
@@ -305,7 +306,7 @@ impl TalosNodes {
         self.inner.pve.read(|m| {
             nodes
                 .values()
-                .filter(|n| n.listener.is_some())
+                .filter(|n| n.listener.is_some() && !n.etcd_stopped)
                 .filter(|n| n.config().is_some_and(|c| c.cluster_id == cluster_id && c.machine_type.is_control_plane()))
                 .filter(|n| n.install(m).is_some_and(|i| i.etcd))
                 .filter_map(|n| Some((n.vmid, n.hostname(), n.listener_key.as_ref()?.address)))

@@ -98,6 +98,8 @@ pub struct Node {
     pub power_off_at: Option<Instant>,
     /// The kernel's boot ID (`/proc/sys/kernel/random/boot_id`): new at every boot.
     pub boot_id: String,
+    /// etcd was stopped by a leave (or the member removed): it starts again at the next boot.
+    pub etcd_stopped: bool,
 }
 
 /// What a listener was built for; a different key means a new listener.
@@ -154,6 +156,7 @@ impl Node {
             last_error: None,
             power_off_at: None,
             boot_id: random_uuid(),
+            etcd_stopped: false,
         }
     }
 
@@ -166,6 +169,7 @@ impl Node {
         }
         self.try_until = None;
         self.reboot = None;
+        self.etcd_stopped = false;
         self.boot_id = random_uuid();
         self.image = self.image.clone().installed(self.install(m).as_ref());
         self.phase = match &self.system_disk {

@@ -96,6 +96,7 @@ pub(super) fn tick(nodes: &TalosNodes) {
     let joining: Vec<u32> = control_planes
         .iter()
         .filter(|(v, c)| bootstrapped.contains(c.cluster_id.as_str()) && !with_etcd.contains(v))
+        .filter(|(v, _)| !map[v].etcd_stopped)
         .map(|(v, _)| *v)
         .collect();
     if !joining.is_empty() {

@@ -57,7 +57,7 @@ pub(super) fn upgrade(
             return Err(Status::unknown(format!(
                 "error validating etcd for upgrade: etcd member {:x} is not healthy; all members must be healthy \
                  to perform an upgrade",
-                super::api::member_id(&config.cluster_id, *missing)
+                super::etcd::member_id(&config.cluster_id, *missing)
             )));
         }
     }

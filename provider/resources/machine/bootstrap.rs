@@ -13,7 +13,9 @@
 //! Read keeps the state (asking etcd is not worth a refresh), updates only
 //! record the new inputs (`node` too: a bootstrapped cluster is not
 //! bootstrapped again because the program now names another control plane),
-//! and Delete forgets: etcd cannot be un-bootstrapped.
+//! and Delete forgets (etcd cannot be un-bootstrapped) and tells the control
+//! planes' deletes in this run that the whole cluster goes: they do not leave
+//! etcd then (it depends on every node's configuration, so it goes first).
 
 use serde::{Deserialize, Serialize};
 use tonic::Code;
@@ -21,8 +23,8 @@ use tonic::Code;
 use super::talos_node::{Deadline, Target};
 use super::timeouts::{self, Operation, Timeouts};
 use crate::framework::{
-    CheckFailure, CheckRequest, Context, CreateRequest, CreateResponse, CustomResource, ResourceError, Severity,
-    UpdateRequest,
+    CheckFailure, CheckRequest, Context, CreateRequest, CreateResponse, CustomResource, DeleteRequest, ResourceError,
+    Severity, UpdateRequest,
 };
 use crate::schema::PulumiType;
 use crate::talos::api_client::{Credentials, TalosApiError};
@@ -185,6 +187,11 @@ impl CustomResource for Bootstrap {
         req: UpdateRequest<BootstrapArgs, BootstrapState>,
     ) -> Result<BootstrapState, ResourceError> {
         Ok(BootstrapState { args: req.inputs })
+    }
+
+    async fn delete(&self, _ctx: &Context, req: DeleteRequest<BootstrapState>) -> Result<(), ResourceError> {
+        super::scale_down::cluster_destroyed(&req.state.args.client_configuration);
+        Ok(())
     }
 }
 

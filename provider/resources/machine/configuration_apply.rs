@@ -11,7 +11,8 @@
 //! wait follows. A node that already runs the configuration gets nothing.
 //! Read fetches the running configuration (`/system/state/config.yaml`) and
 //! reports a different one as drift; an unreachable node keeps its state.
-//! Delete resets the node when `onDestroy.reset` is set, else forgets it.
+//! Delete takes a control plane out of etcd first (scale-down, [`super::scale_down`]), then
+//! resets the node when `onDestroy.reset` is set, else forgets it.
 //! `node` changes replace, except when the new `node` is a static address the
 //! applied configuration gave the same machine.
 //!
@@ -97,6 +98,13 @@ pub struct OnDestroy {
     #[pulumi(default = "false")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reboot: Option<bool>,
+    /// A control plane leaves etcd first (scale-down; when the node does not answer, another
+    /// control plane removes its member), so the cluster keeps its quorum. Removing the last
+    /// member is refused unless the whole cluster goes (its `machine:Bootstrap` is destroyed in
+    /// the same run, as `pulumi destroy` does). Default true; false forgets the node as it is.
+    #[pulumi(default = "true")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leave_etcd: Option<bool>,
 }
 
 /// How a cluster's nodes take a new installer image (ADR 0012): control planes one at a time,
@@ -400,6 +408,7 @@ impl CustomResource for ConfigurationApply {
         let mut inputs = req.inputs;
         let old_config = req.olds.as_ref().and_then(|o| o.render().ok());
         if let Ok(new_config) = inputs.render() {
+            super::scale_down::saw(&inputs, &new_config);
             let image = install::install_image(&new_config);
             match (&inputs.installer_image, &image) {
                 (Some(set), Some(configured)) if set.trim() != configured => {
@@ -619,12 +628,15 @@ impl CustomResource for ConfigurationApply {
     async fn delete(&self, ctx: &Context, req: DeleteRequest<ConfigurationApplyState>) -> Result<(), ResourceError> {
         let args = &req.state.args;
         let on_destroy = args.on_destroy.clone().unwrap_or_default();
+        let label = args.label();
+        let recorded = req.state.machine_configuration.clone().or_else(|| args.render().ok()).unwrap_or_default();
+        if on_destroy.leave_etcd.unwrap_or(true) {
+            super::scale_down::leave(ctx, args, &recorded, &label).await?;
+        }
         if !on_destroy.reset.unwrap_or(false) {
             return Ok(());
         }
-        let label = args.label();
         let client_cfg = &args.client_configuration;
-        let recorded = req.state.machine_configuration.clone().or_else(|| args.render().ok()).unwrap_or_default();
         let targets = plan::configured_targets(&args.node, args.endpoint.as_deref(), &recorded);
         let deadline = Deadline::after(timeouts::resolve(ctx, args.timeouts.as_ref(), Operation::Delete));
         let (client, target) = loop {

@@ -11,6 +11,7 @@ pub mod bootstrap;
 pub mod configuration_apply;
 pub mod get_configuration;
 pub mod get_disks;
+pub mod scale_down;
 pub mod secrets;
 pub mod talos_node;
 pub mod timeouts;

@@ -95,6 +95,11 @@ pub fn cluster_key(config: &str) -> String {
     get("/cluster/id").or_else(|| get("/cluster/ca/crt")).unwrap_or_default()
 }
 
+/// The configuration's `cluster.controlPlane.endpoint` (the Kubernetes API URL).
+pub fn control_plane_endpoint(config: &str) -> Option<String> {
+    v1alpha1(config)?.pointer("/cluster/controlPlane/endpoint").and_then(Json::as_str).map(str::to_string)
+}
+
 /// Whether a node running `running` must be upgraded to `wanted`: another version, or (same
 /// version) another image than the one recorded (a schematic change).
 pub fn needs_upgrade(running: &str, wanted: &Image, recorded: Option<&str>) -> bool {

@@ -226,16 +226,8 @@ fn the_talos_cluster_program_lives_and_dies_through_the_cli() {
         .count();
     assert_eq!(upgrades, 7, "{preview}");
     let steps: Value = serde_json::from_str(&stack.ok(&["preview", "--json"])).unwrap();
-    let count = |kind: &str, op: &str| {
-        steps["steps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|s| s["op"] == op && s["urn"].as_str().is_some_and(|u| u.contains(kind)))
-            .count()
-    };
-    assert_eq!(count("vm:VirtualMachine", "replace"), 0, "{steps}");
-    assert_eq!(count("machine:ConfigurationApply", "update"), 7, "{steps}");
+    assert_eq!(count_ops(&steps, "vm:VirtualMachine", "replace"), 0, "{steps}");
+    assert_eq!(count_ops(&steps, "machine:ConfigurationApply", "update"), 7, "{steps}");
     timed(&stack, &["up", "--yes", "--skip-preview"]);
     for last in CONTROLLERS.iter().chain(&WORKERS) {
         let tag = on(&lab, async {
@@ -265,6 +257,40 @@ fn the_talos_cluster_program_lives_and_dies_through_the_cli() {
     assert_eq!(lab.lab.talos.reboots().into_iter().filter(|r| r.cause == "Upgrade").count(), 7, "nothing upgraded");
     stack.set("talosVersion", "v1.12.5");
     timed(&stack, &["preview", "--expect-no-changes"]);
+
+    // Kubernetes 1.35.0 -> 1.35.1 in place: each node's configuration takes the new component
+    // images one at a time (apiserver, controller manager, scheduler, proxy, then the kubelet),
+    // without a reboot, one control plane and one worker at a time; the preview shows every
+    // node's version from -> to, and replaces nothing.
+    let before = lab.lab.talos.reboots().len();
+    stack.set("kubernetesVersion", "1.35.1");
+    let preview = stack.ok(&["preview", "--diff"]);
+    let bumps = preview
+        .lines()
+        .filter(|l| l.contains("~ kubernetesVersion") && l.ends_with(": \"v1.35.0\" => \"v1.35.1\""))
+        .count();
+    assert_eq!(bumps, 7, "{preview}");
+    let steps: Value = serde_json::from_str(&stack.ok(&["preview", "--json"])).unwrap();
+    assert_eq!(count_ops(&steps, "vm:VirtualMachine", "replace"), 0, "{steps}");
+    assert_eq!(count_ops(&steps, "machine:ConfigurationApply", "update"), 7, "{steps}");
+    let up = timed(&stack, &["up", "--yes", "--skip-preview"]);
+    assert!(up.contains("Kubernetes v1.35.0 → v1.35.1: kube-apiserver (1/5)"), "{up}");
+    assert!(up.contains("Kubernetes v1.35.0 → v1.35.1: kubelet (1/1)"), "{up}");
+    for last in CONTROLLERS.iter().chain(&WORKERS) {
+        let running = on(&lab, running_config(net.ip(*last), &client));
+        assert!(running.contains("ghcr.io/siderolabs/kubelet:v1.35.1"), ".{last}");
+    }
+    let restarts = lab.lab.talos.reboots()[before..].to_vec();
+    assert!(restarts.iter().all(|r| r.cause == "Kubernetes"), "no node rebooted: {restarts:?}");
+    assert_eq!(restarts.len(), 3 * 5 + 4, "five components on each control plane, the kubelet on each worker");
+    assert_eq!(lab.lab.talos.max_control_planes_down_at_once(), 1, "control planes one at a time");
+    timed(&stack, &["preview", "--expect-no-changes"]);
+    timed(&stack, &["refresh", "--yes", "--expect-no-changes", "--skip-preview"]);
+    // Two minors at once is refused at preview, naming the property.
+    stack.set("kubernetesVersion", "1.33.0");
+    let refused = stack.fails(&["preview"]);
+    assert!(refused.contains("kubernetesVersion") && refused.contains("cannot be downgraded"), "{refused}");
+    stack.set("kubernetesVersion", "1.35.1");
 
     // Scale down, 3 -> 2 control planes: the program without controller3 (its VM and its
     // configuration). Pulumi deletes them after the program has run, so this up's health check
@@ -330,6 +356,16 @@ fn the_talos_cluster_program_lives_and_dies_through_the_cli() {
 
     timed(&stack, &["destroy", "--yes", "--skip-preview"]);
     lab.assert_empty();
+}
+
+/// How many steps of a `preview --json` do `op` on resources whose URN names `kind`.
+fn count_ops(steps: &Value, kind: &str, op: &str) -> usize {
+    steps["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["op"] == op && s["urn"].as_str().is_some_and(|u| u.contains(kind)))
+        .count()
 }
 
 /// The cluster program without its third control plane: its VM, its configuration, its

@@ -63,6 +63,7 @@ fn apply_args(
         apply_mode: None,
         on_destroy: Some(OnDestroy { reset: Some(true), graceful: Some(true), reboot: Some(true), leave_etcd: None }),
         installer_image: None,
+        kubernetes_version: None,
         rollout: None,
         timeouts: Some(Timeouts {
             create: Some(create_timeout.into()),

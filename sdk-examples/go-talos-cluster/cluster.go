@@ -40,8 +40,14 @@ func Program(ctx *pulumi.Context) error {
 			MachineType:     pulumi.String(machineType),
 			MachineSecrets:  secrets.MachineSecrets,
 			TalosVersion:    pulumi.String(s.contract()),
-			InstallImage:    image.installer,
-			ConfigPatches:   pulumi.ToStringArray(append([]string{clusterPatch}, patches...)),
+			KubernetesVersion: func() pulumi.StringPtrInput {
+				if s.kubernetesVersion == "" {
+					return nil
+				}
+				return pulumi.String(s.kubernetesVersion)
+			}(),
+			InstallImage:  image.installer,
+			ConfigPatches: pulumi.ToStringArray(append([]string{clusterPatch}, patches...)),
 		}).MachineConfiguration()
 	}
 	controlPlaneConfig := roleConfig("controlplane", base, controlPlanePatch(s.vip))

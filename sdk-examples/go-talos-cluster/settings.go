@@ -13,7 +13,7 @@ import (
 // settings is the stack configuration (Pulumi.yaml declares it), checked before anything is made.
 type settings struct {
 	node, datastore, imageDatastore, bridge, gpuPciID string
-	clusterName, talosVersion                         string
+	clusterName, talosVersion, kubernetesVersion      string
 	vip, gateway                                      netip.Addr
 	dnsServers                                        []netip.Addr
 	controllerAddresses, workerAddresses              []netip.Prefix
@@ -40,6 +40,8 @@ func loadSettings(ctx *pulumi.Context) (settings, error) {
 		gpuPciID:       cfg.Require("gpuPciId"),
 		clusterName:    cfg.Require("clusterName"),
 		talosVersion:   cfg.Require("talosVersion"),
+		// Optional: getConfiguration's default (Talos v1.12's Kubernetes) when unset.
+		kubernetesVersion: cfg.Get("kubernetesVersion"),
 	}
 	if !talosVersionPattern.MatchString(s.talosVersion) {
 		return s, fmt.Errorf("talosVersion: %q is not a Talos release such as v1.12.4", s.talosVersion)

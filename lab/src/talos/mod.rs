@@ -70,6 +70,9 @@ pub const KUBERNETES_API_PORT: u16 = 6443;
 /// How often the supervisor looks at the PVE model.
 const TICK: Duration = Duration::from_millis(50);
 
+/// A VIP's Kubernetes API: its holder (VMID), the listener, and the version `/version` reports.
+type VipServer = (u32, server::Listener, Arc<Mutex<String>>);
+
 /// The lab's Talos nodes (cheap to clone).
 #[derive(Clone)]
 pub struct TalosNodes {
@@ -80,7 +83,7 @@ struct Inner {
     pve: PveState,
     nodes: Mutex<BTreeMap<u32, Node>>,
     /// Kubernetes API listeners by VIP: the holder's VMID and the listener.
-    vips: Mutex<BTreeMap<Ipv4Addr, (u32, server::Listener)>>,
+    vips: Mutex<BTreeMap<Ipv4Addr, VipServer>>,
     /// Every reboot a node was asked for, in order.
     reboots: Mutex<Vec<RebootRecord>>,
 }
@@ -90,7 +93,8 @@ struct Inner {
 #[derive(Debug, Clone)]
 pub struct RebootRecord {
     pub vmid: u32,
-    /// `ApplyConfiguration`, `Reboot`, `Reset` or `Upgrade`.
+    /// `ApplyConfiguration`, `Reboot`, `Reset` or `Upgrade`; `Kubernetes` for component images
+    /// applied without a reboot (the node stays up; its Kubernetes components restart).
     pub cause: &'static str,
     /// The cluster (`cluster.id`) of a control plane; `None` for workers and maintenance.
     pub control_plane_of: Option<String>,
@@ -214,10 +218,22 @@ impl TalosNodes {
         });
     }
 
-    /// Puts `config` in effect without a reboot; with `try_for`, only until then.
+    /// Puts `config` in effect without a reboot; with `try_for`, only until then. New
+    /// Kubernetes component images restart them (the kubelet reports it for half a boot delay,
+    /// recorded like a reboot so tests see how many control planes were disrupted at once).
     fn apply_live(&self, vmid: u32, config: MachineConfig, try_for: Option<Duration>) {
+        let restart = Duration::from_millis((self.inner.pve.timing().boot_ms / 2).max(2 * TICK.as_millis() as u64));
         let mut nodes = self.lock();
         if let Some(node) = nodes.get_mut(&vmid) {
+            let before = node.config().map(|c| kube_api::component_images(&c.text)).unwrap_or_default();
+            if before != kube_api::component_images(&config.text) {
+                let now = Instant::now();
+                node.kube_restart_until = Some(now + restart);
+                let control_plane_of = config.machine_type.is_control_plane().then(|| config.cluster_id.clone());
+                let record =
+                    RebootRecord { vmid, cause: "Kubernetes", control_plane_of, down_at: now, up_at: now + restart };
+                self.inner.reboots.lock().unwrap_or_else(|e| e.into_inner()).push(record);
+            }
             node.phase = Phase::Configured(Arc::new(config));
             node.try_until = try_for.map(|d| Instant::now() + d);
         }
@@ -258,12 +274,14 @@ impl TalosNodes {
         self.inner.reboots.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// The most control planes of one cluster that were down at the same moment (a reboot
-    /// counts until one supervisor tick after it was due back).
+    /// The most control planes of one cluster that were down (or restarting Kubernetes
+    /// components) at the same moment: a reboot counts until one supervisor tick after it was
+    /// due back, a component restart until it was over (its node answers all along).
     pub fn max_control_planes_down_at_once(&self) -> usize {
         let reboots = self.reboots();
+        let back = |r: &RebootRecord| if r.cause == "Kubernetes" { r.up_at } else { r.up_at + TICK };
         let windows: Vec<_> =
-            reboots.iter().filter_map(|r| Some((r.control_plane_of.as_deref()?, r.down_at, r.up_at + TICK))).collect();
+            reboots.iter().filter_map(|r| Some((r.control_plane_of.as_deref()?, r.down_at, back(r)))).collect();
         windows
             .iter()
             .map(|(cluster, at, _)| {

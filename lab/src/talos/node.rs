@@ -100,6 +100,9 @@ pub struct Node {
     pub boot_id: String,
     /// etcd was stopped by a leave (or the member removed): it starts again at the next boot.
     pub etcd_stopped: bool,
+    /// A configuration applied without a reboot changed Kubernetes component images: the
+    /// kubelet (and on control planes the static pods) restart until then.
+    pub kube_restart_until: Option<Instant>,
 }
 
 /// What a listener was built for; a different key means a new listener.
@@ -122,6 +125,8 @@ pub struct NodeView {
     /// The etcd data directory is not empty.
     pub etcd: bool,
     pub boot_id: String,
+    /// The kubelet is restarting onto new Kubernetes images.
+    pub kubelet_restarting: bool,
 }
 
 impl NodeView {
@@ -157,6 +162,7 @@ impl Node {
             power_off_at: None,
             boot_id: random_uuid(),
             etcd_stopped: false,
+            kube_restart_until: None,
         }
     }
 
@@ -225,6 +231,7 @@ impl Node {
             up_since: self.up_since,
             etcd: self.install(m).is_some_and(|i| i.etcd),
             boot_id: self.boot_id.clone(),
+            kubelet_restarting: self.kube_restart_until.is_some_and(|t| Instant::now() < t),
         }
     }
 }
@@ -294,7 +301,12 @@ pub fn services(view: &NodeView, cluster_bootstrapped: bool) -> Vec<(&'static st
         let etcd_running = view.etcd && cluster_bootstrapped;
         out.push(("etcd", if etcd_running { "Running" } else { "Preparing" }, etcd_running.then_some(true)));
     }
-    out.push(("kubelet", "Running", Some(true)));
+    // Restarting onto new images: started, its health check not passing yet.
+    out.push(if view.kubelet_restarting {
+        ("kubelet", "Starting", Some(false))
+    } else {
+        ("kubelet", "Running", Some(true))
+    });
     out.push(("machined", "Running", None));
     out.push(("syslogd", "Running", None));
     if control_plane {

@@ -196,14 +196,18 @@ fn fail(node: &mut Node, error: String) {
 /// Starts, moves and stops the Kubernetes API listeners on VIPs.
 fn update_vips(nodes: &TalosNodes, desired: BTreeMap<Ipv4Addr, (u32, Arc<MachineConfig>)>) {
     let mut vips = nodes.inner.vips.lock().unwrap_or_else(|e| e.into_inner());
-    vips.retain(|vip, (holder, _)| desired.get(vip).is_some_and(|(h, _)| h == holder));
+    vips.retain(|vip, (holder, _, _)| desired.get(vip).is_some_and(|(h, _)| h == holder));
     for (vip, (holder, config)) in desired {
-        if vips.contains_key(&vip) {
+        let version = kube_api::kubernetes_version(&config.text);
+        if let Some((_, _, reported)) = vips.get(&vip) {
+            // The holder's apiserver was upgraded (its configuration names another image).
+            *reported.lock().unwrap_or_else(|e| e.into_inner()) = version;
             continue;
         }
-        match kubernetes_api(vip, &config) {
+        let reported = Arc::new(std::sync::Mutex::new(version));
+        match kubernetes_api(vip, &config, reported.clone()) {
             Ok(listener) => {
-                vips.insert(vip, (holder, listener));
+                vips.insert(vip, (holder, listener, reported));
             }
             Err(e) => {
                 let mut map = nodes.lock();
@@ -215,7 +219,11 @@ fn update_vips(nodes: &TalosNodes, desired: BTreeMap<Ipv4Addr, (u32, Arc<Machine
     }
 }
 
-fn kubernetes_api(vip: Ipv4Addr, config: &MachineConfig) -> Result<server::Listener, String> {
+fn kubernetes_api(
+    vip: Ipv4Addr,
+    config: &MachineConfig,
+    version: Arc<std::sync::Mutex<String>>,
+) -> Result<server::Listener, String> {
     let ca = config
         .kubernetes_ca
         .as_ref()
@@ -225,7 +233,7 @@ fn kubernetes_api(vip: Ipv4Addr, config: &MachineConfig) -> Result<server::Liste
     let (host, port) = endpoint_host_port(&config.endpoint);
     let port = if host == vip.to_string() { port } else { KUBERNETES_API_PORT };
     let tls = pki::kube_apiserver_tls(&ca, vip, &host)?;
-    let router = kube_api::router(kube_api::kubernetes_version(&config.text));
+    let router = kube_api::router(version);
     server::serve_http(SocketAddr::new(vip.into(), port), tls, router).map_err(|e| format!("cannot listen: {e}"))
 }
 

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use super::apply_plan::{self as plan, ApplyMode};
 use super::talos_node::{self as talos_node, Awaited, Deadline, Probed};
 use super::timeouts::{self, Operation, Timeouts};
-use super::upgrade::{self, image as install};
+use super::upgrade::{self, image as install, kubernetes};
 use crate::framework::{
     CheckFailure, CheckRequest, Context, CreateRequest, CreateResponse, CustomResource, DeleteRequest, ReadRequest,
     ReadResponse, ResourceError, Severity, UpdateRequest,
@@ -71,8 +71,15 @@ pub struct ConfigurationApplyArgs {
     /// time (ADR 0012); the preview shows it from → to. Set it only to assert that image.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub installer_image: Option<String>,
-    /// How in-place Talos upgrades of this node's cluster proceed (when the configuration's
-    /// `machine.install.image` changes).
+    /// The Kubernetes version the node runs (`v1.35.0`): by default the tag of the
+    /// configuration's kubelet image, which is what to change (`getConfiguration`'s
+    /// `kubernetesVersion`). A new one rolls the node's Kubernetes components in place, one
+    /// component at a time and one node of the cluster at a time (ADR 0012); the preview shows it
+    /// from → to. Set it only to assert that version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kubernetes_version: Option<String>,
+    /// How in-place Talos upgrades and Kubernetes rollouts of this node's cluster proceed (when
+    /// the configuration's `machine.install.image` or Kubernetes images change).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rollout: Option<Rollout>,
     /// How long create, update and delete wait for the node.
@@ -427,6 +434,21 @@ impl CustomResource for ConfigurationApply {
             if let Err(e) = install::check_change(old_config.as_deref(), &new_config) {
                 return Err(vec![CheckFailure::new("installerImage", e)]);
             }
+            match (&inputs.kubernetes_version, kubernetes::version(&new_config)) {
+                (Some(set), Some(configured)) if set.trim() != configured => {
+                    return Err(vec![CheckFailure::new(
+                        "kubernetesVersion",
+                        format!(
+                            "{set:?} is not the version of the configuration's kubelet image ({configured:?}):                              change getConfiguration's kubernetesVersion and leave kubernetesVersion unset"
+                        ),
+                    )]);
+                }
+                (None, Some(configured)) => inputs.kubernetes_version = Some(configured),
+                _ => {}
+            }
+            if let Err(e) = kubernetes::check_change(old_config.as_deref(), &new_config) {
+                return Err(vec![CheckFailure::new("kubernetesVersion", e)]);
+            }
         }
         // The same machine, now reached on a static address its configuration gave it (a VM's
         // guest-agent address moves from its DHCP lease to it after the apply): keep the node
@@ -607,6 +629,30 @@ impl CustomResource for ConfigurationApply {
             installed_image: old.installed_image.clone(),
             ..state_of(&args, rendered.clone())
         };
+        // New Kubernetes images: component by component first, then the whole configuration.
+        if let Some(ran) = old.machine_configuration.as_deref().filter(|_| old.staged_boot_id.is_none()) {
+            let (label, targets) = (args.label(), plan::configured_targets(&args.node, args.endpoint.as_deref(), ran));
+            let k8s = upgrade::Request {
+                label: &label,
+                targets: &targets,
+                maintenance_address: &args.node,
+                client: &args.client_configuration,
+                rendered: &rendered,
+                image: "",
+                recorded: None,
+                worker_batch: args.worker_batch(),
+            };
+            match kubernetes::roll(ctx, &k8s, ran, &deadline).await {
+                Ok(()) => {}
+                Err(upgrade::Failed::Clean(m)) => return Err(ResourceError::Failed(m)),
+                // Recorded as still running the old configuration: the next `up` resumes the
+                // rollout after the last component the node runs.
+                Err(upgrade::Failed::Uncertain(m)) => {
+                    let during = ConfigurationApplyState { machine_configuration: Some(ran.to_string()), ..partial };
+                    return Err(ResourceError::init_failed(req.id, &during, vec![m]));
+                }
+            }
+        }
         let staged = match converge(ctx, &args, &rendered, &deadline, old.staged_boot_id.as_deref()).await {
             Ok(staged) => staged,
             Err(Stopped::Clean(m)) => return Err(ResourceError::Failed(m)),
@@ -705,6 +751,7 @@ mod tests {
             apply_mode: None,
             on_destroy: None,
             installer_image: None,
+            kubernetes_version: None,
             rollout: None,
             timeouts: None,
         }

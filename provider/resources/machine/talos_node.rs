@@ -222,11 +222,17 @@ pub async fn wait_configured(
                 }
             };
             match running_config(&c).await {
-                Ok(_) if awaited.not_boot.is_some() && boot_id(&c).await.as_deref() == awaited.not_boot => {
-                    last = format!("{} has not rebooted yet", target.endpoint)
+                Ok(running) if !same_config(&running, expected) => {
+                    last = format!("{} answers with another configuration in effect", target.endpoint)
                 }
-                Ok(running) if same_config(&running, expected) => return Ok((c, target.clone())),
-                Ok(_) => last = format!("{} answers with another configuration in effect", target.endpoint),
+                // After a reboot: only a boot ID read and new proves it (a node going down may
+                // still answer the configuration, then fail the boot ID read).
+                Ok(_) => match (awaited.not_boot, boot_id(&c).await) {
+                    (None, _) => return Ok((c, target.clone())),
+                    (Some(old), Some(now)) if now != old => return Ok((c, target.clone())),
+                    (Some(_), Some(_)) => last = format!("{} has not rebooted yet", target.endpoint),
+                    (Some(_), None) => last = format!("{} did not say its boot ID", target.endpoint),
+                },
                 Err(e @ TalosApiError::NotAuthorized { .. }) => return Err(e.to_string()),
                 Err(e) => last = e.to_string(),
             }

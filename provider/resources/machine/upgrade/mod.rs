@@ -8,11 +8,13 @@
 //! in etcd). A failed node stops the rest of its cluster's rollout in this run.
 //!
 //! Owns: the pure decisions ([`image`]: parsing, downgrades, what changed) and the per-cluster
-//! gates ([`gates`]), and [`upgrade_node`], the steps on one node.
+//! gates ([`gates`]), and [`upgrade_node`], the steps on one node; Kubernetes version rollouts
+//! through the same gates in [`kubernetes`].
 //! Must not: apply configurations (the resource does, before the upgrade).
 
 pub mod gates;
 pub mod image;
+pub mod kubernetes;
 
 use super::talos_node::{self, Awaited, Deadline, Probed, Target};
 use crate::framework::{Context, Severity};
@@ -91,10 +93,19 @@ pub async fn upgrade_node(ctx: &Context, req: &Request<'_>, deadline: &Deadline)
     }
     let awaited = Awaited { config: req.rendered, not_boot: boot.as_deref() };
     let what = format!("waiting for the node to reboot into Talos {}", wanted.version);
-    let (client, _) = talos_node::wait_configured(ctx, req.targets, req.client, &awaited, deadline, label, &what)
+    let (mut client, _) = talos_node::wait_configured(ctx, req.targets, req.client, &awaited, deadline, label, &what)
         .await
         .map_err(|e| rollout.stop(Failed::Uncertain(e)))?;
-    let now = running_version(&client).await.map_err(|e| rollout.stop(Failed::Uncertain(format!("{label}: {e}"))))?;
+    // A node that just came back may drop a call (a listener rebuilt): ask again while it may.
+    let now = loop {
+        match running_version(&client).await {
+            Ok(v) => break v,
+            Err(e) if talos_node::transient(&e) && deadline.pause(ctx).await => {
+                client = configured(ctx, req, deadline).await.map_err(|e| rollout.stop(Failed::Uncertain(e)))?;
+            }
+            Err(e) => return Err(rollout.stop(Failed::Uncertain(format!("{label}: {e}")))),
+        }
+    };
     if now != wanted.version.text {
         return Err(rollout.stop(Failed::Uncertain(format!(
             "{label}: the node came back running Talos {now}, not {} (a failed upgrade boots the previous \

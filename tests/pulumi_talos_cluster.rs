@@ -258,6 +258,38 @@ fn the_talos_cluster_program_lives_and_dies_through_the_cli() {
     stack.set("talosVersion", "v1.12.5");
     timed(&stack, &["preview", "--expect-no-changes"]);
 
+    // A schematic change on v1.12.5: the GPU image gains one extension. Its download is
+    // replaced (a new schematic is a new image), no VM is, and only the GPU worker is upgraded in
+    // place, to the installer of the new schematic at the same version.
+    let program = std::fs::read_to_string(stack.dir.join("Pulumi.yaml")).unwrap();
+    let gpu_line = "              - siderolabs/nvidia-open-gpu-kernel-modules-production\n";
+    assert_eq!(program.matches(gpu_line).count(), 1);
+    stack.write_program(&program.replace(gpu_line, &format!("{gpu_line}              - siderolabs/intel-ucode\n")));
+    let steps: Value = serde_json::from_str(&stack.ok(&["preview", "--json"])).unwrap();
+    assert_eq!(count_ops(&steps, "vm:VirtualMachine", "replace"), 0, "{steps}");
+    assert_eq!(count_ops(&steps, "machine:ConfigurationApply", "update"), 1, "{steps}");
+    let upgrades_before = lab.lab.talos.reboots().iter().filter(|r| r.cause == "Upgrade").count();
+    timed(&stack, &["up", "--yes", "--skip-preview"]);
+    let upgraded: Vec<u32> =
+        lab.lab.talos.reboots().iter().filter(|r| r.cause == "Upgrade").skip(upgrades_before).map(|r| r.vmid).collect();
+    assert_eq!(upgraded, [1204], "only the GPU worker is upgraded");
+    let installed = lab.lab.state.read(|m| {
+        let disk = m.vms[&1204].config["scsi0"].split(',').next().unwrap().to_string();
+        m.volumes[&disk].talos.as_ref().and_then(|t| t.image.clone()).unwrap_or_default()
+    });
+    let export = stack.export();
+    let gpu_schematic = export["deployment"]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["urn"].as_str().is_some_and(|u| u.ends_with("::gpuSchematic")))
+        .and_then(|r| r["id"].as_str())
+        .unwrap()
+        .to_string();
+    assert_eq!(gpu_schematic.len(), 64, "{gpu_schematic}");
+    assert!(installed.contains(&gpu_schematic) && installed.ends_with(":v1.12.5"), "{installed} vs {gpu_schematic}");
+    timed(&stack, &["preview", "--expect-no-changes"]);
+
     // Kubernetes 1.35.0 -> 1.35.1 in place: each node's configuration takes the new component
     // images one at a time (apiserver, controller manager, scheduler, proxy, then the kubelet),
     // without a reboot, one control plane and one worker at a time; the preview shows every

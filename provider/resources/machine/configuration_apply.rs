@@ -414,6 +414,12 @@ impl CustomResource for ConfigurationApply {
         }
         let mut inputs = req.inputs;
         let old_config = req.olds.as_ref().and_then(|o| o.render().ok());
+        // A resource recorded before an input that Check fills existed gets it only when its
+        // value changes: a provider upgrade alone shows no diff.
+        let old_has = |f: fn(&ConfigurationApplyArgs) -> bool| req.olds.as_ref().is_none_or(f);
+        let fill = |old_had: bool, old: &Option<String>, new: &str| old_had || old.as_deref() != Some(new);
+        let old_image = old_config.as_deref().and_then(install::install_image);
+        let old_k8s = old_config.as_deref().and_then(kubernetes::version);
         if let Ok(new_config) = inputs.render() {
             super::scale_down::saw(&inputs, &new_config);
             let image = install::install_image(&new_config);
@@ -428,7 +434,9 @@ impl CustomResource for ConfigurationApply {
                         ),
                     )]);
                 }
-                (None, Some(configured)) => inputs.installer_image = Some(configured.clone()),
+                (None, Some(configured)) if fill(old_has(|o| o.installer_image.is_some()), &old_image, configured) => {
+                    inputs.installer_image = Some(configured.clone())
+                }
                 _ => {}
             }
             if let Err(e) = install::check_change(old_config.as_deref(), &new_config) {
@@ -439,11 +447,16 @@ impl CustomResource for ConfigurationApply {
                     return Err(vec![CheckFailure::new(
                         "kubernetesVersion",
                         format!(
-                            "{set:?} is not the version of the configuration's kubelet image ({configured:?}):                              change getConfiguration's kubernetesVersion and leave kubernetesVersion unset"
+                            "{set:?} is not the version of the configuration's kubelet image ({configured:?}): \
+                             change getConfiguration's kubernetesVersion and leave kubernetesVersion unset"
                         ),
                     )]);
                 }
-                (None, Some(configured)) => inputs.kubernetes_version = Some(configured),
+                (None, Some(configured))
+                    if fill(old_has(|o| o.kubernetes_version.is_some()), &old_k8s, &configured) =>
+                {
+                    inputs.kubernetes_version = Some(configured)
+                }
                 _ => {}
             }
             if let Err(e) = kubernetes::check_change(old_config.as_deref(), &new_config) {
@@ -755,6 +768,35 @@ mod tests {
             rollout: None,
             timeouts: None,
         }
+    }
+
+    #[test]
+    fn check_fills_versions_for_new_resources_and_for_old_ones_only_on_a_change() {
+        let ctx = Context::new(
+            std::sync::Arc::default(),
+            std::sync::Arc::new(crate::framework::context::NullSink),
+            "urn:pulumi:t::p::proxmox-talos:machine:ConfigurationApply::a",
+            tokio::sync::watch::channel(false).1,
+            None,
+        );
+        let check = |inputs: ConfigurationApplyArgs, olds: Option<ConfigurationApplyArgs>| {
+            ConfigurationApply.check(&ctx, CheckRequest { name: "a", inputs, olds, random_seed: &[] }).unwrap()
+        };
+        let fresh = check(args(), None);
+        assert_eq!(fresh.kubernetes_version.as_deref(), Some("v1.35.0"));
+        // Recorded with the filled value: filled again (no diff).
+        assert_eq!(check(args(), Some(fresh.clone())).kubernetes_version.as_deref(), Some("v1.35.0"));
+        // Recorded before the input existed, same configuration: left out (no diff).
+        let mut recorded_before = fresh.clone();
+        recorded_before.kubernetes_version = None;
+        recorded_before.installer_image = None;
+        let kept = check(args(), Some(recorded_before.clone()));
+        assert_eq!((kept.kubernetes_version, kept.installer_image), (None, None));
+        // ... and a new version shows as one.
+        let mut newer = args();
+        newer.config_patches =
+            Some(vec!["machine:\n  kubelet:\n    image: ghcr.io/siderolabs/kubelet:v1.35.1\n".into()]);
+        assert_eq!(check(newer, Some(recorded_before)).kubernetes_version.as_deref(), Some("v1.35.1"));
     }
 
     #[test]

@@ -546,6 +546,35 @@ fn go_talos_cluster_program_lifecycle() {
     let preview = run(&stack, Runner::Go, "preview", true);
     assert!(preview.contains("preview succeeded: {\"same\":22}"), "{preview}");
 
+    // Day 2, in place: Talos v1.12.4 -> v1.12.5 (the two images are downloaded again, the seven
+    // nodes upgraded, no VM replaced), then Kubernetes 1.35.0 -> 1.35.1 (seven updates, no
+    // reboot); the VIP's apiserver reports the new version.
+    stack.set("talosVersion", "v1.12.5");
+    let up = run(&stack, Runner::Go, "up", false);
+    assert!(up.contains("\"update\":7") && up.contains("\"replace\":2"), "{up}");
+    for (_, name, .., address) in machines {
+        let reply = lab.runtime.block_on(async {
+            let c = api_client::connect(&endpoint, Credentials::Mutual(&client)).await.unwrap();
+            c.with_node(address.to_string()).version().await.unwrap()
+        });
+        assert_eq!(reply.version.map(|v| v.tag).as_deref(), Some("v1.12.5"), "{name}");
+    }
+    stack.set("kubernetesVersion", "1.35.1");
+    let up = run(&stack, Runner::Go, "up", false);
+    assert!(up.contains("up succeeded: {\"same\":15,\"update\":7}"), "{up}");
+    let version: serde_json::Value = lab.runtime.block_on(async {
+        let https = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).unwrap())
+            .no_proxy()
+            .build()
+            .unwrap();
+        let body = https.get(format!("{vip}/version")).send().await.unwrap().text().await.unwrap();
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("/version: {e}: {body}"))
+    });
+    assert_eq!(version["gitVersion"], "v1.35.1", "{version}");
+    let preview = run(&stack, Runner::Go, "preview", true);
+    assert!(preview.contains("preview succeeded: {\"same\":22}"), "{preview}");
+
     // No credential and no machine configuration in plain text.
     let secrets = resources.iter().find(|r| r["type"] == "proxmox-talos:machine:Secrets").unwrap();
     let bundle = revealed(&secrets["outputs"]["machineSecrets"]);

@@ -555,6 +555,23 @@ async fn destroyed_control_planes_leave_etcd_and_the_last_member_stays_until_the
     assert_eq!(etcd_members(lab.ip(10), &client).await, vec!["cp0".to_string()]);
     assert_eq!(etcd_members(lab.ip(11), &client).await.len(), 1, "cp1 did not rejoin");
 
+    // A control plane of another cluster, wiped (in maintenance mode) and with no peer that
+    // answers: nothing runs etcd there, so its destroy warns and goes on.
+    let (other_bundle, other_client) = cluster_secrets().unwrap();
+    let wiped_dhcp = lab.talos_vm(103, "talos-103");
+    let recorded = machine_config(&other_bundle, MachineType::ControlPlane, lab.ip(13), lab.ip(6), &[]).unwrap();
+    let mut wiped = apply_args(&other_client, recorded.clone(), &wiped_dhcp.to_string(), "30s");
+    wiped.on_destroy = None;
+    let state = ConfigurationApplyState {
+        args: wiped,
+        machine_configuration: Some(recorded),
+        staged_boot_id: None,
+        talos_version: None,
+        installed_image: None,
+    };
+    delete((wiped_dhcp.to_string(), state)).await.unwrap();
+    assert!(sink.any("is in maintenance mode (wiped) and no other control plane of its cluster answered"));
+
     // The whole cluster goes (its Bootstrap first): cp0 is forgotten without leaving.
     Bootstrap
         .delete(&ctx, DeleteRequest { id: boot.id, state: BootstrapState { args: boot.state.args } })

@@ -9,7 +9,10 @@
 //!   Check), `endpoint`, and the host of the configuration's `cluster.controlPlane.endpoint`.
 //! - The whole cluster is being destroyed (its `machine:Bootstrap`, which depends on every
 //!   node's configuration, was destroyed in this run): nobody leaves a cluster that is going.
-//! - Not a member (a worker, a node that never joined or already left): nothing to do.
+//! - Not a member (a worker, a node that never joined or already left): nothing to do. A node
+//!   that answers in maintenance mode (wiped, e.g. reset by an earlier destroy) runs no etcd:
+//!   its member, if any is left, is removed through a peer when one answers, else a warning
+//!   says how to remove it, and the destroy goes on.
 //!
 //! Must not: outlive the process (what it saw is for this run only) or leave etcd without the
 //! last-member check.
@@ -98,11 +101,13 @@ pub async fn leave(
     let targets = plan::configured_targets(&args.node, args.endpoint.as_deref(), recorded);
     let wait = Deadline::after(NODE_WAIT);
     let client_cfg = &args.client_configuration;
+    let mut wiped = false;
     loop {
         match talos_node::probe(&targets, &args.node, client_cfg).await {
             Ok(Probed::Configured(client, _)) => return leave_itself(ctx, &client, &own, label).await,
             Ok(Probed::Maintenance(_)) => {
                 ctx.log(Severity::Info, &format!("{label}: in maintenance mode; removing its etcd member if left"));
+                wiped = true;
                 break;
             }
             Err(e) if talos_node::transient(&e) => {
@@ -115,7 +120,7 @@ pub async fn leave(
             Err(e) => return Err(ResourceError::Failed(format!("{label}: cannot leave etcd: {e}"))),
         }
     }
-    remove_through_peers(ctx, args, recorded, &own, label).await
+    remove_through_peers(ctx, args, recorded, &own, label, wiped).await
 }
 
 async fn leave_itself(
@@ -161,6 +166,7 @@ async fn remove_through_peers(
     recorded: &str,
     own: &BTreeSet<String>,
     label: &str,
+    wiped: bool,
 ) -> Result<(), ResourceError> {
     let mut peers: Vec<String> = CONTROL_PLANES
         .lock()
@@ -182,6 +188,19 @@ async fn remove_through_peers(
         }
     }
     let tried = if tried.is_empty() { "none known".to_string() } else { tried.join("; ") };
+    if wiped {
+        // The node answered, wiped: it runs no etcd and holds no data. What may be left is its
+        // entry in a cluster nobody here can reach (often one being torn down): say so, go on.
+        ctx.log(
+            Severity::Warning,
+            &format!(
+                "{label}: the node is in maintenance mode (wiped) and no other control plane of its cluster \
+                 answered (tried: {tried}); if its etcd member is still listed, remove it with `talosctl etcd \
+                 remove-member`"
+            ),
+        );
+        return Ok(());
+    }
     Err(ResourceError::Failed(format!(
         "{label}: the node does not answer and no other control plane of its cluster removed its etcd member \
          (tried: {tried}). Bring the node back, or set onDestroy.leaveEtcd: false to forget it and remove the \
